@@ -1,0 +1,37 @@
+"""What every vidseg command shares: one-line errors, exit codes, Ctrl-C handling."""
+
+from __future__ import annotations
+
+import functools
+import sys
+from collections.abc import Callable
+
+from vidseg.errors import VidsegError
+
+__all__ = ["cli_entry", "not_available"]
+
+
+def cli_entry(fn: Callable[[list[str] | None], int]) -> Callable[[list[str] | None], int]:
+    """Wrap a command's main: a VidsegError prints as one line (no traceback) and sets the exit code."""
+
+    @functools.wraps(fn)
+    def main(argv: list[str] | None = None) -> int:
+        try:
+            code = fn(argv)
+        except VidsegError as err:
+            print(f"error: {err}", file=sys.stderr)
+            code = err.exit_code
+        except KeyboardInterrupt:
+            print("interrupted: results produced so far were flushed", file=sys.stderr)
+            code = 130
+        if argv is None:  # called as a console script
+            sys.exit(code)
+        return code
+
+    return main
+
+
+def not_available(command: str, issue: str) -> int:
+    """For a command whose implementation has not landed: say so and fail, never pretend."""
+    print(f"{command} is not available yet in this version of vidseg ({issue}).", file=sys.stderr)
+    return 2

@@ -1,0 +1,73 @@
+"""EngineConfig: everything that decides what the engine runs, frozen.
+
+Derived values (the resolved device, an artifact's cache key) are computed into new objects and never written
+back, so one config can be shared by threads and streams.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+
+from vidseg.errors import ConfigError
+
+__all__ = ["EngineConfig", "METHODS", "BACKENDS", "PRECISIONS", "KEYFRAME_POLICIES"]
+
+METHODS = ("per-frame", "arseg", "flowwarp")
+BACKENDS = ("auto", "torch", "compile", "onnx", "aoti", "trt")
+PRECISIONS = ("fp32", "fp16", "bf16", "int8")
+KEYFRAME_POLICIES = ("interval", "gop", "adaptive")
+
+
+@dataclass(frozen=True)
+class EngineConfig:
+    """What to run and how.
+
+    model: a registry name (see `vidseg.models.list_models()`), or None for the built-in demo model.
+    weights: checkpoint path(s); for two-branch models (AR-Seg) a "HR.pth,AR.pth" pair.
+    method: "per-frame" (HR on every frame), "arseg" (HR keyframes, LR+CReFF non-keyframes fed by codec
+        motion), "flowwarp" (HR keyframes, light flow + warp + guided refinement).
+    keyframes: "interval" (every `keyframe_interval` frames), "gop" (every codec I-frame), "adaptive"
+        (motion/residual energy since the key passes `adaptive_threshold`, at most `keyframe_interval` apart).
+    lr_scale: downscale factor of the non-keyframe LR branch (AR-Seg).
+    device: "cpu", "cuda", "cuda:N" or "auto".
+    live: drop frames that arrive while the engine is busy (latency bounded) instead of processing all.
+    """
+
+    model: str | None = None
+    weights: str | None = None
+    method: str = "per-frame"
+    backend: str = "torch"
+    precision: str = "fp32"
+    keyframes: str = "interval"
+    keyframe_interval: int = 12
+    adaptive_threshold: float = 2.0
+    lr_scale: float = 0.5
+    device: str = "auto"
+    channels_last: bool = True
+    live: bool = False
+    batch: int = 1
+    queue_depth: int = 4
+    cache_dir: str | None = None
+    return_logits: bool = False
+
+    def __post_init__(self) -> None:
+        _check_choice("method", self.method, METHODS)
+        _check_choice("backend", self.backend, BACKENDS)
+        _check_choice("precision", self.precision, PRECISIONS)
+        _check_choice("keyframes", self.keyframes, KEYFRAME_POLICIES)
+        if self.keyframe_interval < 1:
+            raise ConfigError(f"keyframe_interval must be >= 1, got {self.keyframe_interval}")
+        if not 0.0 < self.lr_scale <= 1.0:
+            raise ConfigError(f"lr_scale must be in (0, 1], got {self.lr_scale}")
+        if self.queue_depth < 1 or self.batch < 1:
+            raise ConfigError("queue_depth and batch must be >= 1")
+
+    def replace(self, **changes: object) -> EngineConfig:
+        """A copy with some fields changed (the config itself is never mutated)."""
+        return dataclasses.replace(self, **changes)
+
+
+def _check_choice(field: str, value: str, choices: tuple[str, ...]) -> None:
+    if value not in choices:
+        raise ConfigError(f"unknown {field} {value!r}; choose one of: {', '.join(choices)}")

@@ -1,0 +1,54 @@
+"""Errors a user can cause, each naming what went wrong, where, and what to do.
+
+Every class also inherits the builtin a caller would naturally catch (an `InputError` is a `ValueError`), so
+code embedding vidseg can catch either. The CLI prints a `VidsegError` as one line and exits non-zero.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "VidsegError",
+    "InputError",
+    "CheckpointError",
+    "ConfigError",
+    "ShapeError",
+    "BackendUnavailable",
+    "ExportError",
+    "DatasetError",
+]
+
+
+class VidsegError(Exception):
+    """Base class of every error vidseg raises on purpose."""
+
+    exit_code = 2
+
+
+class InputError(VidsegError, ValueError):
+    """A video or image input that cannot be read: missing, empty, not a video, truncated, unsupported."""
+
+
+class DatasetError(InputError):
+    """A dataset directory whose layout is not the one expected."""
+
+
+class CheckpointError(VidsegError, ValueError):
+    """A checkpoint that does not fit the model: wrong keys, wrong shapes, unsafe or unreadable file."""
+
+
+class ConfigError(VidsegError, ValueError):
+    """An option or combination of options that vidseg cannot honour (unknown model, method, precision...)."""
+
+
+class ShapeError(VidsegError, ValueError):
+    """A tensor whose shape, dtype or layout a stage, engine or kernel was not built for."""
+
+
+class BackendUnavailable(VidsegError, RuntimeError):
+    """A backend (onnx, trt, compile, cuda...) that cannot run here; the message says how to get it."""
+
+    exit_code = 3
+
+
+class ExportError(VidsegError, RuntimeError):
+    """Exporting or validating a deployable artifact failed."""
