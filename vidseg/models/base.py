@@ -142,6 +142,17 @@ class VideoSegModel(nn.Module):
     def methods(self) -> tuple[str, ...]:
         return self.spec.methods
 
+    def checkpoint_parts(self) -> dict[str, nn.Module]:
+        """Part name -> submodule whose state_dict has the layout of one seed checkpoint file.
+
+        Submodules mirror the seeds' module names, so a seed file maps onto a part after stripping `module.`
+        and folding alias keys. A part module may declare `checkpoint_aliases = {alias_prefix: canonical_prefix}`
+        (the same tensor saved twice, e.g. `final_conv.` = `cls.4.`) and `checkpoint_optional = (prefix, ...)`
+        (keys a seed's file may lack, e.g. AR-Seg HR files without `fuse_attention.`). Two-branch models
+        return e.g. {"hr": ..., "lr": ...}.
+        """
+        return {"model": self}
+
 
 def logits_to_labels(logits: Tensor, size: tuple[int, int], *, align_corners: bool = True) -> Tensor:
     """Resize logits [N,K,h,w] to size (H, W) bilinearly and take the argmax -> uint8 labels [N,H,W]."""
