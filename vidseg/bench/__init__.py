@@ -1,0 +1,1 @@
+"""vidseg-bench: side-by-side, interleaved performance measurement with accuracy next to speed."""
