@@ -268,3 +268,31 @@ def test_cuda_accumulation_matches_cpu():
     tc_gpu = TemporalConsistency(2).update_clip([torch.from_numpy(p).cuda() for p in preds], flows=[flow] * 2)
     tc_cpu = TemporalConsistency(2).update_clip(preds, flows=[flow.cpu()] * 2)
     np.testing.assert_array_equal(tc_gpu.cm.matrix, tc_cpu.cm.matrix)
+
+
+def test_format_table_rows_and_json():
+    from vidseg.eval.metrics import format_table
+
+    kd = KeyDistanceMIoU(2, max_distance=1)
+    kd.update(np.array([[0, 1]]), np.array([[0, 1]]), 0)
+    kd.update(np.array([[0, 0]]), np.array([[0, 1]]), 1)
+    preds = [_moving_square(t) for t in range(3)]
+    fwd = np.broadcast_to(np.array([2.0, 1.0], np.float32), (24, 32, 2))
+    tcs = [
+        TemporalConsistency(2, flow_source="gt").update_clip(preds, flows=[fwd] * 2),
+        TemporalConsistency(2, occlusion_masked=True, flow_source="gt").update_clip(
+            preds, flows=[fwd] * 2, occlusions=[np.zeros((24, 32), bool)] * 2
+        ),
+    ]
+    table = format_table(key_distance=kd, tc=tcs, class_names=["bg", "fg"], per_class=True)
+    rows = {r[0]: r for r in table.rows}
+    assert table.columns == ("metric", "value (%)", "notes") and all(len(r) == 3 for r in table.rows)
+    assert rows["mIoU d=0"][1] == "100.00" and rows["mIoU d=1"][1] == "25.00"
+    assert rows["mIoU mean over d"][1] == "62.50" and rows["mIoU min"][1] == "25.00"
+    assert rows["mIoU avg"][1] == f"{100 * (2 / 3 + 1 / 2) / 2:.2f}"  # pooled: bg 2/3, fg 1/2
+    assert rows["  IoU fg"][1] == "50.00"
+    assert rows["TC"][1] == "100.00" and "gt" in rows["TC (occlusion-masked)"][2]
+    data = json.loads(json.dumps(table.data))
+    assert set(data["temporal_consistency"]) == {"tc", "tc_noc"}
+    assert data["key_distance"]["min"] == pytest.approx(0.25)
+    assert format_table(miou=kd.pooled()).rows[0][0] == "mIoU"
