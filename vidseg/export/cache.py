@@ -1,0 +1,223 @@
+"""Artifact cache: exported graphs and built engines, keyed by everything that makes them what they are.
+
+An artifact (an ONNX graph, a TensorRT engine, an AOTInductor package) is stored as
+
+    <root>/<kind>/<label>-<digest16><suffix>          the artifact
+    <root>/<kind>/<label>-<digest16><suffix>.json     its sidecar: the full key, its digest, sha256 and size
+
+The key is a flat mapping of what determines the artifact: a fingerprint of the stage (class, code, weights,
+attributes) or of the ONNX graph, shapes, precision, runtime version, device. Its digest names the file, so a
+change of any key field (a new TensorRT, another GPU) finds no file and builds a new one. A file that is found
+is still verified before use: sidecar present and parsable, same key, same size, same sha256. Anything else
+(a truncated copy, a half-written build, an edited file) is reported, deleted and rebuilt, never loaded blindly.
+Writes go to a temporary file renamed into place, so a crash mid-build leaves no artifact that looks valid.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import inspect
+import json
+import os
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from vidseg.errors import ExportError
+
+__all__ = [
+    "ArtifactCache",
+    "ArtifactKey",
+    "default_cache_dir",
+    "file_sha256",
+    "stage_fingerprint",
+]
+
+SIDECAR_FORMAT = 1
+_KEY_SCALARS = (str, int, float, bool, type(None))
+
+
+def default_cache_dir() -> Path:
+    """$XDG_CACHE_HOME/vidseg, else ~/.cache/vidseg (read when called, never at import)."""
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(base) / "vidseg"
+
+
+@dataclass(frozen=True)
+class ArtifactKey:
+    """What determines an artifact. `label` is for humans (file names, logs); `fields` decide identity."""
+
+    kind: str  # "onnx", "trt", "aoti": the cache subfolder
+    label: str  # e.g. "tiny-key-32x48-b1-fp32"
+    fields: Mapping[str, object]
+
+    def __post_init__(self) -> None:
+        for name, value in self.fields.items():
+            if not isinstance(value, _KEY_SCALARS) and not (
+                isinstance(value, (list, tuple)) and all(isinstance(v, _KEY_SCALARS) for v in value)
+            ):
+                raise TypeError(f"cache key field {name!r} must be a scalar or a list of scalars, got {value!r}")
+
+    def canonical(self) -> str:
+        return json.dumps({"kind": self.kind, **self.fields}, sort_keys=True, separators=(",", ":"))
+
+    @property
+    def digest(self) -> str:
+        return hashlib.sha256(self.canonical().encode()).hexdigest()
+
+
+class ArtifactCache:
+    """A directory of verified artifacts. `log` receives one line per cache event (hit, miss, rebuild)."""
+
+    def __init__(self, root: str | os.PathLike | None = None, *, log: Callable[[str], None] | None = None) -> None:
+        self.root = Path(root) if root is not None else default_cache_dir()
+        self.log = log if log is not None else _stderr
+
+    def path_for(self, key: ArtifactKey, suffix: str) -> Path:
+        safe_label = "".join(c if c.isalnum() or c in "-_." else "_" for c in key.label)
+        return self.root / key.kind / f"{safe_label}-{key.digest[:16]}{suffix}"
+
+    def lookup(self, key: ArtifactKey, suffix: str) -> Path | None:
+        """The artifact's path if it is present and verifies; otherwise None (an invalid one is deleted)."""
+        path = self.path_for(key, suffix)
+        if not path.exists():
+            return None
+        problem = self._verify(path, key)
+        if problem is None:
+            return path
+        self.log(f"cache: discarding {path.name}: {problem}; it will be rebuilt")
+        self._remove(path)
+        return None
+
+    def get_or_build(
+        self, key: ArtifactKey, suffix: str, build: Callable[[Path], object]
+    ) -> tuple[Path, object | None]:
+        """Return (path, build's result or None on a hit). `build(tmp_path)` writes the artifact to tmp_path."""
+        found = self.lookup(key, suffix)
+        if found is not None:
+            self.log(f"cache: using {found}")
+            return found, None
+        path = self.path_for(key, suffix)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        os.close(fd)
+        tmp = Path(tmp_name)
+        try:
+            self.log(f"cache: building {path.name}")
+            result = build(tmp)
+            if not tmp.exists() or tmp.stat().st_size == 0:
+                raise ExportError(f"building {key.label} wrote nothing to {tmp}")
+            self._write_sidecar(path, key, tmp)
+            os.replace(tmp, path)
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            _sidecar(path).unlink(missing_ok=True)
+            raise
+        return path, result
+
+    # -- internals -------------------------------------------------------------------------------------------
+
+    def _verify(self, path: Path, key: ArtifactKey) -> str | None:
+        side = _sidecar(path)
+        try:
+            meta = json.loads(side.read_text())
+        except FileNotFoundError:
+            return "no sidecar (an interrupted or foreign build)"
+        except (OSError, ValueError) as err:
+            return f"unreadable sidecar ({err})"
+        if not isinstance(meta, dict) or meta.get("format") != SIDECAR_FORMAT:
+            return "sidecar of another format"
+        if meta.get("digest") != key.digest or meta.get("key") != json.loads(key.canonical()):
+            return "sidecar key differs from the requested key (stale)"
+        size = path.stat().st_size
+        if meta.get("size") != size:
+            return f"size {size} differs from the recorded {meta.get('size')} (truncated or replaced)"
+        if meta.get("sha256") != file_sha256(path):
+            return "checksum mismatch (corrupt)"
+        return None
+
+    def _write_sidecar(self, path: Path, key: ArtifactKey, artifact: Path) -> None:
+        meta = {
+            "format": SIDECAR_FORMAT,
+            "digest": key.digest,
+            "label": key.label,
+            "key": json.loads(key.canonical()),
+            "sha256": file_sha256(artifact),
+            "size": artifact.stat().st_size,
+            "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        }
+        side = _sidecar(path)
+        tmp = side.with_name(side.name + ".tmp")
+        tmp.write_text(json.dumps(meta, indent=1, sort_keys=True))
+        os.replace(tmp, side)
+
+    @staticmethod
+    def _remove(path: Path) -> None:
+        path.unlink(missing_ok=True)
+        _sidecar(path).unlink(missing_ok=True)
+
+
+def _sidecar(path: Path) -> Path:
+    return path.with_name(path.name + ".json")
+
+
+def _stderr(line: str) -> None:
+    print(line, file=sys.stderr)
+
+
+def file_sha256(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while block := fh.read(chunk):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def stage_fingerprint(stage: nn.Module) -> str:
+    """A digest of what an exported stage depends on: code, weights and buffers, module attributes.
+
+    - code: the source files of every module class in the stage (a changed forward changes the graph);
+    - tensors: every parameter and buffer, persistent or not (Preprocess's mean/std are non-persistent);
+    - attributes: plain attributes of every submodule (e.g. an LR branch's scale, a window size).
+    """
+    digest = hashlib.sha256()
+    sources: set[str] = set()
+    for module in stage.modules():
+        cls = type(module)
+        if cls.__module__.startswith("torch."):
+            digest.update(f"{cls.__module__}.{cls.__qualname__}".encode())
+        else:
+            try:
+                sources.add(inspect.getsourcefile(cls) or cls.__module__)
+            except TypeError:
+                sources.add(cls.__module__)
+        attrs = {
+            k: v
+            for k, v in sorted(vars(module).items())
+            if not k.startswith("_") and k != "training" and isinstance(v, (*_KEY_SCALARS, tuple))
+        }
+        digest.update(f"{cls.__qualname__}:{attrs!r};".encode())
+    for src in sorted(sources):
+        digest.update(src.encode())
+        if os.path.exists(src):
+            digest.update(file_sha256(src).encode())
+    tensors = dict(stage.named_parameters(remove_duplicate=False))
+    tensors.update(stage.named_buffers(remove_duplicate=False))
+    for name in sorted(tensors):
+        t = tensors[name].detach().cpu().contiguous()
+        digest.update(f"{name}:{t.dtype}:{tuple(t.shape)};".encode())
+        digest.update(_tensor_bytes(t))
+    return digest.hexdigest()
+
+
+def _tensor_bytes(t: torch.Tensor) -> bytes:
+    if t.numel() == 0:
+        return b""
+    flat = t.reshape(-1)
+    return (flat.to(torch.uint8) if t.dtype == torch.bool else flat.view(torch.uint8)).numpy().tobytes()

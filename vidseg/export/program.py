@@ -1,0 +1,80 @@
+"""torch.export of one stage, with vidseg's custom ops decomposed to their reference composition.
+
+Both the ONNX and the AOTInductor artifacts start here, so they carry the same graph. The `vidseg::warp` and
+`vidseg::creff` custom ops are opaque nodes for torch.export (they have fake implementations); an artifact that
+kept them would need vidseg's Python code, and its kernels, wherever it is loaded. We decompose them to
+`vidseg.kernels.reference` instead: GridSample plus pointwise math, and Pad/Slice/Mul/ReduceSum/Softmax, which
+every runtime has. The artifact is then self-contained; the price is that the fused Triton kernels do not run
+inside it (TensorRT and Inductor fuse the composition themselves).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+from torch import Tensor
+
+from vidseg.errors import ExportError
+from vidseg.kernels import reference
+from vidseg.models.base import Stage
+
+__all__ = ["REFERENCE_DECOMPOSITIONS", "BATCH_DIM_NAME", "example_inputs", "export_stage", "remaining_custom_ops"]
+
+BATCH_DIM_NAME = "batch"
+
+# custom op -> its semantics in standard PyTorch ops (see vidseg.kernels.ops and vidseg.kernels.reference).
+REFERENCE_DECOMPOSITIONS = {
+    torch.ops.vidseg.warp.default: reference.warp,
+    torch.ops.vidseg.creff.default: reference.creff,
+}
+
+
+def example_inputs(stage: Stage, height: int, width: int, batch: int = 1, seed: int = 0) -> tuple[Tensor, ...]:
+    """The stage's seeded example inputs, in input_names order (uint8 frames, float maps)."""
+    return tuple(stage.example_inputs(height, width, batch=batch, seed=seed))
+
+
+def export_stage(
+    stage: Stage,
+    height: int,
+    width: int,
+    *,
+    batch: int = 1,
+    dynamic_batch: bool = False,
+    max_batch: int = 64,
+) -> torch.export.ExportedProgram:
+    """torch.export `stage` for frames of height x width, vidseg ops decomposed; batch static or dynamic.
+
+    A dynamic batch is traced with an example batch of at least 2 (torch.export specialises a size of 1).
+    """
+    stage = stage.eval()
+    trace_batch = max(batch, 2) if dynamic_batch else batch
+    args = example_inputs(stage, height, width, trace_batch)
+    dynamic_shapes = None
+    if dynamic_batch:
+        dim = torch.export.Dim(BATCH_DIM_NAME, min=1, max=max_batch)
+        dynamic_shapes = tuple({0: dim} for _ in args)
+    try:
+        with torch.no_grad():
+            program = torch.export.export(stage, args, dynamic_shapes=dynamic_shapes, strict=False)
+            return program.run_decompositions(REFERENCE_DECOMPOSITIONS)
+    except Exception as err:  # torch.export raises many types; all mean "this stage does not export"
+        raise ExportError(
+            f"torch.export of stage {type(stage).__name__} at {height}x{width} (batch {batch}, dynamic "
+            f"{dynamic_batch}) failed: {type(err).__name__}: {_first_line(err)}"
+        ) from err
+
+
+def remaining_custom_ops(program: torch.export.ExportedProgram, namespaces: Sequence[str] = ("vidseg",)) -> list[str]:
+    """Names of custom-op calls still in the graph (should be none after export_stage)."""
+    found = []
+    for node in program.graph.nodes:
+        if node.op == "call_function" and getattr(node.target, "namespace", None) in namespaces:
+            found.append(str(node.target))
+    return found
+
+
+def _first_line(err: BaseException) -> str:
+    text = str(err).strip()
+    return text.splitlines()[0] if text else ""
