@@ -60,7 +60,7 @@ def _as_tensor(x: ArrayLike, device: torch.device | None, what: str) -> Tensor:
         raise ShapeError(f"{what} must be a torch.Tensor or numpy array, got {type(x).__name__}")
     if x.is_floating_point() or x.is_complex():
         raise ShapeError(f"{what} must hold integer class ids, got dtype {x.dtype} (argmax the logits first)")
-    return x if device is None else x.to(device, non_blocking=True)
+    return x if device is None else x.to(device)
 
 
 def mean_iou(iou: np.ndarray, absent: str = "skip") -> float:
@@ -76,8 +76,9 @@ def mean_iou(iou: np.ndarray, absent: str = "skip") -> float:
     return float(present.mean()) if present.size else math.nan
 
 
-def _nan_to_none(values) -> list[float | None]:
-    return [None if math.isnan(v) else float(v) for v in values]
+def _json_float(value: float) -> float | None:
+    """NaN -> None, so that results serialise as strict JSON."""
+    return None if math.isnan(value) else float(value)
 
 
 class ConfusionMatrix:
@@ -206,13 +207,11 @@ class ConfusionMatrix:
         names = list(class_names) if class_names is not None else [str(c) for c in range(self.num_classes)]
         if len(names) != self.num_classes:
             raise InputError(f"{len(names)} class names given for {self.num_classes} classes")
-        acc = self.pixel_accuracy()
-        miou = self.miou(absent)
         return {
-            "miou": None if math.isnan(miou) else miou,
+            "miou": _json_float(self.miou(absent)),
             "miou_definition": absent,
-            "iou": dict(zip(names, _nan_to_none(iou), strict=True)),
-            "pixel_accuracy": None if math.isnan(acc) else acc,
+            "iou": {n: _json_float(v) for n, v in zip(names, iou, strict=True)},
+            "pixel_accuracy": _json_float(self.pixel_accuracy()),
             "pixels": self.pixels,
             "ignored_pixels": self.ignored_pixels,
             "num_classes": self.num_classes,
@@ -290,14 +289,13 @@ class KeyDistanceMIoU:
 
     def to_dict(self, absent: str = "skip") -> dict[str, Any]:
         per = self.per_distance(absent)
-        nn = lambda v: None if math.isnan(v) else v  # noqa: E731
         return {
             "miou_definition": absent,
-            "per_distance": {str(d): nn(v) for d, v in per.items()},
+            "per_distance": {str(d): _json_float(v) for d, v in per.items()},
             "frames": {str(d): n for d, n in enumerate(self._seen) if n},
-            "mean": nn(self.mean(absent)),
-            "avg": nn(self.avg(absent)),
-            "min": nn(self.min(absent)),
+            "mean": _json_float(self.mean(absent)),
+            "avg": _json_float(self.avg(absent)),
+            "min": _json_float(self.min(absent)),
         }
 
 
@@ -479,10 +477,9 @@ class TemporalConsistency:
         return self.cm.miou("zero")
 
     def to_dict(self) -> dict[str, Any]:
-        v = self.value()
         return {
             "name": self.name,
-            "value": None if math.isnan(v) else v,
+            "value": _json_float(self.value()),
             "pairs": self.pairs,
             "direction": self.direction,
             "label_warp": self.label_warp,
@@ -505,7 +502,7 @@ class Table:
 
 
 def _pct(value: float) -> str:
-    return "n/a" if value is None or math.isnan(value) else f"{100.0 * value:.2f}"
+    return "n/a" if math.isnan(value) else f"{100.0 * value:.2f}"
 
 
 def format_table(
