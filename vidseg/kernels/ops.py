@@ -2,39 +2,82 @@
 
 One entry point per op for model code: `warp(...)` and `creff(...)` below. They call the custom ops so that
 torch.compile and torch.export see one opaque node with a fake (meta) implementation, and dispatch to the
-Triton kernels on CUDA (registered by `vidseg.kernels.triton` when importable) and to the reference elsewhere.
-While exporting to ONNX, or when autograd needs a gradient, they call the reference composition directly, which
-lowers to standard operators (GridSample, Pad, Mul, ReduceSum, Softmax).
+Triton kernels on CUDA (`vidseg.kernels.triton`, imported on the first CUDA call, when Triton is installed) and to
+the reference elsewhere; `implementation(device)` says which one runs. While exporting to ONNX (the flag is set
+by both the TorchScript and the dynamo exporter), or when autograd needs a gradient, they call the reference
+composition directly, which lowers to standard operators (GridSample, Pad, Mul, ReduceSum, Softmax).
+An ExportedProgram that already holds vidseg:: nodes lowers the same way through `decompositions()`.
+
+Every implementation returns a contiguous NCHW tensor, as the fake implementations promise.
 """
 
 from __future__ import annotations
+
+import functools
+from types import ModuleType
 
 import torch
 from torch import Tensor
 
 from vidseg.kernels import reference
 
-__all__ = ["warp", "creff"]
+__all__ = ["warp", "creff", "implementation", "decompositions"]
 
 
 @torch.library.custom_op("vidseg::warp", mutates_args=())
 def _warp_op(x: Tensor, motion: Tensor, convention: str) -> Tensor:
-    return reference.warp(x, motion, convention)
+    return reference.warp(x, motion, convention).contiguous()
 
 
 @_warp_op.register_fake
 def _(x: Tensor, motion: Tensor, convention: str) -> Tensor:
-    return torch.empty_like(x)
+    return x.new_empty(x.shape)
 
 
 @torch.library.custom_op("vidseg::creff", mutates_args=())
 def _creff_op(q: Tensor, k: Tensor, v: Tensor, residual: Tensor, window: int) -> Tensor:
-    return reference.creff(q, k, v, residual, window)
+    return reference.creff(q, k, v, residual, window).contiguous()
 
 
 @_creff_op.register_fake
 def _(q: Tensor, k: Tensor, v: Tensor, residual: Tensor, window: int) -> Tensor:
-    return torch.empty_like(residual)
+    return residual.new_empty(residual.shape)
+
+
+@functools.cache
+def _fused() -> ModuleType | None:
+    """The Triton kernels module, or None when Triton is not installed (the reference runs instead)."""
+    try:
+        from vidseg.kernels import triton as kernels
+    except ImportError:
+        return None
+    return kernels
+
+
+def implementation(device: torch.device | str) -> str:
+    """Which implementation the ops run on `device`: "triton" (fused kernels) or "reference" (PyTorch)."""
+    return "triton" if torch.device(device).type == "cuda" and _fused() is not None else "reference"
+
+
+@_warp_op.register_kernel("cuda")
+def _warp_cuda(x: Tensor, motion: Tensor, convention: str) -> Tensor:
+    kernels = _fused()
+    if kernels is None:
+        return reference.warp(x, motion, convention).contiguous()
+    return kernels.warp(x, motion, convention)
+
+
+@_creff_op.register_kernel("cuda")
+def _creff_cuda(q: Tensor, k: Tensor, v: Tensor, residual: Tensor, window: int) -> Tensor:
+    kernels = _fused()
+    if kernels is None:
+        return reference.creff(q, k, v, residual, window).contiguous()
+    return kernels.creff(q, k, v, residual, window)
+
+
+def decompositions() -> dict:
+    """Op -> reference composition, for `ExportedProgram.run_decompositions` before an ONNX export."""
+    return {torch.ops.vidseg.warp.default: reference.warp, torch.ops.vidseg.creff.default: reference.creff}
 
 
 def _use_reference(*tensors: Tensor) -> bool:

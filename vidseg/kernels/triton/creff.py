@@ -1,0 +1,179 @@
+"""Fused CReFF aggregation: residual + local attention (semantics: `vidseg.kernels.reference.creff`).
+
+One program per (tile of TILE_H x TILE_W pixels, image). The window^2 scores of every pixel of the tile live in
+registers as a [TILE_H*TILE_W, WIN2] block (WIN2 = window^2 rounded up to a power of two; the padding columns get
+score -inf, hence weight 0):
+  pass 1: for each channel (BLOCK_C at a time): scores += q[c, p] * k[c, p + offset] (neighbours outside the map
+          are masked loads of 0, so they keep score 0 and still take softmax weight, as the seed's CUDA op does);
+  softmax over the window, in fp32, max-subtracted;
+  pass 2: for each channel: out[c, p] = residual[c, p] + sum_offset a[p, offset] * v[c, p + offset].
+A 2-D tile keeps the k/v halo small: a 8x16 tile with a 7x7 window touches 14x22 neighbours per channel, and the
+neighbour gathers of one channel step hit in L1/L2, so DRAM sees k and v about once.
+
+Bytes that must move (N images, C channels, H x W, element size e): read q, k, v, residual once and write out
+once = 5*N*C*H*W*e. Nothing else is written: no score map, no unfolded neighbourhoods.
+The reference composition (reference.local_attention) instead makes window^2 shifted passes over k and v plus a
+window^2-channel score map (about 2*49*C*H*W*4 + 3*49*H*W*4 bytes for a 7x7 window), and an unfold-based one
+materialises two [N, C*49, H*W] tensors.
+"""
+
+from __future__ import annotations
+
+import torch
+import triton
+import triton.language as tl
+from torch import Tensor
+
+from vidseg.errors import ShapeError
+from vidseg.kernels import reference
+from vidseg.kernels.triton._common import (
+    check_float,
+    check_grid_dim,
+    check_launch,
+    check_plane,
+    check_same_device,
+    nchw_contiguous,
+)
+
+__all__ = ["creff", "creff_bytes", "MAX_WINDOW"]
+
+# The scores of a tile are held in registers: window^2 (padded to a power of two) per pixel. 15x15 pads to 256,
+# the most that still leaves a useful tile; larger windows need another algorithm (scores in shared memory).
+MAX_WINDOW = 15
+
+
+@triton.jit
+def _creff_kernel(
+    q_ptr,  # [N, C, H, W] queries, contiguous
+    k_ptr,  # [N, C, H, W] keys, contiguous
+    v_ptr,  # [N, C, H, W] values, contiguous
+    r_ptr,  # [N, C, H, W] residual, contiguous
+    out_ptr,  # [N, C, H, W] output (residual's dtype), contiguous
+    C,  # channels
+    H,  # map height
+    W,  # map width
+    WINDOW: tl.constexpr,  # odd window side (7 in AR-Seg)
+    WIN2: tl.constexpr,  # window^2 rounded up to a power of two
+    TILE_H: tl.constexpr,  # tile rows
+    TILE_W: tl.constexpr,  # tile columns
+    BLOCK_C: tl.constexpr,  # channels per step of the channel loops
+):
+    TILE: tl.constexpr = TILE_H * TILE_W
+    R: tl.constexpr = WINDOW // 2
+    pid = tl.program_id(0)
+    n = tl.program_id(1).to(tl.int64)
+    tiles_w = tl.cdiv(W, TILE_W)
+    hw = H * W
+
+    # Pixels of the tile, flattened row-major: [TILE].
+    i = tl.arange(0, TILE)
+    py = (pid // tiles_w) * TILE_H + i // TILE_W
+    px = (pid % tiles_w) * TILE_W + i % TILE_W
+    p_ok = (py < H) & (px < W)
+    p = py * W + px
+
+    # Neighbours: [TILE, WIN2], offset index dy*WINDOW + dx as in the seed.
+    o = tl.arange(0, WIN2)
+    o_ok = o < WINDOW * WINDOW
+    ny = py[:, None] + (o // WINDOW - R)[None, :]
+    nx = px[:, None] + (o % WINDOW - R)[None, :]
+    nb_ok = p_ok[:, None] & o_ok[None, :] & (ny >= 0) & (ny < H) & (nx >= 0) & (nx < W)
+    nb = ny * W + nx
+
+    cs = tl.arange(0, BLOCK_C)
+    img = n * C * hw  # int64 offset of this image
+
+    # Pass 1: scores, accumulated over the channels in fp32.
+    scores = tl.zeros((TILE, WIN2), dtype=tl.float32)
+    for c0 in range(0, C, BLOCK_C):
+        c = c0 + cs
+        c_ok = c < C
+        plane = img + c.to(tl.int64) * hw  # [BLOCK_C]
+        qv = tl.load(q_ptr + plane[:, None] + p[None, :], mask=c_ok[:, None] & p_ok[None, :], other=0.0)
+        kv = tl.load(
+            k_ptr + plane[:, None, None] + nb[None, :, :],
+            mask=c_ok[:, None, None] & nb_ok[None, :, :],
+            other=0.0,
+        )
+        scores += tl.sum(qv.to(tl.float32)[:, :, None] * kv.to(tl.float32), axis=0)
+
+    # Softmax over the window; padding columns (o >= WINDOW^2) get weight 0.
+    scores = tl.where(o_ok[None, :], scores, float("-inf"))
+    e = tl.exp(scores - tl.max(scores, axis=1)[:, None])
+    attn = e / tl.sum(e, axis=1)[:, None]
+
+    # Pass 2: weighted sum of v plus the residual, one write per output element.
+    for c0 in range(0, C, BLOCK_C):
+        c = c0 + cs
+        c_ok = c < C
+        plane = img + c.to(tl.int64) * hw
+        vv = tl.load(
+            v_ptr + plane[:, None, None] + nb[None, :, :],
+            mask=c_ok[:, None, None] & nb_ok[None, :, :],
+            other=0.0,
+        )
+        agg = tl.sum(attn[None, :, :] * vv.to(tl.float32), axis=2)  # [BLOCK_C, TILE]
+        own = plane[:, None] + p[None, :]
+        own_ok = c_ok[:, None] & p_ok[None, :]
+        res = tl.load(r_ptr + own, mask=own_ok, other=0.0).to(tl.float32)
+        tl.store(out_ptr + own, (res + agg).to(out_ptr.dtype.element_ty), mask=own_ok)
+
+
+def creff_bytes(q: Tensor, k: Tensor, v: Tensor, residual: Tensor) -> int:
+    """Bytes CReFF must move: read q, k, v, residual once, write out (residual's dtype) once."""
+    return sum(t.numel() * t.element_size() for t in (q, k, v, residual, residual))
+
+
+def _default_tile(window: int) -> tuple[int, int]:
+    # Keep the [TILE, WIN2] score block near 8K fp32 values.
+    win2 = triton.next_power_of_2(window * window)
+    tile = max(16, 8192 // win2)
+    tile_w = min(16, tile)
+    return tile // tile_w, tile_w
+
+
+def creff(
+    q: Tensor,
+    k: Tensor,
+    v: Tensor,
+    residual: Tensor,
+    window: int = 7,
+    *,
+    tile: tuple[int, int] | None = None,
+    block_c: int = 1,
+    num_warps: int = 4,
+) -> Tensor:
+    """residual + local_attention(q, k, v, window), fused; q, k, v, residual [N,C,H,W] of one shape.
+
+    Each tensor may be float32, float16 or bfloat16 (arithmetic fp32, output in residual's dtype).
+    Non-contiguous inputs are copied to contiguous NCHW. Raises ShapeError for an even, < 1 or > MAX_WINDOW
+    window, mismatched shapes, an unsupported dtype, tensors on different devices, or a map beyond the int32
+    per-plane index range. `tile` (rows, columns; powers of two), `block_c` and `num_warps` tune the launch.
+    """
+    reference._check_attention_args(q, k, v, window)
+    if residual.shape != q.shape:
+        raise ShapeError(f"creff residual {tuple(residual.shape)} must match q {tuple(q.shape)}")
+    if window > MAX_WINDOW:
+        raise ShapeError(
+            f"creff kernel: window {window} exceeds MAX_WINDOW={MAX_WINDOW} (scores are held in registers); "
+            f"use vidseg.kernels.reference.creff"
+        )
+    for name, t in (("q", q), ("k", k), ("v", v), ("residual", residual)):
+        check_float("creff", name, t)
+    device = check_same_device("creff", q=q, k=k, v=v, residual=residual)
+    n, c, height, width = q.shape
+    check_plane("creff", height, width, halo=window // 2)
+    check_grid_dim("creff", "batch N", n)
+    out = torch.empty((n, c, height, width), dtype=residual.dtype, device=device)
+    if out.numel() == 0:
+        return out
+    tile_h, tile_w = tile if tile is not None else _default_tile(window)
+    check_launch("creff", tile_h=tile_h, tile_w=tile_w, block_c=block_c)
+    q, k, v, residual = (nchw_contiguous(t) for t in (q, k, v, residual))
+    grid = (triton.cdiv(height, tile_h) * triton.cdiv(width, tile_w), n)
+    _creff_kernel[grid](
+        q, k, v, residual, out, c, height, width,
+        WINDOW=window, WIN2=triton.next_power_of_2(window * window), TILE_H=tile_h, TILE_W=tile_w,
+        BLOCK_C=block_c, num_warps=num_warps,
+    )  # fmt: skip
+    return out
