@@ -1,0 +1,201 @@
+"""Each method gives the labels of a plain loop over the stage modules: the engine adds speed, not answers."""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pytest
+import torch
+from engine_tiny import TinyModel, make_frames
+
+from vidseg.config import EngineConfig
+from vidseg.engine.engine import Engine
+from vidseg.engine.methods import ARSeg, FlowWarp, PerFrame, execute_plans, fit_motion, make_method
+from vidseg.errors import ConfigError
+from vidseg.models.base import logits_to_labels
+from vidseg.video.decode import open_video
+from vidseg.video.motion import MotionChain
+
+INTERVAL = 5
+
+
+def _image(frame_image: np.ndarray) -> torch.Tensor:
+    return torch.from_numpy(frame_image).permute(2, 0, 1)[None].contiguous()
+
+
+def plain_loop(model: TinyModel, frames, method: str, *, interval: int = INTERVAL, motion: str = "codec"):
+    """The obvious loop over the stages, without the engine: the reference the engine must reproduce."""
+    stages = model.stages(lr_scale=0.5)
+    out = []
+    state: dict = {}
+    with torch.no_grad():
+        for frame in frames:
+            image = _image(frame.image)
+            is_key = method == "per-frame" or frame.index % interval == 0
+            if is_key:
+                logits, features = stages["key"](image)
+                state = {"features": features, "image": image, "logits": logits}
+                if motion == "codec":
+                    state["chain"] = MotionChain(frame.image.shape[:2], cell=4)
+                    state["chain"].push(frame, is_key=True)
+            elif method == "arseg":
+                grid = state["features"].shape[-2:]
+                if motion == "codec":
+                    dense, _ = state["chain"].push(frame, is_key=False).to_dense(tuple(grid), mode="area")
+                    m = torch.from_numpy(dense)[None]
+                elif motion == "flow":
+                    (flow,) = stages["flow"](image, state["image"])
+                    m = fit_motion(flow, tuple(grid))
+                else:
+                    m = torch.zeros(1, 2, *grid)
+                logits, _ = stages["nonkey"](image, state["features"], m)
+            else:
+                (flow,) = stages["flow"](image, state["image"])
+                (logits,) = stages["refine"](image, state["logits"], flow)
+                state.update(image=image, logits=logits)
+            out.append(logits_to_labels(logits, frame.image.shape[:2], align_corners=False)[0].numpy())
+    return out
+
+
+def engine_labels(model, source, method, **config):
+    config = {"method": method, "keyframe_interval": INTERVAL, "device": "cpu", "channels_last": False, **config}
+    engine = Engine(EngineConfig(**config), model=model)
+    results = list(engine.run(source))
+    return results, engine.summary
+
+
+@pytest.mark.parametrize("method", ["per-frame", "arseg", "flowwarp"])
+def test_engine_matches_plain_loop_on_h264(method, h264_clip):
+    model = TinyModel()
+    with open_video(h264_clip, motion=True) as video:
+        expected = plain_loop(model, video, method)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the I-frame note of arseg (GOP 6 vs interval 5)
+        results, summary = engine_labels(model, h264_clip, method)
+    assert len(results) == len(expected) == 14
+    for result, labels in zip(results, expected, strict=True):
+        np.testing.assert_array_equal(result.labels, labels, err_msg=f"{method} frame {result.index}")
+    if method == "per-frame":
+        assert all(r.is_key for r in results) and summary.keyframes == 14
+    else:
+        assert [r.index for r in results if r.is_key] == [0, 5, 10]
+        assert [r.key_distance for r in results[:6]] == [0, 1, 2, 3, 4, 0]
+        assert len(set(np.unique(results[3].labels))) > 1  # the tiny model's labels are not constant
+    assert summary.frames == 14 and summary.dropped == 0
+
+
+def test_arseg_codec_motion_is_used(h264_clip):
+    """Zero motion would give other labels: the codec motion really reaches the non-key stage."""
+    model = TinyModel()
+    with open_video(h264_clip, motion=True) as video:
+        zero = plain_loop(model, video, "arseg", motion="zero")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        results, _ = engine_labels(model, h264_clip, "arseg")
+    assert any((r.labels != z).any() for r, z in zip(results, zero, strict=True) if not r.is_key)
+
+
+def test_arseg_without_codec_motion_falls_back_to_flow_and_says_so_once(hevc_clip):
+    model = TinyModel()
+    with open_video(hevc_clip, motion=True) as video:
+        frames = list(video)
+    assert all(f.motion is None for f in frames)
+    expected = plain_loop(model, frames, "arseg", motion="flow")
+    with pytest.warns(RuntimeWarning, match="no codec motion") as record:
+        results, summary = engine_labels(model, hevc_clip, "arseg")
+    assert sum("no codec motion" in str(w.message) for w in record) == 1
+    assert [f for f in summary.fallbacks if "no codec motion" in f] == [
+        "arseg motion: the video carries no codec motion vectors (e.g. HEVC or VP9); non-keyframes use the "
+        "model's flow stage"
+    ]
+    for result, labels in zip(results, expected, strict=True):
+        np.testing.assert_array_equal(result.labels, labels)
+    assert summary.stage_s.keys() == {"key", "flow", "nonkey"}
+
+
+def test_arseg_without_codec_motion_or_flow_stage_uses_zero_motion(hevc_clip):
+    model = TinyModel(with_flow=False)
+    with open_video(hevc_clip, motion=True) as video:
+        expected = plain_loop(model, video, "arseg", motion="zero")
+    with pytest.warns(RuntimeWarning, match="zero motion"):
+        results, summary = engine_labels(model, hevc_clip, "arseg", keyframes="gop")
+    assert any("zero motion" in f for f in summary.fallbacks)
+    assert [r.index for r in results if r.is_key] == [0, 6, 12]  # GOP 6 clip, keys on I-frames
+    expected_gop = plain_loop(model, _frames_of(hevc_clip), "arseg", interval=6, motion="zero")
+    for result, labels in zip(results, expected_gop, strict=True):
+        np.testing.assert_array_equal(result.labels, labels)
+    assert len(expected) == len(results)
+
+
+def _frames_of(path):
+    with open_video(path, motion=True) as video:
+        return list(video)
+
+
+def test_gop_policy_on_h264_keys_on_i_frames_and_gives_no_fallback(h264_clip):
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no I-frame note: every I-frame is a key
+        results, summary = engine_labels(TinyModel(), h264_clip, "arseg", keyframes="gop")
+    assert [r.index for r in results if r.is_key] == [0, 6, 12]
+    assert summary.fallbacks == ()
+
+
+def test_adaptive_policy_runs_on_codec_motion(h264_clip):
+    results, summary = engine_labels(TinyModel(), h264_clip, "arseg", keyframes="adaptive", keyframe_interval=100,
+                                     adaptive_threshold=5.0)
+    keys = [r.index for r in results if r.is_key]
+    # 2 px/frame on a 96-px frame is ~2.1 % of the width per frame: with threshold 5 a key every 3 frames, and
+    # every codec I-frame (6, 12) is a key too.
+    assert keys[0] == 0 and 6 in keys and 12 in keys
+    assert 4 <= len(keys) <= 7
+
+
+def test_methods_refuse_models_without_their_stages():
+    assert make_method("per-frame", ["key"]).plan(False).calls[0].stage == "key"
+    with pytest.raises(ConfigError, match="flowwarp"):
+        make_method("flowwarp", ["key", "nonkey"])
+    with pytest.raises(ConfigError, match="unknown method"):
+        make_method("nope", ["key"])
+    assert isinstance(make_method("arseg", ["key", "nonkey"]), ARSeg)
+    assert isinstance(make_method("flowwarp", ["key", "flow", "refine"]), FlowWarp)
+    assert not PerFrame(["key"]).uses_keyframes
+
+
+def test_execute_plans_batches_identical_calls_and_matches_separate_runs():
+    model = TinyModel()
+    stages = model.stages()
+    method = FlowWarp(tuple(stages))
+    frames = make_frames(3)
+    calls = []
+
+    def run(stage, inputs):
+        calls.append((stage, inputs["image"].shape[0]))
+        with torch.no_grad():
+            return stages[stage].run(**inputs)
+
+    states = [{}, {}]
+    images = [_image(frames[0]), _image(frames[1])]
+    logits, timings = execute_plans([method.key_plan()] * 2, [{"image": x} for x in images], states, run)
+    assert calls == [("key", 2)]  # one batched call
+    assert timings[0][0].shared_by == 2
+    for x, out in zip(images, logits, strict=True):
+        with torch.no_grad():
+            alone = stages["key"](x)[0]
+        torch.testing.assert_close(out, alone, rtol=1e-5, atol=1e-5)
+    assert set(states[0]) == {"prev_logits", "prev_image"}
+    # Different plans at one step: flow+refine for one stream, key for the other -> no batching across them.
+    calls.clear()
+    execute_plans([method.nonkey_plan(), method.key_plan()], [{"image": x} for x in images], states, run)
+    assert calls == [("flow", 1), ("key", 1), ("refine", 1)]
+
+
+def test_fit_motion_rescales_values_with_the_grid():
+    m = torch.ones(1, 2, 8, 16)
+    m[:, 1] = 2.0
+    out = fit_motion(m, (4, 4))
+    assert out.shape == (1, 2, 4, 4)
+    torch.testing.assert_close(out[0, 0], torch.full((4, 4), 0.25))  # x: 16 -> 4
+    torch.testing.assert_close(out[0, 1], torch.full((4, 4), 1.0))  # y: 8 -> 4
+    arseg = fit_motion(m, (4, 4), convention="arseg")  # both by the height ratio
+    torch.testing.assert_close(arseg[0, 0], torch.full((4, 4), 0.5))

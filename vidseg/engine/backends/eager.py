@@ -1,0 +1,96 @@
+"""The `torch` backend: eager PyTorch stages on CPU or CUDA.
+
+Precision: fp32 runs the stages as they are; fp16 / bf16 run them under autocast (uint8 images stay uint8 and
+are normalised inside the stage; float inputs such as motion are cast by autocast where an op needs it), or, with
+`cast=True`, with the stage's parameters cast to that dtype and float inputs cast to match (faster on GPUs, a
+little less accurate). int8 is a TensorRT precision and is refused here.
+
+Stage modules are moved to the runner's device (and memory format) in place: stages of one model share their
+parameters, and moving each once keeps them shared.
+"""
+
+from __future__ import annotations
+
+import contextlib
+
+import torch
+from torch import Tensor
+
+from vidseg.config import EngineConfig
+from vidseg.engine.backends.base import Runner
+from vidseg.errors import BackendUnavailable, ConfigError
+from vidseg.models.base import Stage
+
+__all__ = ["EagerRunner", "DTYPES", "resolve_device"]
+
+DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
+
+
+def resolve_device(device: str) -> torch.device:
+    """'auto' -> cuda when available, else cpu; 'cuda' without a GPU -> BackendUnavailable."""
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        dev = torch.device(device)
+    except RuntimeError as err:
+        raise ConfigError(f"unknown device {device!r}; use cpu, cuda, cuda:N or auto") from err
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise BackendUnavailable(
+            f"device {device!r} was asked for, but this PyTorch ({torch.__version__}) sees no CUDA GPU; "
+            "use --device cpu, or install a CUDA build of PyTorch on a machine with a GPU"
+        )
+    if dev.type not in ("cpu", "cuda"):
+        raise ConfigError(f"device {device!r} is not supported; use cpu, cuda, cuda:N or auto")
+    return dev
+
+
+class EagerRunner(Runner):
+    """Eager PyTorch, inference_mode, optional channels_last and reduced precision."""
+
+    name = "torch"
+    max_in_flight = 2
+
+    def __init__(self, stages: dict[str, Stage], config: EngineConfig, frame_size: tuple[int, int],
+                 device: torch.device, *, cast: bool = False) -> None:
+        super().__init__(stages, config, frame_size, device)
+        if config.precision not in DTYPES:
+            raise ConfigError(
+                f"precision {config.precision!r} is not available on the {self.name!r} backend; it needs the "
+                "TensorRT backend (--engine trt) with a calibration set; use fp32, fp16 or bf16 here"
+            )
+        self.dtype = DTYPES[config.precision]
+        self.cast = cast and self.dtype != torch.float32
+        self.memory_format = torch.channels_last if config.channels_last else torch.contiguous_format
+        for stage in stages.values():
+            stage.eval()
+            stage.to(device=device, memory_format=self.memory_format)
+            if self.cast:
+                stage.to(dtype=self.dtype)
+
+    def _autocast(self):
+        if self.dtype == torch.float32 or self.cast:
+            return contextlib.nullcontext()
+        return torch.autocast(device_type=self.device.type, dtype=self.dtype)
+
+    def prepare_inputs(self, inputs: dict[str, Tensor]) -> dict[str, Tensor]:
+        """Move to the device, in the runner's memory format; cast float inputs when the stage is cast."""
+        out = {}
+        for name, tensor in inputs.items():
+            tensor = tensor.to(self.device, non_blocking=True)
+            if tensor.dim() == 4 and self.memory_format is torch.channels_last:
+                tensor = tensor.contiguous(memory_format=torch.channels_last)
+            if self.cast and tensor.is_floating_point():
+                tensor = tensor.to(self.dtype)
+            out[name] = tensor
+        return out
+
+    def run(self, stage: str, inputs: dict[str, Tensor]) -> dict[str, Tensor]:
+        module = self.stages[stage]
+        inputs = self.prepare_inputs(inputs)
+        with torch.inference_mode(), self._autocast():
+            return module.run(**inputs)
+
+    def describe(self) -> str:
+        how = "cast" if self.cast else ("autocast" if self.dtype != torch.float32 else "")
+        layout = ", channels_last" if self.memory_format is torch.channels_last else ""
+        return f"{self.name} on {self.device} ({self.config.precision}{' ' + how if how else ''}{layout})"

@@ -1,0 +1,226 @@
+"""Keyframe policies: which frames run the full (HR) network.
+
+A policy is pure. Frame metadata goes in (`FrameMeta`: index, codec picture type, motion or residual energy), a
+small frozen `KeyDecision(is_key, key_distance, reason)` comes out, together with the policy's next state. The
+policy object itself only holds its parameters, so one policy serves any number of streams, each with its own
+`PolicyState`; nothing here touches tensors or devices.
+
+    policy = make_policy(config)
+    state = policy.initial_state()
+    for meta in metas:
+        decision, state = policy.decide(state, meta)
+
+Distances are counted in frame indices, not in processed frames, so that a live run which drops frames keeps
+the same keyframe rhythm.
+
+Energy units (adaptive policy):
+    motion_energy   mean |codec motion| of the frame against its reference, in percent of the frame width
+                    (3 px of mean motion in a 2048-wide frame is 0.15). Accumulated since the key.
+    residual_energy mean absolute grey-level difference between the frame and the keyframe, in percent of 255
+                    (a proxy when the codec exports no motion: HEVC, VP9, I-frames). Not accumulated: it
+                    already measures the drift since the key.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import ClassVar
+
+from vidseg.config import EngineConfig
+from vidseg.errors import ConfigError
+
+__all__ = [
+    "FrameMeta",
+    "KeyDecision",
+    "PolicyState",
+    "KeyframePolicy",
+    "IntervalPolicy",
+    "GopPolicy",
+    "AdaptivePolicy",
+    "make_policy",
+    "mark_keyframes",
+]
+
+
+@dataclass(frozen=True)
+class FrameMeta:
+    """What a policy may look at for one frame.
+
+    index: frame index in the stream (0-based, display order).
+    pict_type: the codec's picture type ("I", "P", "B") or "?" when unknown (camera frames).
+    motion_energy: see the module docstring; None when the frame carries no codec motion.
+    residual_energy: see the module docstring; None when not computed.
+    chain_broken: the codec motion chain back to the previous frame is broken (a dropped intra frame in live
+        mode), so motion-guided non-key paths would have no motion.
+    """
+
+    index: int
+    pict_type: str = "?"
+    motion_energy: float | None = None
+    residual_energy: float | None = None
+    chain_broken: bool = False
+
+
+@dataclass(frozen=True)
+class KeyDecision:
+    """is_key: run the keyframe path. key_distance: frames since the last key (0 on a key). reason: why."""
+
+    is_key: bool
+    key_distance: int
+    reason: str
+
+
+@dataclass(frozen=True)
+class PolicyState:
+    """Per-stream state: index of the last key (None before the first frame) and motion accumulated since."""
+
+    key_index: int | None = None
+    energy: float = 0.0
+
+
+class KeyframePolicy(ABC):
+    """decide(state, meta) -> (KeyDecision, new state). The first frame of a stream is always a key."""
+
+    name: ClassVar[str] = "?"
+
+    def initial_state(self) -> PolicyState:
+        return PolicyState()
+
+    def decide(self, state: PolicyState, meta: FrameMeta) -> tuple[KeyDecision, PolicyState]:
+        if state.key_index is None:
+            return KeyDecision(True, 0, "first frame"), PolicyState(meta.index, 0.0)
+        distance = meta.index - state.key_index
+        if distance <= 0:
+            raise ConfigError(
+                f"frame indices must increase: frame {meta.index} came after keyframe {state.key_index}"
+            )
+        reason = self._key_reason(state, meta, distance)
+        if reason is not None:
+            return KeyDecision(True, 0, reason), PolicyState(meta.index, 0.0)
+        return KeyDecision(False, distance, "non-key"), self._advance(state, meta)
+
+    @abstractmethod
+    def _key_reason(self, state: PolicyState, meta: FrameMeta, distance: int) -> str | None:
+        """Why this frame is a key, or None for a non-key frame."""
+
+    def _advance(self, state: PolicyState, meta: FrameMeta) -> PolicyState:
+        return state
+
+    def describe(self) -> str:
+        return self.name
+
+
+@dataclass(frozen=True)
+class IntervalPolicy(KeyframePolicy):
+    """A key every `interval` frames (by frame index since the last key)."""
+
+    interval: int = 12
+    name: ClassVar[str] = "interval"
+
+    def __post_init__(self) -> None:
+        if self.interval < 1:
+            raise ConfigError(f"keyframe interval must be >= 1, got {self.interval}")
+
+    def _key_reason(self, state: PolicyState, meta: FrameMeta, distance: int) -> str | None:
+        return f"interval {self.interval}" if distance >= self.interval else None
+
+    def describe(self) -> str:
+        return f"every {self.interval} frames"
+
+
+@dataclass(frozen=True)
+class GopPolicy(KeyframePolicy):
+    """Every codec I-frame is a key (AR-Seg's setting), and a frame after a broken motion chain.
+
+    max_interval: also a key when this many frames passed without an I-frame (None: never), for streams whose
+    picture types are unknown (camera frames) or whose GOPs are very long.
+    """
+
+    max_interval: int | None = None
+    name: ClassVar[str] = "gop"
+
+    def _key_reason(self, state: PolicyState, meta: FrameMeta, distance: int) -> str | None:
+        if meta.pict_type.upper() == "I":
+            return "I-frame"
+        if meta.chain_broken:
+            return "motion chain broken"
+        if self.max_interval is not None and distance >= self.max_interval:
+            return f"no I-frame for {self.max_interval} frames"
+        return None
+
+    def describe(self) -> str:
+        cap = f", at most {self.max_interval} apart" if self.max_interval else ""
+        return f"codec I-frames{cap}"
+
+
+@dataclass(frozen=True)
+class AdaptivePolicy(KeyframePolicy):
+    """A key when the content drifted too far from the key, or after `max_interval` frames.
+
+    Drift is the motion energy accumulated since the key (codec motion), or the residual proxy when the frame
+    carries no motion; units in the module docstring. A codec I-frame inside a stream (a scene cut chosen by the
+    encoder) and a broken motion chain are keys too.
+    """
+
+    threshold: float = 2.0
+    residual_threshold: float = 8.0
+    max_interval: int = 12
+    name: ClassVar[str] = "adaptive"
+
+    def __post_init__(self) -> None:
+        if self.threshold <= 0 or self.residual_threshold <= 0 or self.max_interval < 1:
+            raise ConfigError(
+                f"adaptive policy needs positive thresholds and max_interval >= 1, got threshold={self.threshold}, "
+                f"residual_threshold={self.residual_threshold}, max_interval={self.max_interval}"
+            )
+
+    def _key_reason(self, state: PolicyState, meta: FrameMeta, distance: int) -> str | None:
+        if distance >= self.max_interval:
+            return f"max interval {self.max_interval}"
+        if meta.pict_type.upper() == "I":
+            return "I-frame"
+        if meta.chain_broken:
+            return "motion chain broken"
+        if meta.motion_energy is not None:
+            energy = state.energy + meta.motion_energy
+            if energy > self.threshold:
+                return f"motion energy {energy:.3g} > {self.threshold:g}"
+        elif meta.residual_energy is not None and meta.residual_energy > self.residual_threshold:
+            return f"residual {meta.residual_energy:.3g} > {self.residual_threshold:g}"
+        return None
+
+    def _advance(self, state: PolicyState, meta: FrameMeta) -> PolicyState:
+        if meta.motion_energy is None:
+            return state
+        return PolicyState(state.key_index, state.energy + meta.motion_energy)
+
+    def describe(self) -> str:
+        return (
+            f"adaptive (motion > {self.threshold:g} or residual > {self.residual_threshold:g}, "
+            f"at most {self.max_interval} apart)"
+        )
+
+
+def make_policy(config: EngineConfig) -> KeyframePolicy:
+    """The policy an EngineConfig asks for. The per-frame method needs no keys but gets the interval policy."""
+    if config.keyframes == "interval":
+        return IntervalPolicy(config.keyframe_interval)
+    if config.keyframes == "gop":
+        return GopPolicy()
+    return AdaptivePolicy(
+        threshold=config.adaptive_threshold,
+        residual_threshold=4.0 * config.adaptive_threshold,
+        max_interval=config.keyframe_interval,
+    )
+
+
+def mark_keyframes(policy: KeyframePolicy, metas: Iterable[FrameMeta]) -> list[KeyDecision]:
+    """Decisions for a whole sequence of frames (tests, offline planning)."""
+    state = policy.initial_state()
+    out = []
+    for meta in metas:
+        decision, state = policy.decide(state, meta)
+        out.append(decision)
+    return out
