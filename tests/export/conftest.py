@@ -142,6 +142,12 @@ class TinyModel(VideoSegModel):
         return {"key": _Key(self), "nonkey": _NonKey(self), "flow": _Flow(self), "refine": _Refine(self)}
 
 
+@pytest.fixture(scope="session")
+def tiny_model_class() -> type[TinyModel]:
+    """The class itself, for module-scoped fixtures that build their own instance."""
+    return TinyModel
+
+
 @pytest.fixture
 def tiny_model() -> TinyModel:
     torch.manual_seed(0)
@@ -150,4 +156,4 @@ def tiny_model() -> TinyModel:
 
 @pytest.fixture
 def tiny_stages(tiny_model) -> dict[str, Stage]:
-    return tiny_model.stages()
+    return {name: stage.eval() for name, stage in tiny_model.stages().items()}

@@ -24,6 +24,7 @@ import dataclasses
 import math
 import os
 import time
+import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -221,7 +222,11 @@ def _export_torchscript(
     dynamic_axes = None
     if dynamic:
         dynamic_axes = {n: {0: BATCH_DIM_NAME} for n in (*stage.input_names, *stage.output_names)}
-    with torch.no_grad():
+    # The legacy exporter warns about itself and about every Python-level shape check it traces.
+    with torch.no_grad(), warnings.catch_warnings():
+        warnings.simplefilter("ignore", torch.jit.TracerWarning)
+        warnings.simplefilter("ignore", DeprecationWarning)
+        warnings.filterwarnings("ignore", message="Constant folding")
         torch.onnx.export(
             stage,
             args,

@@ -10,6 +10,7 @@ inside it (TensorRT and Inductor fuse the composition themselves).
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 
 import torch
@@ -56,7 +57,8 @@ def export_stage(
         dim = torch.export.Dim(BATCH_DIM_NAME, min=1, max=max_batch)
         dynamic_shapes = tuple({0: dim} for _ in args)
     try:
-        with torch.no_grad():
+        with torch.no_grad(), warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message=".*LeafSpec", category=FutureWarning)  # torch-internal
             program = torch.export.export(stage, args, dynamic_shapes=dynamic_shapes, strict=False)
             return program.run_decompositions(REFERENCE_DECOMPOSITIONS)
     except Exception as err:  # torch.export raises many types; all mean "this stage does not export"

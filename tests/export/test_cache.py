@@ -1,0 +1,126 @@
+"""Artifact cache: keying, verification of what is found, rebuild of anything stale or corrupt."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from vidseg.errors import ExportError
+from vidseg.export.cache import ArtifactCache, ArtifactKey, stage_fingerprint
+
+
+class FakeBuilder:
+    """Writes a deterministic artifact and counts builds."""
+
+    def __init__(self, payload: bytes = b"engine-bytes") -> None:
+        self.calls = 0
+        self.payload = payload
+
+    def __call__(self, tmp):
+        self.calls += 1
+        tmp.write_bytes(self.payload + str(self.calls).encode())
+        return f"build {self.calls}"
+
+
+def _key(**changes) -> ArtifactKey:
+    fields = {"graph": "abc", "precision": "fp16", "shape": [1, 3, 64, 128], "trt": "10.15", "gpu": "sm_90"}
+    fields.update(changes)
+    return ArtifactKey("trt", "tiny-key", fields)
+
+
+@pytest.fixture
+def cache(tmp_path):
+    lines = []
+    c = ArtifactCache(tmp_path, log=lines.append)
+    c.lines = lines
+    return c
+
+
+def test_hit_after_build_and_no_rebuild(cache):
+    build = FakeBuilder()
+    path, result = cache.get_or_build(_key(), ".engine", build)
+    assert result == "build 1" and path.read_bytes() == b"engine-bytes1"
+    again, result2 = cache.get_or_build(_key(), ".engine", build)
+    assert again == path and result2 is None and build.calls == 1
+    meta = json.loads(path.with_name(path.name + ".json").read_text())
+    assert meta["key"]["precision"] == "fp16" and meta["size"] == path.stat().st_size
+
+
+@pytest.mark.parametrize(
+    "change", [{"precision": "int8"}, {"trt": "10.16"}, {"gpu": "sm_87"}, {"shape": [2, 3, 64, 128]}, {"graph": "abd"}]
+)
+def test_any_key_field_change_builds_a_new_artifact(cache, change):
+    build = FakeBuilder()
+    first, _ = cache.get_or_build(_key(), ".engine", build)
+    second, _ = cache.get_or_build(_key(**change), ".engine", build)
+    assert second != first and build.calls == 2
+    assert first.exists()  # the other configuration's artifact is kept
+
+
+def test_corrupt_artifact_is_rebuilt_not_loaded(cache):
+    build = FakeBuilder()
+    path, _ = cache.get_or_build(_key(), ".engine", build)
+    data = bytearray(path.read_bytes())
+    data[0] ^= 0xFF  # same size, different content
+    path.write_bytes(bytes(data))
+    assert cache.lookup(_key(), ".engine") is None
+    assert any("checksum mismatch" in line for line in cache.lines)
+    path2, result = cache.get_or_build(_key(), ".engine", build)
+    assert result == "build 2" and path2.read_bytes() == b"engine-bytes2"
+
+
+def test_truncated_artifact_and_missing_or_stale_sidecar_are_rebuilt(cache):
+    build = FakeBuilder()
+    path, _ = cache.get_or_build(_key(), ".engine", build)
+    path.write_bytes(path.read_bytes()[:3])
+    assert cache.lookup(_key(), ".engine") is None
+    assert "truncated" in cache.lines[-1]
+
+    path, _ = cache.get_or_build(_key(), ".engine", build)
+    path.with_name(path.name + ".json").unlink()
+    assert cache.lookup(_key(), ".engine") is None
+    assert "no sidecar" in cache.lines[-1]
+
+    path, _ = cache.get_or_build(_key(), ".engine", build)
+    side = path.with_name(path.name + ".json")
+    meta = json.loads(side.read_text())
+    meta["key"]["trt"] = "10.0"  # an artifact copied in from another configuration under this name
+    side.write_text(json.dumps(meta))
+    assert cache.lookup(_key(), ".engine") is None
+    assert "stale" in cache.lines[-1]
+    assert build.calls == 3
+
+
+def test_failed_build_leaves_nothing(cache):
+    def broken(tmp):
+        tmp.write_bytes(b"half")
+        raise RuntimeError("builder crashed")
+
+    with pytest.raises(RuntimeError):
+        cache.get_or_build(_key(), ".engine", broken)
+    assert list(cache.root.rglob("*")) == [cache.root / "trt"]
+
+    with pytest.raises(ExportError, match="wrote nothing"):
+        cache.get_or_build(_key(), ".engine", lambda tmp: None)
+
+
+def test_key_rejects_unhashable_fields():
+    with pytest.raises(TypeError):
+        ArtifactKey("onnx", "x", {"weights": torch.zeros(1)})
+
+
+def test_stage_fingerprint_tracks_weights_buffers_and_attributes(tiny_model):
+    stage = tiny_model.stages()["nonkey"]
+    base = stage_fingerprint(stage)
+    assert stage_fingerprint(tiny_model.stages()["nonkey"]) == base
+    with torch.no_grad():
+        tiny_model.q.weight[0, 0, 0, 0] += 1e-3
+    changed_weight = stage_fingerprint(stage)
+    assert changed_weight != base
+    tiny_model.pre.shift.add_(0.1)  # non-persistent buffer (normalisation)
+    changed_buffer = stage_fingerprint(stage)
+    assert changed_buffer != changed_weight
+    stage.lr_scale = 0.25  # a plain attribute that changes the graph
+    assert stage_fingerprint(stage) != changed_buffer
