@@ -44,6 +44,7 @@ from vidseg.video.motion import MotionChain, MotionField
 __all__ = ["Engine", "FrameResult", "RunSummary", "SourceFrame", "LatencyStats", "as_motion_field", "load_model"]
 
 log = logging.getLogger("vidseg.engine")
+log.addHandler(logging.NullHandler())  # library logging: silent unless the application configures logging
 
 
 @dataclass(frozen=True)

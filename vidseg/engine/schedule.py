@@ -127,7 +127,7 @@ class IntervalPolicy(KeyframePolicy):
         return f"interval {self.interval}" if distance >= self.interval else None
 
     def describe(self) -> str:
-        return f"every {self.interval} frames"
+        return "every frame" if self.interval == 1 else f"every {self.interval} frames"
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,105 @@
+"""vidseg-run end to end on small clips, with the engine tests' tiny model standing in for a registered one."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "engine"))
+from engine_tiny import TinyModel, encode_clip, make_frames  # noqa: E402
+
+from vidseg.cli import run as cli  # noqa: E402
+from vidseg.models.registry import list_models  # noqa: E402
+
+
+@pytest.fixture
+def clip(tmp_path) -> Path:
+    return encode_clip(tmp_path / "street.mp4", make_frames(10), gop=5)
+
+
+@pytest.fixture
+def tiny(monkeypatch):
+    """Every model name resolves to the tiny model."""
+    import vidseg.engine.engine as engine_module
+
+    model = TinyModel()
+    monkeypatch.setattr(engine_module, "load_model", lambda config: model)
+    return model
+
+
+def test_run_writes_every_output_and_prints_the_summary(clip, tiny, tmp_path, capsys):
+    out = tmp_path / "out"
+    code = cli.main([str(clip), "--model", "tiny", "--method", "arseg", "--keyframes", "gop", "--device", "cpu",
+                     "--save", "overlay,labels,npz", "--out", str(out), "--no-progress"])
+    assert code == 0
+    printed = capsys.readouterr().out
+    for word in ("frames/s", "latency key", "latency non-key", "stage nonkey", "dropped", "fallbacks"):
+        assert word in printed
+    assert "10 (2 keyframes)" in printed
+    labels = np.load(out / "street_labels.npz")
+    assert list(labels["index"]) == list(range(10)) and labels["labels_000003"].shape == (64, 96)
+    assert len(list((out / "street_labels").glob("*_trainIds.png"))) == 10
+    import av
+
+    with av.open(str(out / "street_overlay.mp4")) as video:
+        assert sum(1 for _ in video.decode(video=0)) == 10
+
+
+def test_method_defaults_to_the_models_keyframe_method(clip, tiny, capsys):
+    assert cli.main([str(clip), "--model", "tiny", "--device", "cpu", "--keyframe-interval", "5",
+                     "--no-progress"]) == 0
+    printed = capsys.readouterr().out
+    assert "arseg (keyframes: every 5 frames)" in printed
+
+
+def test_ctrl_c_leaves_flushed_outputs(clip, tiny, tmp_path, capsys):
+    calls = {"n": 0}
+
+    def interrupt(*_):
+        calls["n"] += 1
+        if calls["n"] == 4:
+            raise KeyboardInterrupt
+
+    tiny.hr.register_forward_hook(interrupt)
+    out = tmp_path / "out"
+    code = cli.main([str(clip), "--model", "tiny", "--method", "per-frame", "--device", "cpu", "--save", "npz",
+                     "--out", str(out), "--no-progress"])
+    assert code == 130
+    err = capsys.readouterr().err
+    assert "interrupted" in err
+    labels = np.load(out / "street_labels.npz")  # a complete archive of the frames before Ctrl-C
+    assert list(labels["index"]) == [0, 1, 2]
+
+
+def test_errors_print_one_line(tmp_path, capsys):
+    code = cli.main([str(tmp_path / "missing.mp4"), "--model", "bise18-camvid", "--device", "cpu"])
+    assert code == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error:") and "missing.mp4" in err[0]
+    assert cli.main(["--save", "gif", "--demo"]) == 2
+    assert "unknown --save" in capsys.readouterr().err
+    assert cli.main([]) == 2
+
+
+@pytest.mark.skipif("demo" in list_models(), reason="the demo model is installed")
+def test_without_a_model_says_the_demo_weights_are_missing(clip, capsys):
+    assert cli.main([str(clip), "--device", "cpu", "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert "demo model is not installed" in err and len(err.strip().splitlines()) == 1
+
+
+def test_list_models(capsys):
+    assert cli.main(["--list-models"]) == 0
+    names = [line.split()[0] for line in capsys.readouterr().out.strip().splitlines()]
+    assert names == list_models()
+
+
+def test_demo_renders_a_synthetic_clip_and_writes_the_overlay(tiny, tmp_path, capsys):
+    pytest.importorskip("vidseg.video.synthetic")
+    out = tmp_path / "demo"
+    assert cli.main(["--demo", "--model", "tiny", "--device", "cpu", "--out", str(out), "--no-progress"]) == 0
+    assert (out / "demo.mp4").exists() and (out / "demo_overlay.mp4").exists()
+    assert f"{cli.DEMO_FRAMES} (" in capsys.readouterr().out
