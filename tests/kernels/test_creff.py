@@ -109,7 +109,7 @@ def test_rejects_what_it_cannot_do(kernels):
     with pytest.raises(ConfigError, match="power of two"):
         kernels.creff(q, q, q, q, 7, tile=(3, 8))
     big = torch.empty(1, 1, 2**16, 2**15, device="meta")
-    with pytest.raises(ShapeError, match="int32 per-plane index"):
+    with pytest.raises(ShapeError, match="int32 per-image index"):
         kernels.creff(big, big, big, big, 7)
 
 

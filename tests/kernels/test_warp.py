@@ -143,7 +143,7 @@ def test_rejects_what_it_cannot_do(kernels):
         kernels.warp(x, torch.zeros(1, 3, 13, 29))
     with pytest.raises(ShapeError, match="float64"):
         kernels.warp(x.double(), m)
-    with pytest.raises(ShapeError, match="int32 per-plane index"):
+    with pytest.raises(ShapeError, match="int32 per-image index"):
         big = torch.empty(1, 1, 2**16, 2**15, device="meta")
         kernels.warp(big, torch.empty(1, 2, 1, 1, device="meta"))
     with pytest.raises(ShapeError, match="different devices"):

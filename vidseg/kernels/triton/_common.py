@@ -9,7 +9,7 @@ from vidseg.errors import ConfigError, ShapeError
 
 # Dtypes the kernels load and store; arithmetic is always fp32.
 FLOAT_DTYPES = (torch.float32, torch.float16, torch.bfloat16)
-# Offsets inside one (n, c) plane are int32; plane bases are int64.
+# Offsets inside one image (C*H*W elements) are int32; image bases are int64.
 INT32_MAX = 2**31 - 1
 # CUDA limits grid dimensions 1 and 2 to 65535 programs.
 MAX_GRID_YZ = 65535
@@ -36,11 +36,11 @@ def nchw_contiguous(t: Tensor) -> Tensor:
     return t if t.is_contiguous() else t.contiguous()
 
 
-def check_plane(op: str, height: int, width: int, halo: int = 0) -> None:
-    if (height + 2 * halo) * (width + 2 * halo) > INT32_MAX:
+def check_image(op: str, channels: int, height: int, width: int) -> None:
+    if channels * height * width > INT32_MAX:
         raise ShapeError(
-            f"{op} kernel: a {height}x{width} plane (halo {halo}) exceeds the int32 per-plane index limit "
-            f"({INT32_MAX} elements); split the map into tiles"
+            f"{op} kernel: one image of {channels}x{height}x{width} exceeds the int32 per-image index limit "
+            f"({INT32_MAX} elements); split the channels or the map"
         )
 
 

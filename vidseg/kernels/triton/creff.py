@@ -29,8 +29,8 @@ from vidseg.kernels import reference
 from vidseg.kernels.triton._common import (
     check_float,
     check_grid_dim,
+    check_image,
     check_launch,
-    check_plane,
     check_same_device,
     nchw_contiguous,
 )
@@ -64,59 +64,55 @@ def _creff_kernel(
     n = tl.program_id(1).to(tl.int64)
     tiles_w = tl.cdiv(W, TILE_W)
     hw = H * W
+    img = n * C * hw  # int64 offset of this image; offsets inside it are int32 (the wrapper checks C*H*W)
+    q_img, k_img, v_img, r_img, out_img = q_ptr + img, k_ptr + img, v_ptr + img, r_ptr + img, out_ptr + img
 
-    # Pixels of the tile, flattened row-major: [TILE].
+    # Pixels of the tile, flattened row-major, on the last (fastest, thread-mapped) axis: [TILE].
     i = tl.arange(0, TILE)
     py = (pid // tiles_w) * TILE_H + i // TILE_W
     px = (pid % tiles_w) * TILE_W + i % TILE_W
     p_ok = (py < H) & (px < W)
-    p = py * W + px
+    p = tl.minimum(py, H - 1) * W + tl.minimum(px, W - 1)  # tail pixels read a valid pixel; stores are masked
 
-    # Neighbours: [TILE, WIN2], offset index dy*WINDOW + dx as in the seed.
+    # Neighbours: [WIN2, TILE], offset index dy*WINDOW + dx as in the seed. Their coordinates are clamped into
+    # the map so the gathers in the channel loops need no mask; validity is applied once to the scores (a
+    # padded neighbour scores 0) and once to the weights (it contributes no value).
     o = tl.arange(0, WIN2)
     o_ok = o < WINDOW * WINDOW
-    ny = py[:, None] + (o // WINDOW - R)[None, :]
-    nx = px[:, None] + (o % WINDOW - R)[None, :]
-    nb_ok = p_ok[:, None] & o_ok[None, :] & (ny >= 0) & (ny < H) & (nx >= 0) & (nx < W)
-    nb = ny * W + nx
+    ny = py[None, :] + (o // WINDOW - R)[:, None]
+    nx = px[None, :] + (o % WINDOW - R)[:, None]
+    nb_ok = o_ok[:, None] & (ny >= 0) & (ny < H) & (nx >= 0) & (nx < W)
+    nb = tl.minimum(tl.maximum(ny, 0), H - 1) * W + tl.minimum(tl.maximum(nx, 0), W - 1)
 
     cs = tl.arange(0, BLOCK_C)
-    img = n * C * hw  # int64 offset of this image
 
-    # Pass 1: scores, accumulated over the channels in fp32.
-    scores = tl.zeros((TILE, WIN2), dtype=tl.float32)
+    # Pass 1: scores, accumulated over the channels in fp32. A channel tail (C % BLOCK_C) reads channel C-1
+    # again with q masked to 0, so it adds nothing.
+    scores = tl.zeros((WIN2, TILE), dtype=tl.float32)
     for c0 in range(0, C, BLOCK_C):
         c = c0 + cs
-        c_ok = c < C
-        plane = img + c.to(tl.int64) * hw  # [BLOCK_C]
-        qv = tl.load(q_ptr + plane[:, None] + p[None, :], mask=c_ok[:, None] & p_ok[None, :], other=0.0)
-        kv = tl.load(
-            k_ptr + plane[:, None, None] + nb[None, :, :],
-            mask=c_ok[:, None, None] & nb_ok[None, :, :],
-            other=0.0,
-        )
-        scores += tl.sum(qv.to(tl.float32)[:, :, None] * kv.to(tl.float32), axis=0)
+        plane = tl.minimum(c, C - 1) * hw  # [BLOCK_C]
+        qv = tl.load(q_img + plane[:, None] + p[None, :], mask=(c < C)[:, None], other=0.0)
+        kv = tl.load(k_img + plane[:, None, None] + nb[None, :, :])
+        scores += tl.sum(qv.to(tl.float32)[:, None, :] * kv.to(tl.float32), axis=0)
 
-    # Softmax over the window; padding columns (o >= WINDOW^2) get weight 0.
-    scores = tl.where(o_ok[None, :], scores, float("-inf"))
-    e = tl.exp(scores - tl.max(scores, axis=1)[:, None])
-    attn = e / tl.sum(e, axis=1)[:, None]
+    # Softmax over the window: padded neighbours score 0 (and keep their weight), padding rows
+    # (o >= WINDOW^2) score -inf (weight 0).
+    scores = tl.where(nb_ok, scores, 0.0)
+    scores = tl.where(o_ok[:, None], scores, float("-inf"))
+    e = tl.exp(scores - tl.max(scores, axis=0)[None, :])
+    attn = tl.where(nb_ok, e / tl.sum(e, axis=0)[None, :], 0.0)  # padded neighbours: value 0
 
     # Pass 2: weighted sum of v plus the residual, one write per output element.
     for c0 in range(0, C, BLOCK_C):
         c = c0 + cs
-        c_ok = c < C
-        plane = img + c.to(tl.int64) * hw
-        vv = tl.load(
-            v_ptr + plane[:, None, None] + nb[None, :, :],
-            mask=c_ok[:, None, None] & nb_ok[None, :, :],
-            other=0.0,
-        )
-        agg = tl.sum(attn[None, :, :] * vv.to(tl.float32), axis=2)  # [BLOCK_C, TILE]
+        plane = tl.minimum(c, C - 1) * hw
+        vv = tl.load(v_img + plane[:, None, None] + nb[None, :, :])
+        agg = tl.sum(attn[None, :, :] * vv.to(tl.float32), axis=1)  # [BLOCK_C, TILE]
         own = plane[:, None] + p[None, :]
-        own_ok = c_ok[:, None] & p_ok[None, :]
-        res = tl.load(r_ptr + own, mask=own_ok, other=0.0).to(tl.float32)
-        tl.store(out_ptr + own, (res + agg).to(out_ptr.dtype.element_ty), mask=own_ok)
+        own_ok = (c < C)[:, None] & p_ok[None, :]
+        res = tl.load(r_img + own, mask=own_ok, other=0.0).to(tl.float32)
+        tl.store(out_img + own, (res + agg).to(out_ptr.dtype.element_ty), mask=own_ok)
 
 
 def creff_bytes(q: Tensor, k: Tensor, v: Tensor, residual: Tensor) -> int:
@@ -124,12 +120,12 @@ def creff_bytes(q: Tensor, k: Tensor, v: Tensor, residual: Tensor) -> int:
     return sum(t.numel() * t.element_size() for t in (q, k, v, residual, residual))
 
 
-def _default_tile(window: int) -> tuple[int, int]:
-    # Keep the [TILE, WIN2] score block near 8K fp32 values.
+def _default_launch(window: int) -> tuple[tuple[int, int], int]:
+    """Tile and warps: one pixel per thread (its window^2 scores in registers) while the window is <= 7x7, the
+    [WIN2, TILE] score block kept near 8K fp32 values (64 per thread) beyond."""
     win2 = triton.next_power_of_2(window * window)
-    tile = max(16, 8192 // win2)
-    tile_w = min(16, tile)
-    return tile // tile_w, tile_w
+    tile = min(128, max(32, 8192 // win2))
+    return (tile // 16, 16), 4
 
 
 def creff(
@@ -141,14 +137,14 @@ def creff(
     *,
     tile: tuple[int, int] | None = None,
     block_c: int = 1,
-    num_warps: int = 4,
+    num_warps: int | None = None,
 ) -> Tensor:
     """residual + local_attention(q, k, v, window), fused; q, k, v, residual [N,C,H,W] of one shape.
 
     Each tensor may be float32, float16 or bfloat16 (arithmetic fp32, output in residual's dtype).
     Non-contiguous inputs are copied to contiguous NCHW. Raises ShapeError for an even, < 1 or > MAX_WINDOW
-    window, mismatched shapes, an unsupported dtype, tensors on different devices, or a map beyond the int32
-    per-plane index range. `tile` (rows, columns; powers of two), `block_c` and `num_warps` tune the launch.
+    window, mismatched shapes, an unsupported dtype, tensors on different devices, or an image (C*H*W) beyond
+    the int32 index range. `tile` (rows, columns; powers of two), `block_c` and `num_warps` tune the launch.
     """
     reference._check_attention_args(q, k, v, window)
     if residual.shape != q.shape:
@@ -162,12 +158,14 @@ def creff(
         check_float("creff", name, t)
     device = check_same_device("creff", q=q, k=k, v=v, residual=residual)
     n, c, height, width = q.shape
-    check_plane("creff", height, width, halo=window // 2)
+    check_image("creff", c, height, width)
     check_grid_dim("creff", "batch N", n)
     out = torch.empty((n, c, height, width), dtype=residual.dtype, device=device)
     if out.numel() == 0:
         return out
-    tile_h, tile_w = tile if tile is not None else _default_tile(window)
+    default_tile, default_warps = _default_launch(window)
+    tile_h, tile_w = tile if tile is not None else default_tile
+    num_warps = num_warps if num_warps is not None else default_warps
     check_launch("creff", tile_h=tile_h, tile_w=tile_w, block_c=block_c)
     q, k, v, residual = (nchw_contiguous(t) for t in (q, k, v, residual))
     grid = (triton.cdiv(height, tile_h) * triton.cdiv(width, tile_w), n)

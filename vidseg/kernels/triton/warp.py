@@ -28,8 +28,8 @@ from vidseg.kernels import reference
 from vidseg.kernels.triton._common import (
     check_float,
     check_grid_dim,
+    check_image,
     check_launch,
-    check_plane,
     check_same_device,
     nchw_contiguous,
 )
@@ -61,6 +61,9 @@ def _warp_kernel(
     pid_c = tl.program_id(1)
     n = tl.program_id(2).to(tl.int64)
     hw = H * W
+    # int64 image bases; offsets inside an image are int32 (the wrapper checks C*H*W).
+    x_img = x_ptr + n * C * hw
+    out_img = out_ptr + n * C * hw
 
     # Pixels of this program, and their motion (the block's vector for block motion).
     p = pid_p * BLOCK_P + tl.arange(0, BLOCK_P)
@@ -108,14 +111,14 @@ def _warp_kernel(
     for c0 in range(c_start, c_end, BLOCK_C):
         c = c0 + tl.arange(0, BLOCK_C)
         c_ok = (c < c_end)[:, None]
-        plane = ((n * C + c.to(tl.int64)) * hw)[:, None]  # [BLOCK_C, 1] int64 plane offsets
-        src = x_ptr + plane
+        plane = (c * hw)[:, None]  # [BLOCK_C, 1]
+        src = x_img + plane
         v00 = tl.load(src + o00[None, :], mask=c_ok & ok00[None, :], other=0.0).to(tl.float32)
         v01 = tl.load(src + o01[None, :], mask=c_ok & ok01[None, :], other=0.0).to(tl.float32)
         v10 = tl.load(src + o10[None, :], mask=c_ok & ok10[None, :], other=0.0).to(tl.float32)
         v11 = tl.load(src + o11[None, :], mask=c_ok & ok11[None, :], other=0.0).to(tl.float32)
         val = v00 * w00[None, :] + v01 * w01[None, :] + v10 * w10[None, :] + v11 * w11[None, :]
-        tl.store(out_ptr + plane + p[None, :], val.to(out_ptr.dtype.element_ty), mask=c_ok & p_ok[None, :])
+        tl.store(out_img + plane + p[None, :], val.to(out_ptr.dtype.element_ty), mask=c_ok & p_ok[None, :])
 
 
 def sample_affine(convention: str, size: int) -> tuple[float, float]:
@@ -173,7 +176,7 @@ def warp(
 
     x: float32/float16/bfloat16 (output in x's dtype, arithmetic fp32); motion: any real dtype (integer codec
     motion is converted to float32). Non-contiguous inputs are copied to contiguous NCHW. Raises ShapeError
-    for a bad shape, convention, dtype, device mix, or a map beyond the int32 per-plane index range.
+    for a bad shape, convention, dtype, device mix, or an image (C*H*W) beyond the int32 index range.
     """
     reference._check_warp_args(x, motion, convention)
     check_launch("warp", block_p=block_p, block_c=block_c)
@@ -184,7 +187,7 @@ def warp(
     n, c, height, width = x.shape
     hb, wb = motion.shape[-2:]
     bh, bw = _block_size((hb, wb), (height, width))
-    check_plane("warp", height, width, halo=2)
+    check_image("warp", c, height, width)
     out = torch.empty((n, c, height, width), dtype=x.dtype, device=device)
     if out.numel() == 0:
         return out
