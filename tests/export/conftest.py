@@ -157,3 +157,256 @@ def tiny_model() -> TinyModel:
 @pytest.fixture
 def tiny_stages(tiny_model) -> dict[str, Stage]:
     return {name: stage.eval() for name, stage in tiny_model.stages().items()}
+
+
+# -- a stand-in for the `tensorrt` module ----------------------------------------------------------------------
+
+
+class FakeTensorRT:
+    """Records the TensorRT 10 API calls vidseg makes, and behaves enough like TensorRT to build and run.
+
+    The parser reads the real ONNX file's inputs and outputs (dynamic dims as -1); the builder drives an INT8
+    calibrator the way TensorRT does (batch size, get_batch until None, read/write the calibration cache); the
+    "plan" is JSON describing the I/O tensors; the execution context fills every bound output address with a
+    byte pattern, which proves that outputs are written where the runner bound them.
+    """
+
+    FILL = 0x3F  # float32 0x3F3F3F3F = 0.7470...
+
+    def __init__(self, version: str = "10.15.1") -> None:
+        import ctypes
+        import json
+        import types
+
+        import onnx
+
+        self.__version__ = version
+        self.calls: list[tuple] = []
+        calls = self.calls
+        fake = self
+
+        class Logger:
+            WARNING = "WARNING"
+
+            def __init__(self, severity):
+                calls.append(("Logger", severity))
+
+        self.Logger = Logger
+        self.DataType = types.SimpleNamespace(
+            FLOAT="FLOAT",
+            HALF="HALF",
+            BF16="BF16",
+            INT8="INT8",
+            UINT8="UINT8",
+            INT32="INT32",
+            INT64="INT64",
+            BOOL="BOOL",
+        )
+        self.TensorIOMode = types.SimpleNamespace(INPUT="INPUT", OUTPUT="OUTPUT")
+        self.BuilderFlag = types.SimpleNamespace(FP16="FP16", BF16="BF16", INT8="INT8")
+        self.MemoryPoolType = types.SimpleNamespace(WORKSPACE="WORKSPACE")
+
+        class IInt8EntropyCalibrator2:
+            def __init__(self):
+                calls.append(("IInt8EntropyCalibrator2.__init__",))
+
+        class IProgressMonitor:
+            def __init__(self):
+                calls.append(("IProgressMonitor.__init__",))
+
+        self.IInt8EntropyCalibrator2 = IInt8EntropyCalibrator2
+        self.IProgressMonitor = IProgressMonitor
+        onnx_types = {onnx.TensorProto.FLOAT: "FLOAT", onnx.TensorProto.UINT8: "UINT8"}
+
+        class Tensor:
+            def __init__(self, name, shape, dtype):
+                self.name, self.shape, self.dtype = name, shape, dtype
+
+        class Network:
+            def __init__(self):
+                self.inputs, self.outputs = [], []
+
+            @property
+            def num_inputs(self):
+                return len(self.inputs)
+
+            def get_input(self, i):
+                return self.inputs[i]
+
+        def tensors(values):
+            out = []
+            for v in values:
+                t = v.type.tensor_type
+                shape = tuple(d.dim_value if not d.dim_param else -1 for d in t.shape.dim)
+                out.append(Tensor(v.name, shape, onnx_types[t.elem_type]))
+            return out
+
+        class OnnxParser:
+            def __init__(self, network, logger):
+                calls.append(("OnnxParser",))
+                self.network = network
+                self.num_errors = 0
+
+            def parse_from_file(self, path):
+                calls.append(("parse_from_file", path))
+                try:
+                    model = onnx.load(path)
+                except Exception as err:
+                    self.num_errors = 1
+                    self.error = f"In node -1: {err}"
+                    return False
+                self.network.inputs = tensors(model.graph.input)
+                self.network.outputs = tensors(model.graph.output)
+                return True
+
+            def get_error(self, i):
+                return self.error
+
+        class TimingCache:
+            def __init__(self, data):
+                self.data = bytes(data)
+
+            def serialize(self):
+                calls.append(("timing_cache.serialize",))
+                return self.data + b"+timing"
+
+        class Profile:
+            def set_shape(self, name, mn, opt, mx):
+                calls.append(("set_shape", name, tuple(mn), tuple(opt), tuple(mx)))
+
+        class Config:
+            def __init__(self):
+                self.flags, self.int8_calibrator, self.progress_monitor, self.timing = set(), None, None, None
+
+            def set_memory_pool_limit(self, pool, size):
+                calls.append(("set_memory_pool_limit", pool, size))
+
+            def set_flag(self, flag):
+                calls.append(("set_flag", flag))
+                self.flags.add(flag)
+
+            def add_optimization_profile(self, profile):
+                calls.append(("add_optimization_profile",))
+
+            def set_calibration_profile(self, profile):
+                calls.append(("set_calibration_profile",))
+
+            def create_timing_cache(self, data):
+                calls.append(("create_timing_cache", bytes(data)))
+                return TimingCache(data)
+
+            def set_timing_cache(self, cache, ignore_mismatch):
+                calls.append(("set_timing_cache", ignore_mismatch))
+                self.timing = cache
+
+            def get_timing_cache(self):
+                return self.timing
+
+        class Builder:
+            def __init__(self, logger):
+                calls.append(("Builder",))
+
+            def create_network(self, flags):
+                calls.append(("create_network", flags))
+                return Network()
+
+            def create_builder_config(self):
+                calls.append(("create_builder_config",))
+                return Config()
+
+            def create_optimization_profile(self):
+                calls.append(("create_optimization_profile",))
+                return Profile()
+
+            def build_serialized_network(self, network, config):
+                calls.append(("build_serialized_network", sorted(config.flags)))
+                if config.progress_monitor is not None:
+                    config.progress_monitor.phase_start("Building engine", None, 2)
+                    config.progress_monitor.step_complete("Building engine", 0)
+                    config.progress_monitor.phase_finish("Building engine")
+                calib = config.int8_calibrator
+                if calib is not None:
+                    fake.calibration_batches = 0
+                    if calib.read_calibration_cache() is None:
+                        names = [t.name for t in network.inputs]
+                        size = calib.get_batch_size()
+                        while (ptrs := calib.get_batch(names)) is not None:
+                            assert len(ptrs) == len(names) and all(isinstance(p, int) for p in ptrs)
+                            assert size >= 1
+                            fake.calibration_batches += 1
+                        calib.write_calibration_cache(b"calibration-table")
+                io = [(t.name, "INPUT", t.shape, t.dtype) for t in network.inputs]
+                io += [(t.name, "OUTPUT", t.shape, t.dtype) for t in network.outputs]
+                return b"PLAN" + json.dumps(io).encode()
+
+        class Context:
+            def __init__(self, io):
+                self.io = {name: (mode, shape, dtype) for name, mode, shape, dtype in io}
+                self.addresses, self.batch = {}, None
+
+            def set_input_shape(self, name, shape):
+                calls.append(("set_input_shape", name, tuple(shape)))
+                self.batch = shape[0]
+                return True
+
+            def set_tensor_address(self, name, ptr):
+                calls.append(("set_tensor_address", name))
+                self.addresses[name] = ptr
+
+            def get_tensor_shape(self, name):
+                shape = self.io[name][1]
+                return tuple(self.batch if d < 0 else d for d in shape)
+
+            def execute_async_v3(self, stream):
+                calls.append(("execute_async_v3", stream))
+                for name, (mode, _shape, _dtype) in self.io.items():
+                    if mode == "OUTPUT":
+                        n = 4
+                        for d in self.get_tensor_shape(name):
+                            n *= d
+                        ctypes.memset(self.addresses[name], FakeTensorRT.FILL, n)
+                return True
+
+        class Engine:
+            def __init__(self, io):
+                self.io = io
+
+            @property
+            def num_io_tensors(self):
+                return len(self.io)
+
+            def get_tensor_name(self, i):
+                return self.io[i][0]
+
+            def get_tensor_mode(self, name):
+                return next(m for n, m, _, _ in self.io if n == name)
+
+            def get_tensor_dtype(self, name):
+                return next(d for n, _, _, d in self.io if n == name)
+
+            def get_tensor_shape(self, name):
+                return next(s for n, _, s, _ in self.io if n == name)
+
+            def create_execution_context(self):
+                calls.append(("create_execution_context",))
+                return Context(self.io)
+
+        class Runtime:
+            def __init__(self, logger):
+                calls.append(("Runtime",))
+
+            def deserialize_cuda_engine(self, plan):
+                calls.append(("deserialize_cuda_engine",))
+                if not bytes(plan).startswith(b"PLAN"):
+                    return None
+                return Engine(json.loads(bytes(plan)[4:]))
+
+        self.Builder, self.OnnxParser, self.Runtime = Builder, OnnxParser, Runtime
+
+    def names(self) -> list[str]:
+        return [c[0] for c in self.calls]
+
+
+@pytest.fixture
+def fake_trt() -> FakeTensorRT:
+    return FakeTensorRT()
