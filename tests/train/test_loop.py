@@ -5,7 +5,7 @@ import torch
 from torch import nn
 
 from vidseg.errors import CheckpointError, ConfigError
-from vidseg.train.loop import Trainer, TrainConfig, poly_lr
+from vidseg.train.loop import TrainConfig, Trainer, poly_lr
 
 
 def _regression_step(model):

@@ -125,15 +125,15 @@ class Trainer:
                     with torch.autocast(self.device.type, enabled=self.use_amp):
                         losses = step_fn(self.step)
                     loss = losses["loss"]
-                    if not math.isfinite(float(loss)):
-                        raise FloatingPointError(f"loss became {float(loss)} at step {self.step}; lower the lr")
+                    if not math.isfinite(float(loss.detach())):
+                        raise FloatingPointError(f"loss became {float(loss.detach())} at step {self.step}; lower the lr")
                     self.optimizer.zero_grad(set_to_none=True)
                     self.scaler.scale(loss).backward()
                     self.scaler.step(self.optimizer)
                     self.scaler.update()
                     self.step += 1
                     bar.update(1)
-                    record = {"step": self.step, "lr": lr, **{k: float(v) for k, v in losses.items()}}
+                    record = {"step": self.step, "lr": lr, **{k: float(v.detach()) for k, v in losses.items()}}
                     if self.step % cfg.log_every == 0 or self.step == cfg.steps:
                         record["elapsed_s"] = round(time.perf_counter() - t0, 2)
                         log.write(json.dumps(record) + "\n")

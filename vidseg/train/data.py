@@ -1,0 +1,159 @@
+"""Training data from the synthetic street generator, as the deployed engine will see it.
+
+`SyntheticClips` renders scenes with `vidseg.video.synthetic.write_clip` (H.264, fixed GOP), decodes them back
+with codec motion vectors, chains the motion of every frame back to its keyframe (`MotionChain`), and keeps
+decoded frames, labels and chained motion in memory. It serves:
+
+- `frames(batch)`: (image, labels) for HR per-frame training;
+- `pairs(batch, grid)`: (keyframe image, frame at distance d >= 1, motion to the key on a feature grid, labels,
+  d) for AR-Seg's LR + CReFF feature-similarity training, with the real codec motion chain, as arseg.md section 4
+  trains on (keyframe, frame at distance d) pairs.
+
+Augmentation: horizontal flip applied jointly (the motion's x component negated) and a brightness/contrast
+jitter per sample. Clips are cached on disk under `root` so a resumed run does not re-render them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from vidseg.errors import InputError
+from vidseg.video.decode import open_video
+from vidseg.video.motion import MotionChain, MotionField
+from vidseg.video.synthetic import SceneConfig, load_ground_truth, write_clip
+
+__all__ = ["ClipData", "SyntheticClips"]
+
+
+@dataclass
+class ClipData:
+    images: np.ndarray  # uint8 [T, H, W, 3] decoded frames
+    labels: np.ndarray  # uint8 [T, H, W] trainIds
+    key_index: np.ndarray  # int [T]
+    motion: list[MotionField]  # chained backward motion of frame t to its keyframe
+    flow_prev: np.ndarray | None = None  # float16 [T, 2, H, W] exact backward flow to frame t-1 (ETC loss)
+
+
+class SyntheticClips:
+    """Encoded synthetic clips, decoded with their codec motion chained to the keyframe (see module doc)."""
+
+    def __init__(self, root: str | Path, *, seeds: range | list[int], size: tuple[int, int] = (256, 512),
+                 num_frames: int = 24, gop: int = 12, bitrate: int = 800_000, chain_mode: str = "exact",
+                 with_flow: bool = False, progress: bool = False) -> None:
+        self.root = Path(root)
+        self.size = size
+        self.gop = gop
+        self.clips: list[ClipData] = []
+        seeds = list(seeds)
+        iterator = seeds
+        if progress:
+            from tqdm import tqdm
+
+            iterator = tqdm(seeds, desc="synthetic clips", dynamic_ncols=True)
+        for seed in iterator:
+            path = self.root / f"scene{seed:04d}_{size[0]}x{size[1]}_g{gop}.mp4"
+            if not (path.exists() and (path.parent / f"{path.stem}_gt" / "meta.json").exists()):
+                config = SceneConfig(height=size[0], width=size[1], seed=seed)
+                write_clip(path, config, num_frames, gop=gop, bframes=0, bitrate=bitrate)
+            self.clips.append(_decode_clip(path, chain_mode, with_flow))
+
+    # -- sampling ------------------------------------------------------------------------------------------
+    def frames(self, batch: int, rng: np.random.Generator) -> tuple[Tensor, Tensor]:
+        """A batch of (uint8 images [B,3,H,W], int64 labels [B,H,W])."""
+        images, labels = [], []
+        for _ in range(batch):
+            clip = self.clips[rng.integers(len(self.clips))]
+            t = int(rng.integers(len(clip.images)))
+            flip = bool(rng.integers(2))
+            images.append(_jitter(_flip(clip.images[t], flip), rng))
+            labels.append(_flip(clip.labels[t], flip))
+        return _to_images(images), torch.from_numpy(np.stack(labels)).long()
+
+    def consecutive(self, batch: int, rng: np.random.Generator) -> dict[str, Tensor]:
+        """(image t, image t-1, exact backward flow t -> t-1, labels t) for ETC's temporal loss (needs with_flow)."""
+        images, prevs, flows, labels = [], [], [], []
+        for _ in range(batch):
+            clip = self.clips[rng.integers(len(self.clips))]
+            if clip.flow_prev is None:
+                raise InputError("SyntheticClips(with_flow=True) is needed for the temporal-consistency loss")
+            t = int(rng.integers(1, len(clip.images)))
+            flip = bool(rng.integers(2))
+            flow = clip.flow_prev[t].astype(np.float32)
+            if flip:
+                flow = flow[:, :, ::-1] * np.array([-1.0, 1.0], np.float32).reshape(2, 1, 1)
+            gain = rng.uniform(0.8, 1.2)  # the same jitter on both frames keeps them photometrically consistent
+            images.append(_jitter(_flip(clip.images[t], flip), rng, gain))
+            prevs.append(_jitter(_flip(clip.images[t - 1], flip), rng, gain))
+            flows.append(np.ascontiguousarray(flow))
+            labels.append(_flip(clip.labels[t], flip))
+        return {
+            "image": _to_images(images),
+            "prev_image": _to_images(prevs),
+            "flow": torch.from_numpy(np.stack(flows)),
+            "labels": torch.from_numpy(np.stack(labels)).long(),
+        }
+
+    def pairs(self, batch: int, rng: np.random.Generator, grid: tuple[int, int], *, max_distance: int | None = None,
+              dense_mode: str = "area") -> dict[str, Tensor]:
+        """A batch of keyframe/non-keyframe pairs with the chained codec motion densified to `grid` (h, w)."""
+        max_d = (max_distance or self.gop - 1)
+        keys, images, motions, labels, dists = [], [], [], [], []
+        for _ in range(batch):
+            clip = self.clips[rng.integers(len(self.clips))]
+            candidates = np.flatnonzero((np.arange(len(clip.images)) - clip.key_index >= 1)
+                                        & (np.arange(len(clip.images)) - clip.key_index <= max_d))
+            if candidates.size == 0:
+                raise InputError("synthetic clips have no non-keyframes; use num_frames > 1 and gop > 1")
+            t = int(rng.choice(candidates))
+            k = int(clip.key_index[t])
+            flip = bool(rng.integers(2))
+            motion, _valid = clip.motion[t].to_dense(grid, mode=dense_mode)
+            if flip:
+                motion = motion[:, :, ::-1] * np.array([-1.0, 1.0], np.float32).reshape(2, 1, 1)
+            keys.append(_jitter(_flip(clip.images[k], flip), rng))
+            images.append(_jitter(_flip(clip.images[t], flip), rng))
+            motions.append(np.ascontiguousarray(motion))
+            labels.append(_flip(clip.labels[t], flip))
+            dists.append(t - k)
+        return {
+            "key_image": _to_images(keys),
+            "image": _to_images(images),
+            "motion": torch.from_numpy(np.stack(motions)),
+            "labels": torch.from_numpy(np.stack(labels)).long(),
+            "distance": torch.tensor(dists),
+        }
+
+
+def _decode_clip(path: Path, chain_mode: str, with_flow: bool) -> ClipData:
+    images, labels, keys, motion, flows = [], [], [], [], []
+    with open_video(path, motion=True) as source:
+        chain = MotionChain(source.size, mode=chain_mode, cell=source.cell)
+        for frame in source:
+            gt = load_ground_truth(path, frame.index)
+            motion.append(chain.push(frame, is_key=frame.index == gt["key_index"]))
+            images.append(frame.image)
+            labels.append(gt["labels"])
+            keys.append(gt["key_index"])
+            if with_flow:
+                flows.append(gt["flow_prev"].transpose(2, 0, 1).astype(np.float16))
+    flow = np.stack(flows) if with_flow else None
+    return ClipData(np.stack(images), np.stack(labels), np.asarray(keys), motion, flow)
+
+
+def _flip(a: np.ndarray, flip: bool) -> np.ndarray:
+    return np.ascontiguousarray(a[:, ::-1]) if flip else a
+
+
+def _jitter(image: np.ndarray, rng: np.random.Generator, gain: float | None = None) -> np.ndarray:
+    bias = rng.uniform(-20, 20) if gain is None else 0.0  # a given gain means "same jitter for a pair": no bias
+    gain = rng.uniform(0.8, 1.2) if gain is None else gain
+    return np.clip(image.astype(np.float32) * gain + bias, 0, 255).astype(np.uint8)
+
+
+def _to_images(images: list[np.ndarray]) -> Tensor:
+    return torch.from_numpy(np.stack(images)).permute(0, 3, 1, 2).contiguous()

@@ -1,0 +1,142 @@
+"""Training recipes over a model's own stages, so what is trained is exactly what the engine runs.
+
+- `train_hr`: the HR (key) network per frame: cross-entropy with ignore index, poly LR; optionally ETC's
+  temporal-consistency (motion) loss on consecutive frames with their optical flow (etc.md section 5).
+- `train_lr_only`: AR-Seg's stage 1: the LR network alone on the downscaled frame (no CReFF), with the HR
+  classifier copied and frozen and FST on the LR feature (arseg.md section 4, stage1_epoch). Its weights are
+  the "LR-only" baseline of AR-Seg's tables.
+- `train_arseg`: AR-Seg's stage 2: LR network + CReFF on (keyframe, frame at distance d) pairs with the real
+  codec motion chain, loss = CE + MSE(fused LR feature, HR feature of the same frame); HR frozen, classifier
+  frozen (copied from HR).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from vidseg.errors import ConfigError
+from vidseg.models.base import VideoSegModel
+from vidseg.train.data import SyntheticClips
+from vidseg.train.loop import TrainConfig, Trainer
+from vidseg.train.losses import feature_similarity_loss, segmentation_loss, temporal_consistency_loss
+
+__all__ = ["train_hr", "train_lr_only", "train_arseg", "copy_classifier"]
+
+
+def _key_net(model: VideoSegModel) -> nn.Module:
+    return model.hr if hasattr(model, "hr") else model.net
+
+
+def _require_pair(model: VideoSegModel) -> None:
+    if not (hasattr(model, "hr") and hasattr(model, "lr")):
+        raise ConfigError(f"model {model.spec.name!r} has no HR/LR pair; AR-Seg training needs an arseg-* model")
+
+
+def copy_classifier(model: VideoSegModel) -> None:
+    """AR-Seg's `load_decoder`: the LR net's final 1x1 classifier is the HR one, copied and frozen."""
+    model.lr.final_conv.load_state_dict(model.hr.final_conv.state_dict())
+    model.lr.final_conv.requires_grad_(False)
+
+
+def train_hr(model: VideoSegModel, data: SyntheticClips, config: TrainConfig, out_dir: str | Path, *,
+             batch: int = 8, device: str = "cpu", temporal_weight: float = 0.0, progress: bool = True) -> list[dict]:
+    """Train the key stage's network per frame (+ ETC's motion loss when temporal_weight > 0)."""
+    device = torch.device(device)
+    model.to(device)
+    net = _key_net(model)
+    net.requires_grad_(True)
+    key = model.stages()["key"]
+    rng = np.random.default_rng(config.seed)
+
+    def step(_: int) -> dict[str, Tensor]:
+        if temporal_weight > 0:
+            b = {k: v.to(device) for k, v in data.consecutive(batch, rng).items()}
+            logits, _ = key(b["image"])
+            prev_logits, _ = key(b["prev_image"])
+            ce = segmentation_loss(logits, b["labels"])
+            tc = temporal_consistency_loss(logits, prev_logits, key.preprocess(b["image"]),
+                                           key.preprocess(b["prev_image"]), b["flow"], weight=temporal_weight)
+            return {"loss": ce + tc, "ce": ce, "temporal": tc}
+        images, labels = data.frames(batch, rng)
+        logits, _ = key(images.to(device))
+        ce = segmentation_loss(logits, labels.to(device))
+        return {"loss": ce, "ce": ce}
+
+    trainer = Trainer({"net": net}, config, out_dir, device)
+    trainer.resume()
+    return trainer.fit(step, progress=progress)
+
+
+def _hr_targets(model: VideoSegModel, images: Tensor) -> Tensor:
+    with torch.no_grad():
+        return model.stages()["key"](images)[1]
+
+
+def train_lr_only(model: VideoSegModel, data: SyntheticClips, config: TrainConfig, out_dir: str | Path, *,
+                  batch: int = 8, device: str = "cpu", lr_scale: float | None = None,
+                  progress: bool = True) -> list[dict]:
+    """AR-Seg stage 1: the LR net without CReFF on downscaled frames; CE + FST(LR feature, HR feature)."""
+    _require_pair(model)
+    device = torch.device(device)
+    model.to(device)
+    model.hr.requires_grad_(False).eval()
+    model.lr.requires_grad_(True)
+    model.lr.fuse_attention.requires_grad_(False)
+    copy_classifier(model)
+    scale = model.spec.lr_scale if lr_scale is None else lr_scale
+    rng = np.random.default_rng(config.seed)
+
+    def step(_: int) -> dict[str, Tensor]:
+        images, labels = data.frames(batch, rng)
+        images, labels = images.to(device), labels.to(device)
+        hr_feat = _hr_targets(model, images)
+        x = model.preprocess(images)
+        x = F.interpolate(x, size=(int(x.shape[-2] * scale), int(x.shape[-1] * scale)), mode="bilinear",
+                          align_corners=True)
+        logits, feat = model.lr.forward_key(x)
+        ce = segmentation_loss(logits, labels)
+        fst = feature_similarity_loss(feat, hr_feat)
+        return {"loss": ce + fst, "ce": ce, "fst": fst}
+
+    trainer = Trainer({"lr": model.lr}, config, out_dir, device)
+    trainer.resume()
+    history = trainer.fit(step, progress=progress)
+    model.hr.eval()
+    return history
+
+
+def train_arseg(model: VideoSegModel, data: SyntheticClips, config: TrainConfig, out_dir: str | Path, *,
+                batch: int = 8, device: str = "cpu", lr_scale: float | None = None,
+                progress: bool = True) -> list[dict]:
+    """AR-Seg stage 2 (FST): LR + CReFF on keyframe pairs with codec motion; CE + MSE(fused, HR feature)."""
+    _require_pair(model)
+    device = torch.device(device)
+    model.to(device)
+    model.hr.requires_grad_(False).eval()
+    model.lr.requires_grad_(True)
+    copy_classifier(model)
+    nonkey = model.stages(lr_scale=lr_scale)["nonkey"]
+    dense_mode = "arseg" if getattr(model, "warp_convention", "exact") == "arseg" else "area"
+    rng = np.random.default_rng(config.seed)
+    probe = torch.zeros(1, 3, *data.size, dtype=torch.uint8)
+    grid = tuple(_hr_targets(model, probe.to(device)).shape[-2:])
+
+    def step(_: int) -> dict[str, Tensor]:
+        b = {k: v.to(device) for k, v in data.pairs(batch, rng, grid, dense_mode=dense_mode).items()}
+        key_feat = _hr_targets(model, b["key_image"])
+        hr_feat = _hr_targets(model, b["image"])
+        logits, fused = nonkey(b["image"], key_feat, b["motion"])
+        ce = segmentation_loss(logits, b["labels"])
+        fst = feature_similarity_loss(fused, hr_feat)
+        return {"loss": ce + fst, "ce": ce, "fst": fst}
+
+    trainer = Trainer({"lr": model.lr}, config, out_dir, device)
+    trainer.resume()
+    history = trainer.fit(step, progress=progress)
+    model.hr.eval()
+    return history
