@@ -31,9 +31,21 @@ REFERENCE_DECOMPOSITIONS = {
 }
 
 
-def example_inputs(stage: Stage, height: int, width: int, batch: int = 1, seed: int = 0) -> tuple[Tensor, ...]:
-    """The stage's seeded example inputs, in input_names order (uint8 frames, float maps)."""
-    return tuple(stage.example_inputs(height, width, batch=batch, seed=seed))
+def example_inputs(
+    stage: Stage,
+    height: int,
+    width: int,
+    batch: int = 1,
+    seed: int = 0,
+    *,
+    device: torch.device | str = "cpu",
+    dtype: torch.dtype = torch.float32,
+) -> tuple[Tensor, ...]:
+    """The stage's seeded example inputs, in input_names order (uint8 frames, float maps cast to dtype)."""
+    out = []
+    for t in stage.example_inputs(height, width, batch=batch, seed=seed):
+        out.append((t.to(dtype) if t.is_floating_point() else t).to(device))
+    return tuple(out)
 
 
 def export_stage(
@@ -44,14 +56,17 @@ def export_stage(
     batch: int = 1,
     dynamic_batch: bool = False,
     max_batch: int = 64,
+    device: torch.device | str = "cpu",
+    dtype: torch.dtype = torch.float32,
 ) -> torch.export.ExportedProgram:
     """torch.export `stage` for frames of height x width, vidseg ops decomposed; batch static or dynamic.
 
     A dynamic batch is traced with an example batch of at least 2 (torch.export specialises a size of 1).
+    The stage must already be on `device` in `dtype`; float example inputs are made to match.
     """
     stage = stage.eval()
     trace_batch = max(batch, 2) if dynamic_batch else batch
-    args = example_inputs(stage, height, width, trace_batch)
+    args = example_inputs(stage, height, width, trace_batch, device=device, dtype=dtype)
     dynamic_shapes = None
     if dynamic_batch:
         dim = torch.export.Dim(BATCH_DIM_NAME, min=1, max=max_batch)

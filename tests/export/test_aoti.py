@@ -1,0 +1,66 @@
+"""AOTInductor: one tiny stage compiled (about 40 s on 2 cores), run by the runner and by a bare process."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+
+import pytest
+import torch
+
+from vidseg.config import EngineConfig
+from vidseg.engine.backends.base import runner_class
+from vidseg.errors import ConfigError
+from vidseg.export.aoti import aoti_artifact
+from vidseg.export.cache import ArtifactCache
+from vidseg.export.onnx import validation_frames
+
+H, W = 32, 48
+
+
+@pytest.mark.slow
+def test_aoti_package_runs_in_the_runner_and_without_vidseg(tiny_stages, tmp_path):
+    config = EngineConfig(backend="aoti", device="cpu", cache_dir=str(tmp_path))
+    runner = runner_class("aoti")({"nonkey": tiny_stages["nonkey"]}, config, (H, W), torch.device("cpu"))
+    image = validation_frames(H, W, count=1)
+    feats = torch.randn(1, 8, H // 4, W // 4)
+    motion = torch.randn(1, 2, H // 4, W // 4)
+    out = runner.run("nonkey", {"image": image, "key_features": feats, "motion": motion})
+    with torch.no_grad():
+        want_logits, want_feats = tiny_stages["nonkey"](image, feats, motion)
+    torch.testing.assert_close(out["logits"], want_logits, atol=1e-4, rtol=1e-4)
+    torch.testing.assert_close(out["features"], want_feats, atol=1e-4, rtol=1e-4)
+    assert "AOTInductor" in runner.describe()
+
+    # Cached: a second request is a hit, no compilation.
+    lines = []
+    path, report = aoti_artifact(
+        tiny_stages["nonkey"],
+        H,
+        W,
+        stage_name="nonkey",
+        model_name="demo",
+        cache=ArtifactCache(tmp_path, log=lines.append),
+    )
+    assert report is None and lines == [f"cache: using {path}"]
+
+    # The package needs no vidseg code: a fresh interpreter loads and runs it with torch alone.
+    torch.save((image, feats, motion), tmp_path / "inputs.pt")
+    script = textwrap.dedent(f"""
+        import sys, torch
+        package = torch._inductor.aoti_load_package({str(path)!r})
+        logits, features = package(*torch.load({str(tmp_path / "inputs.pt")!r}))
+        assert not [m for m in sys.modules if m.startswith("vidseg")]
+        torch.save(logits, {str(tmp_path / "logits.pt")!r})
+    """)
+    subprocess.run([sys.executable, "-c", script], check=True, cwd=tmp_path, timeout=300)
+    torch.testing.assert_close(torch.load(tmp_path / "logits.pt"), want_logits, atol=1e-4, rtol=1e-4)
+
+
+def test_aoti_refuses_reduced_precision_on_cpu(tiny_stages, tmp_path):
+    config = EngineConfig(backend="aoti", device="cpu", precision="fp16", cache_dir=str(tmp_path))
+    with pytest.raises(ConfigError, match="needs a CUDA device"):
+        runner_class("aoti")({"key": tiny_stages["key"]}, config, (H, W), torch.device("cpu"))
+    with pytest.raises(ConfigError, match="int8"):
+        runner_class("aoti")({"key": tiny_stages["key"]}, config.replace(precision="int8"), (H, W), torch.device("cpu"))
