@@ -63,10 +63,7 @@ SMOKE_CREFF_CASES = (("smoke", 2, 3, 9, 11, 7),)
 
 WARP_SWEEP = [dict(block_p=p, block_c=c, num_warps=w) for p in (64, 128, 256) for c in (4, 8, 16) for w in (4, 8)]
 CREFF_SWEEP = [
-    dict(tile=t, block_c=c, num_warps=w)
-    for t in ((4, 16), (8, 16), (4, 32), (8, 32), (16, 16))
-    for c in (1, 2)
-    for w in (4, 8)
+    dict(tile=t, num_warps=w) for t in ((4, 16), (8, 16), (4, 32), (8, 32), (16, 16), (2, 32)) for w in (2, 4, 8)
 ]
 
 

@@ -24,17 +24,17 @@ def _inputs(shape, device, dtype=torch.float32, scale=1.0):
 
 
 @pytest.mark.parametrize(
-    "shape, window, block_c",
+    "shape, window",
     [
-        ((2, 5, 13, 29), 7, 1),  # AR-Seg's 7x7, odd map, C not a power of two, N=2
-        ((2, 10, 13, 29), 3, 4),  # channel steps with a tail (10 = 4 + 4 + 2)
-        ((1, 3, 5, 6), 9, 2),  # window larger than the map: most neighbours zero-padded
-        ((2, 4, 9, 11), 1, 1),  # one neighbour: out = residual + v
+        ((2, 5, 13, 29), 7),  # AR-Seg's 7x7, odd map, C not a power of two, N=2
+        ((2, 10, 13, 29), 3),  # a window that pads to 4x4
+        ((1, 3, 5, 6), 9),  # window larger than the map: most neighbours zero-padded; pads to 16x16
+        ((2, 4, 9, 11), 1),  # one neighbour: out = residual + v
     ],
 )
-def test_matches_reference(kernels, device, shape, window, block_c):
+def test_matches_reference(kernels, device, shape, window):
     q, k, v, r = _inputs(shape, device)
-    out = kernels.creff(q, k, v, r, window, block_c=block_c)
+    out = kernels.creff(q, k, v, r, window)
     assert out.shape == r.shape and out.dtype == r.dtype and out.is_contiguous()
     torch.testing.assert_close(out, reference.creff(q, k, v, r, window), **TOL[torch.float32])
 

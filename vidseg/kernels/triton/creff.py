@@ -1,14 +1,17 @@
 """Fused CReFF aggregation: residual + local attention (semantics: `vidseg.kernels.reference.creff`).
 
-One program per (tile of TILE_H x TILE_W pixels, image). The window^2 scores of every pixel of the tile live in
-registers as a [TILE_H*TILE_W, WIN2] block (WIN2 = window^2 rounded up to a power of two; the padding columns get
-score -inf, hence weight 0):
-  pass 1: for each channel (BLOCK_C at a time): scores += q[c, p] * k[c, p + offset] (neighbours outside the map
-          are masked loads of 0, so they keep score 0 and still take softmax weight, as the seed's CUDA op does);
-  softmax over the window, in fp32, max-subtracted;
-  pass 2: for each channel: out[c, p] = residual[c, p] + sum_offset a[p, offset] * v[c, p + offset].
-A 2-D tile keeps the k/v halo small: a 8x16 tile with a 7x7 window touches 14x22 neighbours per channel, and the
-neighbour gathers of one channel step hit in L1/L2, so DRAM sees k and v about once.
+One program per (tile of TILE_H x TILE_W pixels, image), one pixel per thread. The window's scores of every pixel
+live in registers as a [WP, WP, TILE] block (WP = window rounded up to a power of two; rows and columns past the
+window get score -inf, hence weight 0):
+  pass 1: for each channel: scores += q[c, p] * k[c, p + (dy, dx)];
+  softmax over the window in fp32, max-subtracted; neighbours outside the map keep score 0 and their softmax
+          weight, but contribute no value, as the seed's CUDA op (zero padding);
+  pass 2: for each channel: out[c, p] = residual[c, p] + sum_(dy,dx) a[p, dy, dx] * v[c, p + (dy, dx)].
+Neighbour coordinates are clamped into the map, so the gathers carry no mask (validity is applied once, to the
+scores and to the weights), and their addresses are a row part [WP, 1, TILE] plus a column part [1, WP, TILE]:
+no per-neighbour index block stays live in the channel loops (128 registers at 4 warps on sm_90, no spills).
+A 2-D tile keeps the k/v halo small: an 8x16 tile with a 7x7 window touches 14x22 neighbours per channel, which
+the gathers of one channel step find in L1/L2, so DRAM sees k and v about once.
 
 Bytes that must move (N images, C channels, H x W, element size e): read q, k, v, residual once and write out
 once = 5*N*C*H*W*e. Nothing else is written: no score map, no unfolded neighbourhoods.
@@ -37,8 +40,9 @@ from vidseg.kernels.triton._common import (
 
 __all__ = ["creff", "creff_bytes", "MAX_WINDOW"]
 
-# The scores of a tile are held in registers: window^2 (padded to a power of two) per pixel. 15x15 pads to 256,
-# the most that still leaves a useful tile; larger windows need another algorithm (scores in shared memory).
+# The scores of a tile are held in registers: WP^2 per pixel (WP = window rounded up to a power of two). 15x15
+# pads to 256, the most that still leaves a useful tile; larger windows need another algorithm (scores in shared
+# memory).
 MAX_WINDOW = 15
 
 
@@ -53,10 +57,9 @@ def _creff_kernel(
     H,  # map height
     W,  # map width
     WINDOW: tl.constexpr,  # odd window side (7 in AR-Seg)
-    WIN2: tl.constexpr,  # window^2 rounded up to a power of two
+    WP: tl.constexpr,  # window side rounded up to a power of two
     TILE_H: tl.constexpr,  # tile rows
     TILE_W: tl.constexpr,  # tile columns
-    BLOCK_C: tl.constexpr,  # channels per step of the channel loops
 ):
     TILE: tl.constexpr = TILE_H * TILE_W
     R: tl.constexpr = WINDOW // 2
@@ -74,45 +77,37 @@ def _creff_kernel(
     p_ok = (py < H) & (px < W)
     p = tl.minimum(py, H - 1) * W + tl.minimum(px, W - 1)  # tail pixels read a valid pixel; stores are masked
 
-    # Neighbours: [WIN2, TILE], offset index dy*WINDOW + dx as in the seed. Their coordinates are clamped into
-    # the map so the gathers in the channel loops need no mask; validity is applied once to the scores (a
-    # padded neighbour scores 0) and once to the weights (it contributes no value).
-    o = tl.arange(0, WIN2)
-    o_ok = o < WINDOW * WINDOW
-    ny = py[None, :] + (o // WINDOW - R)[:, None]
-    nx = px[None, :] + (o % WINDOW - R)[:, None]
-    nb_ok = o_ok[:, None] & (ny >= 0) & (ny < H) & (nx >= 0) & (nx < W)
-    nb = tl.minimum(tl.maximum(ny, 0), H - 1) * W + tl.minimum(tl.maximum(nx, 0), W - 1)
+    # Window rows [WP, 1, TILE] and columns [1, WP, TILE] (the seed's offset index is dy*WINDOW + dx).
+    w = tl.arange(0, WP)
+    ny = py[None, None, :] + (w - R)[:, None, None]
+    nx = px[None, None, :] + (w - R)[None, :, None]
+    rows = tl.minimum(tl.maximum(ny, 0), H - 1) * W
+    cols = tl.minimum(tl.maximum(nx, 0), W - 1)
 
-    cs = tl.arange(0, BLOCK_C)
+    # Pass 1: scores, accumulated over the channels in fp32.
+    scores = tl.zeros((WP, WP, TILE), dtype=tl.float32)
+    for c in range(0, C):
+        plane = c * hw
+        qv = tl.load(q_img + plane + p).to(tl.float32)
+        kv = tl.load(k_img + plane + rows + cols).to(tl.float32)
+        scores += qv[None, None, :] * kv
 
-    # Pass 1: scores, accumulated over the channels in fp32. A channel tail (C % BLOCK_C) reads channel C-1
-    # again with q masked to 0, so it adds nothing.
-    scores = tl.zeros((WIN2, TILE), dtype=tl.float32)
-    for c0 in range(0, C, BLOCK_C):
-        c = c0 + cs
-        plane = tl.minimum(c, C - 1) * hw  # [BLOCK_C]
-        qv = tl.load(q_img + plane[:, None] + p[None, :], mask=(c < C)[:, None], other=0.0)
-        kv = tl.load(k_img + plane[:, None, None] + nb[None, :, :])
-        scores += tl.sum(qv.to(tl.float32)[:, None, :] * kv.to(tl.float32), axis=0)
-
-    # Softmax over the window: padded neighbours score 0 (and keep their weight), padding rows
-    # (o >= WINDOW^2) score -inf (weight 0).
-    scores = tl.where(nb_ok, scores, 0.0)
-    scores = tl.where(o_ok[:, None], scores, float("-inf"))
-    e = tl.exp(scores - tl.max(scores, axis=0)[None, :])
-    attn = tl.where(nb_ok, e / tl.sum(e, axis=0)[None, :], 0.0)  # padded neighbours: value 0
+    # Softmax over the window: neighbours outside the map score 0 and keep their weight; rows/columns past the
+    # window (WP > WINDOW) score -inf, weight 0.
+    in_map = ((ny >= 0) & (ny < H)) & ((nx >= 0) & (nx < W))
+    in_window = (w < WINDOW)[:, None, None] & (w < WINDOW)[None, :, None]
+    scores = tl.where(in_window, tl.where(in_map, scores, 0.0), float("-inf"))
+    e = tl.exp(scores - tl.max(tl.max(scores, axis=0), axis=0)[None, None, :])
+    attn = e / tl.sum(tl.sum(e, axis=0), axis=0)[None, None, :]
+    attn = tl.where(in_map, attn, 0.0)  # zero padding: no value from outside the map
 
     # Pass 2: weighted sum of v plus the residual, one write per output element.
-    for c0 in range(0, C, BLOCK_C):
-        c = c0 + cs
-        plane = tl.minimum(c, C - 1) * hw
-        vv = tl.load(v_img + plane[:, None, None] + nb[None, :, :])
-        agg = tl.sum(attn[None, :, :] * vv.to(tl.float32), axis=1)  # [BLOCK_C, TILE]
-        own = plane[:, None] + p[None, :]
-        own_ok = (c < C)[:, None] & p_ok[None, :]
-        res = tl.load(r_img + own, mask=own_ok, other=0.0).to(tl.float32)
-        tl.store(out_img + own, (res + agg).to(out_ptr.dtype.element_ty), mask=own_ok)
+    for c in range(0, C):
+        plane = c * hw
+        vv = tl.load(v_img + plane + rows + cols).to(tl.float32)
+        agg = tl.sum(tl.sum(attn * vv, axis=0), axis=0)  # [TILE]
+        res = tl.load(r_img + plane + p).to(tl.float32)
+        tl.store(out_img + plane + p, (res + agg).to(out_ptr.dtype.element_ty), mask=p_ok)
 
 
 def creff_bytes(q: Tensor, k: Tensor, v: Tensor, residual: Tensor) -> int:
@@ -121,10 +116,10 @@ def creff_bytes(q: Tensor, k: Tensor, v: Tensor, residual: Tensor) -> int:
 
 
 def _default_launch(window: int) -> tuple[tuple[int, int], int]:
-    """Tile and warps: one pixel per thread (its window^2 scores in registers) while the window is <= 7x7, the
-    [WIN2, TILE] score block kept near 8K fp32 values (64 per thread) beyond."""
-    win2 = triton.next_power_of_2(window * window)
-    tile = min(128, max(32, 8192 // win2))
+    """Tile and warps: 4 warps, one pixel per thread (64 scores in registers) up to a 7x7 window; beyond, the
+    [WP, WP, TILE] score block stays near 8K fp32 values and the window is spread over several threads."""
+    wp2 = triton.next_power_of_2(window) ** 2
+    tile = min(128, max(32, 8192 // wp2))
     return (tile // 16, 16), 4
 
 
@@ -136,7 +131,6 @@ def creff(
     window: int = 7,
     *,
     tile: tuple[int, int] | None = None,
-    block_c: int = 1,
     num_warps: int | None = None,
 ) -> Tensor:
     """residual + local_attention(q, k, v, window), fused; q, k, v, residual [N,C,H,W] of one shape.
@@ -144,7 +138,7 @@ def creff(
     Each tensor may be float32, float16 or bfloat16 (arithmetic fp32, output in residual's dtype).
     Non-contiguous inputs are copied to contiguous NCHW. Raises ShapeError for an even, < 1 or > MAX_WINDOW
     window, mismatched shapes, an unsupported dtype, tensors on different devices, or an image (C*H*W) beyond
-    the int32 index range. `tile` (rows, columns; powers of two), `block_c` and `num_warps` tune the launch.
+    the int32 index range. `tile` (rows, columns; powers of two) and `num_warps` tune the launch.
     """
     reference._check_attention_args(q, k, v, window)
     if residual.shape != q.shape:
@@ -166,12 +160,11 @@ def creff(
     default_tile, default_warps = _default_launch(window)
     tile_h, tile_w = tile if tile is not None else default_tile
     num_warps = num_warps if num_warps is not None else default_warps
-    check_launch("creff", tile_h=tile_h, tile_w=tile_w, block_c=block_c)
+    check_launch("creff", tile_h=tile_h, tile_w=tile_w)
     q, k, v, residual = (nchw_contiguous(t) for t in (q, k, v, residual))
     grid = (triton.cdiv(height, tile_h) * triton.cdiv(width, tile_w), n)
     _creff_kernel[grid](
         q, k, v, residual, out, c, height, width,
-        WINDOW=window, WIN2=triton.next_power_of_2(window * window), TILE_H=tile_h, TILE_W=tile_w,
-        BLOCK_C=block_c, num_warps=num_warps,
+        WINDOW=window, WP=triton.next_power_of_2(window), TILE_H=tile_h, TILE_W=tile_w, num_warps=num_warps,
     )  # fmt: skip
     return out
