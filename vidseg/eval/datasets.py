@@ -54,7 +54,7 @@ def load_rgb(path: Path) -> np.ndarray:
     """uint8 RGB [H, W, 3]."""
     try:
         with Image.open(path) as img:
-            return np.asarray(img.convert("RGB"))
+            return np.array(img.convert("RGB"))
     except (OSError, ValueError) as err:
         raise DatasetError(f"cannot read image {path}: {err}") from err
 
@@ -63,7 +63,7 @@ def load_label(path: Path, lut: np.ndarray | None = None) -> np.ndarray:
     """uint8 [H, W] label ids from a single-channel PNG, mapped through `lut` when given."""
     try:
         with Image.open(path) as img:
-            label = np.asarray(img)
+            label = np.array(img)
     except (OSError, ValueError) as err:
         raise DatasetError(f"cannot read label map {path}: {err}") from err
     if label.ndim != 2:

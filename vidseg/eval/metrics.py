@@ -55,7 +55,7 @@ ArrayLike = Tensor | np.ndarray
 
 def _as_tensor(x: ArrayLike, device: torch.device | None, what: str) -> Tensor:
     if isinstance(x, np.ndarray):
-        x = torch.from_numpy(np.ascontiguousarray(x))
+        x = torch.from_numpy(np.ascontiguousarray(x) if x.flags.writeable else x.copy())
     elif not isinstance(x, Tensor):
         raise ShapeError(f"{what} must be a torch.Tensor or numpy array, got {type(x).__name__}")
     if x.is_floating_point() or x.is_complex():
@@ -305,7 +305,7 @@ class KeyDistanceMIoU:
 def _flow_hw2(flow: ArrayLike, size: tuple[int, int], device: torch.device) -> Tensor:
     """Flow as float32 [H, W, 2] (dx, dy) on device, from [H,W,2] or [2,H,W], torch or numpy."""
     if isinstance(flow, np.ndarray):
-        flow = torch.from_numpy(np.ascontiguousarray(flow))
+        flow = torch.from_numpy(np.ascontiguousarray(flow) if flow.flags.writeable else flow.copy())
     if not isinstance(flow, Tensor):
         raise ShapeError(f"flow must be a torch.Tensor or numpy array, got {type(flow).__name__}")
     flow = flow.to(device=device, dtype=torch.float32)
@@ -322,9 +322,12 @@ def resample2d(labels: Tensor, flow: Tensor, mode: str = "etc") -> Tensor:
 
     mode "etc": NVIDIA flownet2-pytorch `Resample2d` (kernel_size 1) on the ids as float32, as ETC's
     tool/eval_tc.py does: bilinear weights from the unclamped fractional parts, the four neighbour indices
-    clamped to the border, the four terms added in float32 in the kernel's order, then truncated to uint8
-    (a boundary pixel between ids 2 and 13 can become 7). mode "nearest": the id at the rounded sample point,
-    clamped to the border (a cleaner variant; not ETC's number). Returns int64 [H, W].
+    clamped to the border, the four terms added in float32 in the kernel's order, then truncated to uint8.
+    Two quirks follow and are part of ETC's numbers: a boundary pixel between ids 2 and 13 can become 7, and
+    at a fractional sample point inside a region of one id c the float32 sum can land just below c and be
+    truncated to c - 1 (about 1.5 % of such pixels for uniformly random sub-pixel flow). mode "nearest": the
+    id at the rounded sample point, clamped to the border (a cleaner variant; not ETC's number).
+    Returns int64 [H, W].
     """
     h, w = labels.shape
     ys = torch.arange(h, device=labels.device, dtype=torch.float32).view(h, 1)
