@@ -366,7 +366,8 @@ class TemporalConsistency:
     frame t is at p + F(p) in frame t+1), the prediction of t+1 is backward-warped into frame t,
     W(p) = P_{t+1}(p + F(p)) (`resample2d`, mode "etc" by default), and compared with P_t: per class,
     intersection and union of {P_t == c} and {W == c} are summed over all pairs; TC = mean over all classes of
-    I / U with an absent class counted 0. No ground truth is involved; every pixel counts.
+    I / U with an absent class counted 0. No ground truth is involved; every pixel counts. Predictions are
+    class ids in [0, num_classes) (ETC's are; an id outside that range would be mixed by the bilinear warp).
 
     `occlusion_masked=True` is the variant that leaves out the pixels of frame t that an occlusion mask marks
     as not visible in t+1 (ETC has this line commented out); its name is "tc_noc" instead of "tc".
