@@ -20,7 +20,9 @@ max |difference| <= 1e-3 on every float output and >= 99.9 % argmax agreement on
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import logging
 import math
 import os
 import time
@@ -199,7 +201,28 @@ def export_onnx(
 
 def _export_dynamo(stage: Stage, path: Path, height: int, width: int, batch: int, dynamic: bool, opset: int) -> None:
     program = export_stage(stage, height, width, batch=batch, dynamic_batch=dynamic)
-    onnx_program = torch.onnx.export(
+    with _quiet_registration():
+        onnx_program = _translate(program, stage, opset)
+    model = onnx_program.model_proto
+    if dynamic:
+        _rename_batch_dim(model)
+    onnx.save_model(model, str(path), save_as_external_data=False)
+
+
+@contextlib.contextmanager
+def _quiet_registration():
+    """The exporter warns once per missing torchvision op it could translate; we use none of them."""
+    logger = logging.getLogger("torch.onnx._internal.exporter._registration")
+    level = logger.level
+    logger.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
+
+
+def _translate(program: torch.export.ExportedProgram, stage: Stage, opset: int):
+    return torch.onnx.export(
         program,
         (),
         dynamo=True,
@@ -209,10 +232,6 @@ def _export_dynamo(stage: Stage, path: Path, height: int, width: int, batch: int
         optimize=True,
         verbose=False,
     )
-    model = onnx_program.model_proto
-    if dynamic:
-        _rename_batch_dim(model)
-    onnx.save_model(model, str(path), save_as_external_data=False)
 
 
 def _export_torchscript(

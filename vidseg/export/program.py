@@ -17,6 +17,7 @@ import torch
 from torch import Tensor
 
 from vidseg.errors import ExportError
+from vidseg.kernels import ops as _ops  # noqa: F401  (registers the vidseg:: custom ops decomposed below)
 from vidseg.kernels import reference
 from vidseg.models.base import Stage
 

@@ -122,3 +122,46 @@ def creff(q: Tensor, k: Tensor, v: Tensor, residual: Tensor, window: int = 7) ->
     if residual.shape != q.shape:
         raise ShapeError(f"creff residual {tuple(residual.shape)} must match q {tuple(q.shape)}")
     return (residual.float() + local_attention(q, k, v, window).float()).to(residual.dtype)
+
+
+# GSVNet's guided spatially-varying combination (appended; see the function's docstring).
+GSV_SHIFTS = ((-1, -1), (-1, 0), (-1, 1), (0, -1), (0, 1), (1, -1), (1, 0), (1, 1))
+__all__ += ["guided_sv_conv", "GSV_SHIFTS"]
+
+
+def guided_sv_conv(logits: Tensor, guide: Tensor, intra: Tensor, eps: float = 1e-9) -> Tensor:
+    """GSVNet's guided spatially-varying convolution (model/gsv/network.py, reference/gsvnet.md §5).
+
+    logits: [N,K,H,W] warped previous logits S^; guide: [N,11,H,W] non-negative per-pixel weights (the guiding
+    network's ReLU output, *before* normalisation); intra: [N,K,H,W] intra-frame logits A.
+
+        w_k(p) = guide_k(p) / (sum_{k=0..10} guide_k(p) + eps)
+        out(c,p) = w_0 S^(c,p) + sum_{n=1..8} w_n S^(c, p + d_n) + w_9 * 0 + w_10 A(c,p)
+
+    with d_n = (dy, dx) = GSV_SHIFTS[n-1], i.e. the 3x3 neighbours in row-major order without the centre (the
+    seed's fixed "ideal-delay" conv3d kernels; a kernel with its 1 at (r, c) reads S^(i+r-1, j+c-1)), zero
+    outside the map. Slot 9 is the seed's all-zero ninth delay kernel: it contributes nothing but its weight still
+    counts in the normalisation, so the effective weights sum to 1 - w_9. One 11-tap kernel per pixel, shared by
+    all K classes. Computed in float32, returned in logits' dtype.
+
+    Traffic (this composition, fp32): reads S^ ~9x (shifted slices), guide and intra once, and materialises the
+    normalised weights (11*H*W*4 B) plus one [N,K,H,W] accumulator per tap; a fused kernel reads S^ (with a
+    1-pixel halo), guide and intra once and writes out once: (2K + 11) * H * W * 4 B.
+    """
+    if logits.dim() != 4 or guide.dim() != 4 or intra.shape != logits.shape:
+        raise ShapeError(
+            f"guided_sv_conv needs logits and intra [N,K,H,W] of one shape and guide [N,11,H,W]; got "
+            f"{tuple(logits.shape)}, {tuple(guide.shape)}, {tuple(intra.shape)}"
+        )
+    n, _, height, width = logits.shape
+    if tuple(guide.shape) != (n, 11, height, width):  # centre, 8 shifts, zero slot, intra
+        raise ShapeError(f"guided_sv_conv guide must be [{n},11,{height},{width}], got {tuple(guide.shape)}")
+    dtype = logits.dtype
+    s, g, a = logits.float(), guide.float(), intra.float()
+    w = g / (g.sum(dim=1, keepdim=True) + eps)
+    sp = F.pad(s, (1, 1, 1, 1))
+    out = w[:, 0:1] * s
+    for i, (dy, dx) in enumerate(GSV_SHIFTS):
+        out = out + w[:, i + 1 : i + 2] * sp[:, :, 1 + dy : 1 + dy + height, 1 + dx : 1 + dx + width]
+    out = out + w[:, 10:11] * a
+    return out.to(dtype)
