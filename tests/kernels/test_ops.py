@@ -142,12 +142,3 @@ def test_onnx_dynamo_export_lowers_to_standard_ops():
     assert seen and all(seen)  # the dynamo exporter sets the flag while it traces, so ops take the reference
     warped = sum(reference.warp(key, motion, convention) for convention in reference.WARP_CONVENTIONS)
     _check_onnx(program.model_proto, args, reference.creff(lr, warped, warped, lr, 3))
-
-
-def test_exported_program_lowers_through_decompositions():
-    # A torch.export artifact already holds vidseg:: nodes; decompositions() inlines the reference.
-    args = _fusion_inputs()
-    ep = torch.export.export(_Fusion().eval(), args).run_decompositions(ops.decompositions())
-    assert not {str(n.target) for n in ep.graph.nodes if n.op == "call_function"} & OP_TARGETS
-    program = torch.onnx.export(ep, dynamo=True, verbose=False)
-    _check_onnx(program.model_proto, args, _fusion_reference(*args))

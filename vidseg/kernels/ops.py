@@ -6,7 +6,8 @@ Triton kernels on CUDA (`vidseg.kernels.triton`, imported on the first CUDA call
 the reference elsewhere; `implementation(device)` says which one runs. While exporting to ONNX (the flag is set
 by both the TorchScript and the dynamo exporter), or when autograd needs a gradient, they call the reference
 composition directly, which lowers to standard operators (GridSample, Pad, Mul, ReduceSum, Softmax).
-An ExportedProgram that already holds vidseg:: nodes lowers the same way through `decompositions()`.
+An ExportedProgram that already holds vidseg:: nodes is lowered by `vidseg.export.program`, which decomposes them
+to the reference.
 
 Every implementation returns a contiguous NCHW tensor, as the fake implementations promise.
 """
@@ -21,7 +22,7 @@ from torch import Tensor
 
 from vidseg.kernels import reference
 
-__all__ = ["warp", "creff", "implementation", "decompositions"]
+__all__ = ["warp", "creff", "implementation"]
 
 
 @torch.library.custom_op("vidseg::warp", mutates_args=())
@@ -73,11 +74,6 @@ def _creff_cuda(q: Tensor, k: Tensor, v: Tensor, residual: Tensor, window: int) 
     if kernels is None:
         return reference.creff(q, k, v, residual, window).contiguous()
     return kernels.creff(q, k, v, residual, window)
-
-
-def decompositions() -> dict:
-    """Op -> reference composition, for `ExportedProgram.run_decompositions` before an ONNX export."""
-    return {torch.ops.vidseg.warp.default: reference.warp, torch.ops.vidseg.creff.default: reference.creff}
 
 
 def _use_reference(*tensors: Tensor) -> bool:

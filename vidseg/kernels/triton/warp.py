@@ -197,9 +197,9 @@ def warp(
     ay, by = sample_affine(convention, height)
 
     pixel_blocks = triton.cdiv(height * width, block_p)
-    # Split the channels over programs only as far as needed to fill the device (about 4 programs per SM);
+    # Split the channels over programs only as far as needed to fill the device (about 8 programs per SM);
     # each split re-reads the (small) motion and recomputes the taps.
-    splits = min(max(1, triton.cdiv(4 * _sm_count(device), pixel_blocks * n)), triton.cdiv(c, block_c))
+    splits = min(max(1, triton.cdiv(8 * _sm_count(device), pixel_blocks * n)), triton.cdiv(c, block_c))
     c_per_prog = triton.cdiv(triton.cdiv(c, splits), block_c) * block_c
     grid = (pixel_blocks, triton.cdiv(c, c_per_prog), n)
     check_grid_dim("warp", "batch N", n)
