@@ -284,11 +284,11 @@ class DeviceIO:
         if not self.cuda:
             return self._nchw(host), None
         host = host.pin_memory()
-        with torch.cuda.stream(self.copy_stream):
-            dev = host.to(self.device, non_blocking=True)
+        with torch.cuda.stream(self.copy_stream):  # the layout change too runs on the copy stream, before the event
+            dev = self._nchw(host.to(self.device, non_blocking=True))
             event = torch.cuda.Event()
             event.record(self.copy_stream)
-        return self._nchw(dev), event
+        return dev, event
 
     def _nchw(self, hwc: Tensor) -> Tensor:
         x = hwc.permute(2, 0, 1).unsqueeze(0)  # a channels_last view of the HWC buffer

@@ -79,7 +79,7 @@ class OnnxRuntimeRunner(Runner):
         self.batch = config.batch
         self.sessions: dict[str, ort.InferenceSession] = {}
         self._outputs: dict[str, list[tuple[str, tuple[int | str, ...], np.dtype]]] = {}
-        self._inputs: dict[str, list[tuple[str, np.dtype]]] = {}
+        self._inputs: dict[str, list[tuple[str, np.dtype, tuple[int | str, ...]]]] = {}
         for stage_name, stage in stages.items():
             path, _ = onnx_artifact(
                 stage,
@@ -191,7 +191,8 @@ class OnnxRuntimeRunner(Runner):
                 raise ShapeError(
                     f"stage {stage_name!r} input {name!r}: artifact takes {type_str}, stage declares {want}"
                 )
-            self._inputs[stage_name].append((name, have))
+            shape = tuple(next(i.shape for i in session.get_inputs() if i.name == name))
+            self._inputs[stage_name].append((name, have, shape))
         self._outputs[stage_name] = []
         for out in session.get_outputs():
             dtype = ORT_TYPES.get(out.type)
@@ -208,12 +209,17 @@ class OnnxRuntimeRunner(Runner):
         device_id = self.device.index or 0
         keep = []  # tensors bound by pointer must outlive the run
         batch = None
-        for name, dtype in self._inputs[stage]:
+        for name, dtype, shape in self._inputs[stage]:
             if name not in inputs:
                 raise ShapeError(f"stage {stage!r} needs input {name!r}; got {sorted(inputs)}")
             t = inputs[name]
             if t.dtype != np_to_torch_dtype(dtype):
                 raise ShapeError(f"stage {stage!r} input {name!r} must be {dtype}, got {t.dtype}")
+            if t.dim() != len(shape) or any(isinstance(d, int) and d != n for d, n in zip(shape, t.shape, strict=True)):
+                raise ShapeError(
+                    f"stage {stage!r} input {name!r} has shape {tuple(t.shape)}; this runner was built for "
+                    f"{shape} (frame size {self.frame_size[0]}x{self.frame_size[1]})"
+                )
             t = t.to(self.device, non_blocking=True).contiguous()
             batch = t.shape[0] if batch is None else batch
             keep.append(t)

@@ -1,0 +1,117 @@
+"""Backends: eager precisions and layouts, torch.compile, backend selection; CUDA checks marked `cuda`."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from engine_tiny import TinyModel, make_frames
+
+from vidseg.config import EngineConfig
+from vidseg.engine.backends import auto_candidates, build_runner
+from vidseg.engine.backends.base import runner_class
+from vidseg.engine.backends.eager import EagerRunner, resolve_device
+from vidseg.engine.engine import Engine
+from vidseg.errors import BackendUnavailable, ConfigError
+
+
+def labels_of(method: str, frames, **config) -> list[np.ndarray]:
+    config = {"method": method, "device": "cpu", "keyframe_interval": 4, "channels_last": False, **config}
+    return [r.labels for r in Engine(EngineConfig(**config), model=TinyModel()).run(frames)]
+
+
+def agreement(a: list[np.ndarray], b: list[np.ndarray]) -> float:
+    return float(np.mean([np.mean(x == y) for x, y in zip(a, b, strict=True)]))
+
+
+def test_eager_keeps_uint8_images_and_names():
+    model = TinyModel()
+    stages = model.stages()
+    runner = EagerRunner(stages, EngineConfig(device="cpu", channels_last=False), (64, 96), torch.device("cpu"))
+    image = torch.from_numpy(make_frames(1)[0]).permute(2, 0, 1)[None].contiguous()
+    out = runner.run("key", {"image": image})
+    assert set(out) == {"logits", "features"} and out["logits"].dtype == torch.float32
+    assert "torch on cpu (fp32)" == runner.describe()
+
+
+@pytest.mark.parametrize("method", ["per-frame", "arseg", "flowwarp"])
+def test_channels_last_gives_the_same_labels(method):
+    frames = make_frames(6)
+    assert agreement(labels_of(method, frames), labels_of(method, frames, channels_last=True)) > 0.999
+
+
+def test_bf16_autocast_on_cpu_agrees_with_fp32():
+    frames = make_frames(6)
+    assert agreement(labels_of("flowwarp", frames), labels_of("flowwarp", frames, precision="bf16")) > 0.95
+
+
+def test_int8_is_refused_outside_tensorrt():
+    with pytest.raises(ConfigError, match="TensorRT"):
+        EagerRunner(TinyModel().stages(), EngineConfig(precision="int8", device="cpu"), (64, 96), torch.device("cpu"))
+
+
+def test_auto_picks_torch_on_cpu_and_reports_nothing_skipped():
+    built = build_runner(EngineConfig(backend="auto", device="cpu"), TinyModel().stages(), (64, 96),
+                         torch.device("cpu"))
+    assert built.runner.name == "torch" and built.skipped == ()
+    assert auto_candidates(torch.device("cpu")) == ("torch",)
+    assert auto_candidates(torch.device("cuda")) == ("trt", "compile", "torch")
+
+
+def test_named_backends_go_through_runner_class():
+    assert runner_class("torch") is EagerRunner
+    with pytest.raises(ConfigError, match="unknown backend"):
+        runner_class("tflite")
+
+
+def test_cuda_without_a_gpu_is_unavailable(monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    with pytest.raises(BackendUnavailable, match="no CUDA GPU"):
+        resolve_device("cuda")
+    assert resolve_device("auto") == torch.device("cpu")
+
+
+@pytest.mark.slow
+def test_compile_backend_matches_eager():
+    """The one torch.compile run (~45 s on 2 cores): the per-frame key stage of the tiny model."""
+    frames = make_frames(3)
+    try:
+        compiled = labels_of("per-frame", frames, backend="compile")
+    except BackendUnavailable as err:
+        pytest.skip(f"torch.compile unavailable here: {err}")
+    eager = labels_of("per-frame", frames)
+    assert agreement(compiled, eager) > 0.999
+
+
+# --- CUDA -----------------------------------------------------------------------------------------------------
+@pytest.mark.cuda
+def test_cuda_fp16_agrees_with_fp32():
+    frames = make_frames(8, height=128, width=192)
+    fp32 = labels_of("arseg", frames, device="cuda")
+    fp16 = labels_of("arseg", frames, device="cuda", precision="fp16")
+    assert agreement(fp32, fp16) >= 0.995
+
+
+@pytest.mark.cuda
+@pytest.mark.parametrize("method", ["per-frame", "arseg", "flowwarp"])
+def test_cuda_stream_pipeline_matches_a_synchronous_loop(method):
+    """The streamed pipeline (copy stream, compute stream, async label copies) gives the labels of a plain
+    synchronous loop over the same CUDA stages."""
+    frames = make_frames(10, height=128, width=192)
+    model = TinyModel()
+    engine = Engine(EngineConfig(method=method, device="cuda", keyframe_interval=4, channels_last=False), model=model)
+    piped = [r.labels for r in engine.run(frames)]
+    sync = []
+    engine.reset()
+    for image in frames:
+        sync.append(engine.process_frame(image).labels)
+        torch.cuda.synchronize()
+    assert agreement(piped, sync) == 1.0
+
+
+@pytest.mark.cuda
+def test_cuda_compile_with_cuda_graphs_keeps_state_outputs():
+    frames = make_frames(6, height=128, width=192)
+    eager = labels_of("flowwarp", frames, device="cuda")
+    graphs = labels_of("flowwarp", frames, device="cuda", backend="compile")
+    assert agreement(eager, graphs) > 0.99
