@@ -88,6 +88,8 @@ def test_dynamic_batch_runner(tiny_stages, cache_dir):
 def test_wrong_input_dtype_or_missing_input_is_refused(runner):
     with pytest.raises(ShapeError, match="must be uint8"):
         runner.run("key", {"image": torch.zeros(1, 3, H, W)})
+    with pytest.raises(ShapeError, match="was built for"):
+        runner.run("key", {"image": torch.zeros(1, 3, H * 2, W, dtype=torch.uint8)})
     with pytest.raises(ShapeError, match="needs input 'ref_image'"):
         runner.run("flow", {"image": torch.zeros(1, 3, H, W, dtype=torch.uint8)})
 
