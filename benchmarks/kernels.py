@@ -6,7 +6,8 @@
 
 Per case and implementation: median time with 20/80 % quantiles (CUDA events, warm-up, L2 flushed before every
 run), effective bandwidth = bytes the op must move / median time (and the fraction of the device's peak), peak
-extra memory (torch.cuda.max_memory_allocated above what was allocated before the call, the output included), and
+extra memory (torch.cuda.max_memory_allocated above what was allocated before the call, the output included; the
+scratch column leaves the output out), and
 the max abs difference from the reference. Targets: fused CReFF >= 3x faster than the faster of the two PyTorch
 compositions (reference.local_attention, an unfold-based one) with >= 10x less extra memory; fused warp at >= 70 %
 of peak bandwidth. `--sweep` also times a few launch configurations of each kernel and reports the best.
@@ -151,6 +152,8 @@ def _measure(fn, expected, bytes_moved, args, peak) -> dict:
         "effective_gbps": gbps,
         "peak_fraction": gbps * 1e9 / peak if peak else None,
         "extra_bytes": extra,
+        # beyond the output, which every implementation must allocate
+        "scratch_bytes": None if extra is None else extra - expected.numel() * expected.element_size(),
         "max_abs_err": err,
     }
 
@@ -306,21 +309,22 @@ def to_markdown(report: dict) -> str:
         f"{env['warmup']} warm-up runs, up to {env['iters']} timed runs"
         + (", L2 flushed before each." if env["device"] == "cuda" else "."),
         "",
-        "| op | case | dtype | impl | median ms | q20-q80 ms | GB/s | % peak | extra MiB | max err |",
-        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+        "| op | case | dtype | impl | median ms | q20-q80 ms | GB/s | % peak | extra MiB | scratch MiB | max err |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     for row in report["rows"]:
         for impl, res in row["results"].items():
             if res["status"] != "ok":
-                lines.append(f"| {row['op']} | {row['case']} | {row['dtype']} | {impl} | {res['status']} |||||")
+                lines.append(f"| {row['op']} | {row['case']} | {row['dtype']} | {impl} | {res['status']} ||||||")
                 continue
             cfg = f" `{res['config']}`" if "config" in res else ""
             extra = None if res["extra_bytes"] is None else res["extra_bytes"] / 2**20
+            scratch = None if res["scratch_bytes"] is None else res["scratch_bytes"] / 2**20
             pct = None if res["peak_fraction"] is None else 100 * res["peak_fraction"]
             lines.append(
                 f"| {row['op']} | {row['case']} {row['shape']} | {row['dtype']} | {impl}{cfg} | "
                 f"{res['median_ms']:.3f} | {res['q20_ms']:.3f}-{res['q80_ms']:.3f} | {res['effective_gbps']:.0f} | "
-                f"{_fmt(pct, '.0f')} | {_fmt(extra, '.1f')} | {res['max_abs_err']:.1e} |"
+                f"{_fmt(pct, '.0f')} | {_fmt(extra, '.1f')} | {_fmt(scratch, '.1f')} | {res['max_abs_err']:.1e} |"
             )
     lines += ["", "## Targets", ""] if not env["smoke"] else []
     for row in report["rows"]:

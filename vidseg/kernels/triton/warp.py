@@ -34,7 +34,7 @@ from vidseg.kernels.triton._common import (
     nchw_contiguous,
 )
 
-__all__ = ["warp", "warp_bytes", "sample_affine"]
+__all__ = ["warp", "warp_bytes"]
 
 
 @triton.jit
@@ -121,7 +121,7 @@ def _warp_kernel(
         tl.store(out_img + plane + p[None, :], val.to(out_ptr.dtype.element_ty), mask=c_ok & p_ok[None, :])
 
 
-def sample_affine(convention: str, size: int) -> tuple[float, float]:
+def _sample_affine(convention: str, size: int) -> tuple[float, float]:
     """(a, b) with sample coordinate = a * (pixel + motion) + b along an axis of `size` pixels.
 
     The composition of the convention's normalisation and grid_sample's unnormalisation (reference.warp):
@@ -188,13 +188,14 @@ def warp(
     hb, wb = motion.shape[-2:]
     bh, bw = _block_size((hb, wb), (height, width))
     check_image("warp", c, height, width)
+    check_grid_dim("warp", "batch N", n)
     out = torch.empty((n, c, height, width), dtype=x.dtype, device=device)
     if out.numel() == 0:
         return out
     x = nchw_contiguous(x)
     motion = nchw_contiguous(motion)
-    ax, bx = sample_affine(convention, width)
-    ay, by = sample_affine(convention, height)
+    ax, bx = _sample_affine(convention, width)
+    ay, by = _sample_affine(convention, height)
 
     pixel_blocks = triton.cdiv(height * width, block_p)
     # Split the channels over programs only as far as needed to fill the device (about 8 programs per SM);
@@ -202,7 +203,6 @@ def warp(
     splits = min(max(1, triton.cdiv(8 * _sm_count(device), pixel_blocks * n)), triton.cdiv(c, block_c))
     c_per_prog = triton.cdiv(triton.cdiv(c, splits), block_c) * block_c
     grid = (pixel_blocks, triton.cdiv(c, c_per_prog), n)
-    check_grid_dim("warp", "batch N", n)
     _warp_kernel[grid](
         x, motion, out, c, height, width, hb, wb, bh, bw, c_per_prog, ax, bx, ay, by,
         BLOCK_C=block_c, BLOCK_P=block_p, num_warps=num_warps,
