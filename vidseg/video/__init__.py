@@ -1,1 +1,40 @@
-"""vidseg.video."""
+"""vidseg.video: frames in and out; nothing here knows about models or engines.
+
+    open_video(path, motion=...) -> VideoSource    iterate Frame(index, pts, pict_type, image, motion)
+    MotionField, MotionChain                       codec motion vectors as backward maps; chained to the keyframe
+    OverlayVideoSink, LabelPNGSink, NPZSink        writers; palettes (Cityscapes 19, CamVid 11/12)
+"""
+
+from vidseg.video.decode import MOTION_CODECS, Frame, VideoSource, open_video
+from vidseg.video.motion import MotionChain, MotionField
+from vidseg.video.sinks import (
+    CAMVID11_PALETTE,
+    CAMVID12_PALETTE,
+    CITYSCAPES_PALETTE,
+    CITYSCAPES_TRAINID_TO_LABELID,
+    LabelPNGSink,
+    NPZSink,
+    OverlayVideoSink,
+    colorize,
+    get_palette,
+    overlay,
+)
+
+__all__ = [
+    "open_video",
+    "VideoSource",
+    "Frame",
+    "MOTION_CODECS",
+    "MotionField",
+    "MotionChain",
+    "OverlayVideoSink",
+    "LabelPNGSink",
+    "NPZSink",
+    "CITYSCAPES_PALETTE",
+    "CITYSCAPES_TRAINID_TO_LABELID",
+    "CAMVID11_PALETTE",
+    "CAMVID12_PALETTE",
+    "get_palette",
+    "colorize",
+    "overlay",
+]

@@ -1,0 +1,335 @@
+"""Decoding: PyAV demux + frame-threaded decode -> `Frame(index, pts, pict_type, image, motion)`.
+
+`open_video(path)` is the one entry point. The returned `VideoSource` is a context manager and an iterator of
+`Frame`s in display order:
+
+    with open_video("clip.mp4", motion=True) as video:
+        for frame in video:
+            frame.image    # uint8 RGB [H, W, 3], display orientation
+            frame.motion   # MotionField (codec motion vectors) or None
+
+Contract:
+  * ``Frame.index`` counts decoded frames from 0 (never derived from pts); ``pts`` is in seconds.
+  * Every failure a user can cause (missing, empty or non-video file, no video stream, undecodable or truncated
+    stream, unsupported display matrix) raises `InputError`; FFmpeg's errors are translated in one place
+    (`_input_error`) and chained (``from err``). A stream that breaks off mid-way first yields every frame that
+    can still be decoded (the decoder is drained), then raises an `InputError` saying how many frames were
+    decoded and where it stopped. "Breaks off" also covers streams that end cleanly but early: fewer frames than
+    the container's frame count, or (when the count is unknown, e.g. Matroska) a last frame well before the
+    stream's declared duration.
+  * Display rotation (the stream's display matrix, multiples of 90 degrees) is applied to the image and to the
+    motion field; flipped or oblique display matrices are refused.
+  * ``Frame.motion`` (with ``motion=True``) is None when there is no motion to report: the codec exports no
+    vectors (HEVC, VP9, AV1, ...; see `VideoSource.motion_available`) or the frame is an I-frame. A P/B-frame of
+    an exporting codec (H.264, MPEG-1/2/4, H.263) without side data is intra-coded throughout and gets an
+    all-invalid `MotionField` (FFmpeg attaches side data only when at least one block has a vector, so such a
+    frame is told apart from "no export" by the codec and the picture type). An empty array never appears.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import av
+import numpy as np
+
+from vidseg.errors import InputError
+from vidseg.video.motion import MotionField
+
+__all__ = ["Frame", "VideoSource", "open_video", "MOTION_CODECS"]
+
+# Decoders whose FFmpeg implementation exports AV_FRAME_DATA_MOTION_VECTORS (h264 and the mpegvideo family).
+MOTION_CODECS = frozenset(
+    {"h264", "mpeg1video", "mpeg2video", "mpeg4", "h263", "h263p", "h263i", "flv", "msmpeg4v1", "msmpeg4v2",
+     "msmpeg4", "wmv1", "wmv2"}
+)
+# Codecs whose B-frames are never references.
+_NO_REFERENCE_B = frozenset({"mpeg1video", "mpeg2video", "mpeg4", "h263", "h263p", "msmpeg4v1", "msmpeg4v2",
+                             "msmpeg4", "wmv1", "wmv2", "flv"})
+# AVPictureType -> 'I' / 'P' / 'B' (S = MPEG-4 GMC sprite, predicted; SI/SP/BI as their base types).
+_PICT_TYPES = {1: "I", 2: "P", 3: "B", 4: "P", 5: "I", 6: "P", 7: "B"}
+
+
+@dataclass(frozen=True, eq=False, slots=True)
+class Frame:
+    """One decoded frame.
+
+    index: 0-based count of decoded frames (display order). pts: presentation time in seconds (index / fps when
+    the stream has no timestamps). pict_type: 'I', 'P' or 'B'. image: uint8 RGB [H, W, 3] in display orientation.
+    motion: `MotionField` backward map to the reference frame(s), or None (see the module doc).
+    reference: whether later frames may predict from this one (an H.264 B-frame can be a reference, in a
+    B-pyramid); None when unknown (codecs other than H.264 and the MPEG-1/2/4 family).
+    """
+
+    index: int
+    pts: float | None
+    pict_type: str
+    image: np.ndarray
+    motion: MotionField | None = None
+    reference: bool | None = None
+
+    def tensor(self, device=None):
+        """The image as a uint8 torch tensor [3, H, W]. Without a device it shares memory with `image` and has
+        channels-last strides (what `channels_last` models want); copying to a device keeps those strides."""
+        import torch
+
+        t = torch.from_numpy(self.image).permute(2, 0, 1)
+        return t if device is None else t.to(device, non_blocking=True)
+
+
+class VideoSource:
+    """An open video: iterate it for `Frame`s; close it (or use ``with``) when done. Made by `open_video`.
+
+    Properties, known once it is open: ``length`` (frame count when the container stores it, else None), ``fps``,
+    ``duration`` (seconds or None), ``size`` (H, W) in display orientation, ``codec`` (decoder name),
+    ``rotation`` (degrees counter-clockwise applied to the coded picture), ``motion_available`` (motion was asked
+    for and the codec exports vectors: otherwise every ``Frame.motion`` is None), ``frames_decoded``.
+    A source is iterated once.
+    """
+
+    def __init__(self, path: str | os.PathLike, *, motion: bool = False, threads: int = 0, cell: int = 4) -> None:
+        self.path = os.fspath(path)
+        self.motion = bool(motion)
+        self.threads = int(threads)
+        self.cell = int(cell)
+        self.frames_decoded = 0
+        self._container = None
+        self._start = 0.0
+        self._last_pts: float | None = None
+        self._frames = self._decode()
+        # Opening runs inside the decode generator (one place for FFmpeg errors); the first frame is peeked so
+        # that a file with no decodable frame fails here and the display matrix is known.
+        self._first: Frame | None = next(self._frames, None)
+
+    # ------------------------------------------------------------------------------------------- iteration
+    def __iter__(self) -> Iterator[Frame]:
+        return self
+
+    def __next__(self) -> Frame:
+        if self._first is not None:
+            frame, self._first = self._first, None
+            return frame
+        return next(self._frames)
+
+    def close(self) -> None:
+        self._first = None
+        self._frames.close()
+
+    def __enter__(self) -> VideoSource:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return (f"VideoSource({self.path!r}, codec={self.codec}, size={self.size}, fps={self.fps}, "
+                f"length={self.length}, motion={self.motion_available})")
+
+    # ------------------------------------------------------------------------------------------- decoding
+    def _decode(self) -> Iterator[Frame]:
+        self._check_file()
+        failure: av.FFmpegError | None = None
+        corrupt_at: float | None = None
+        stream = None
+        try:
+            try:
+                container = self._container = av.open(self.path, "r")
+                stream = self._select_stream(container)
+                for packet in container.demux(stream):  # the last packet is PyAV's flush packet
+                    if packet.is_corrupt:  # a cut-off packet (truncated file): stop before decoding garbage
+                        corrupt_at = float(packet.pts * packet.time_base) if packet.pts is not None else -1.0
+                        break
+                    if self._nal_length is not None and packet.size and packet.pts is not None:
+                        self._reference_by_pts[packet.pts] = _h264_reference(memoryview(packet), self._nal_length)
+                    for frame in stream.decode(packet):
+                        yield self._make_frame(frame)
+            except av.FFmpegError as err:
+                failure = err
+            if stream is not None and (failure is not None or corrupt_at is not None):
+                try:  # drain what the (frame-threaded) decoder still holds
+                    for frame in stream.decode(None):
+                        yield self._make_frame(frame)
+                except av.FFmpegError:
+                    pass
+            self._check_complete(failure, corrupt_at)
+        finally:
+            if self._container is not None:
+                self._container.close()
+
+    def _check_file(self) -> None:
+        if not os.path.exists(self.path):
+            raise InputError(f"{self.path}: no such file; check the path")
+        if os.path.isdir(self.path):
+            raise InputError(f"{self.path}: is a directory, not a video file")
+        if os.path.getsize(self.path) == 0:
+            raise InputError(f"{self.path}: empty file (0 bytes); it is not a video")
+
+    def _select_stream(self, container):
+        # A cover image (attached picture, e.g. album art in an audio file) is not a video stream.
+        videos = [s for s in container.streams.video if not s.disposition & av.stream.Disposition.attached_pic]
+        if not videos:
+            found = ", ".join(f"{s.type} ({s.codec_context.name})" for s in container.streams) or "none"
+            raise InputError(f"{self.path}: no video stream (streams found: {found}); give a video file")
+        stream = videos[0]
+        ctx = stream.codec_context
+        self.codec = ctx.name
+        self.motion_available = self.motion and self.codec in MOTION_CODECS
+        self.length = stream.frames or None
+        rate = stream.average_rate or stream.guessed_rate
+        self.fps = float(rate) if rate else None
+        self.duration = _stream_duration(container, stream)
+        self._coded_size = (ctx.height, ctx.width)
+        self._time_base = stream.time_base
+        self.rotation = 0
+        self.size = self._coded_size
+        # H.264: read nal_ref_idc from the packets (B-pyramids); avcC extradata gives the NAL length size.
+        self._nal_length: int | None = None
+        self._reference_by_pts: dict[int, bool | None] = {}
+        if self.codec == "h264":
+            extra = ctx.extradata or b""
+            self._nal_length = (extra[4] & 3) + 1 if len(extra) > 4 and extra[0] == 1 else 0
+        stream.thread_type = "AUTO"  # frame + slice threading
+        stream.thread_count = self.threads  # 0: FFmpeg picks (cores + 1)
+        if self.motion:
+            ctx.options = {"flags2": "+export_mvs"}
+        return stream
+
+    def _make_frame(self, frame: av.VideoFrame) -> Frame:
+        index = self.frames_decoded
+        if index == 0:
+            self._set_orientation(frame)
+        image = frame.to_ndarray(format="rgb24")
+        k = self.rotation // 90
+        if k:
+            image = np.ascontiguousarray(np.rot90(image, k))
+        pict_type = _PICT_TYPES.get(int(frame.pict_type), "I" if frame.key_frame else "P")
+        motion = None
+        if self.motion_available and pict_type != "I":
+            side = frame.side_data.get("MOTION_VECTORS")
+            size = (frame.height, frame.width)
+            if side is None:
+                motion = MotionField.invalid(self.size, cell=self.cell)
+            else:
+                motion = MotionField.from_vectors(side.to_ndarray(), size, cell=self.cell, rotation=self.rotation)
+        # The stream's time base: frames drained from the decoder at the end carry no time base of their own.
+        if frame.pts is not None:
+            pts = float(frame.pts * self._time_base)
+        else:
+            pts = index / self.fps if self.fps else None
+        if index == 0:
+            self._start = pts or 0.0
+        self._last_pts = pts
+        if self._nal_length is not None:
+            reference = self._reference_by_pts.pop(frame.pts, None)
+        else:
+            reference = pict_type != "B" if self.codec in _NO_REFERENCE_B else None
+        self.frames_decoded += 1
+        return Frame(index, pts, pict_type, image, motion, reference)
+
+    def _set_orientation(self, frame: av.VideoFrame) -> None:
+        side = frame.side_data.get("DISPLAYMATRIX")
+        if side is None:
+            return
+        m = np.frombuffer(bytes(side), dtype=np.int32).astype(np.float64) / 65536.0
+        rotation = frame.rotation % 360
+        if m[0] * m[4] - m[1] * m[3] < 0 or rotation % 90:
+            raise InputError(
+                f"{self.path}: the display matrix {m[[0, 1, 3, 4]].round(3).tolist()} mirrors the picture or "
+                f"rotates it by {frame.rotation} degrees; vidseg handles rotations by multiples of 90 degrees "
+                "only. Re-encode upright, e.g. `ffmpeg -i in.mp4 -c:a copy out.mp4` (ffmpeg auto-rotates)."
+            )
+        self.rotation = int(rotation)
+        if rotation in (90, 270):
+            self.size = (self._coded_size[1], self._coded_size[0])
+
+    def _check_complete(self, failure: av.FFmpegError | None, corrupt_at: float | None) -> None:
+        n = self.frames_decoded
+        if failure is not None:
+            raise _input_error(self, failure) from failure
+        if corrupt_at is not None:
+            where = f" at {corrupt_at:.3f} s" if corrupt_at >= 0 else ""
+            raise InputError(f"{self.path}: truncated or corrupt: the packet{where} is cut off; decoding stopped "
+                             f"after {n} frames ({self._where()}); frames up to there were returned")
+        if n == 0:
+            raise InputError(f"{self.path}: the video stream holds no decodable frame (empty or corrupt)")
+        if self.length is not None and n < self.length:
+            raise InputError(f"{self.path}: truncated: the container declares {self.length} frames but the stream "
+                             f"ends after {n} ({self._where()}); frames up to there were returned")
+        if self.length is None and self.duration and self.fps and self._last_pts is not None:
+            period = 1.0 / self.fps
+            missing = self.duration - (self._last_pts - self._start + period)
+            if missing > 1.5 * period:
+                raise InputError(
+                    f"{self.path}: truncated: the stream declares {self.duration:.3f} s but ends after {n} frames "
+                    f"({self._where()}), about {round(missing * self.fps)} frames short; frames up to there were "
+                    "returned"
+                )
+
+    def _where(self) -> str:
+        return f"last decoded frame index {self.frames_decoded - 1}, pts {self._last_pts:.3f} s" \
+            if self.frames_decoded and self._last_pts is not None else f"{self.frames_decoded} frames decoded"
+
+
+def _input_error(source: VideoSource, err: av.FFmpegError) -> InputError:
+    """The one translation of an FFmpeg error into an InputError: path, what had been decoded, FFmpeg's words."""
+    message = err.strerror or str(err)
+    log = getattr(err, "log", None)
+    if log and log[1]:
+        message = f"{message} (FFmpeg log: {log[1][2].strip()})"
+    n = source.frames_decoded
+    if source._container is None or n == 0:
+        return InputError(f"{source.path}: cannot decode it as a video: {message}")
+    return InputError(f"{source.path}: decoding stopped after {n} frames ({source._where()}): {message}; "
+                      "the file is truncated or corrupt; frames up to there were returned")
+
+
+def _h264_reference(data: memoryview, length_size: int) -> bool | None:
+    """nal_ref_idc != 0 of the first slice NAL unit of an H.264 access unit: length-prefixed NAL units (avcC,
+    as in MP4 / Matroska) when length_size > 0, else Annex B start codes. None when no slice is found."""
+    if length_size:
+        i, n = 0, len(data)
+        while i + length_size < n:
+            size = int.from_bytes(data[i:i + length_size], "big")
+            header = data[i + length_size]
+            if header & 0x1F in (1, 5):  # coded slice (non-IDR, IDR)
+                return bool(header & 0x60)
+            i += length_size + size
+        return None
+    head = bytes(data[:4096])
+    i = head.find(b"\x00\x00\x01")
+    while 0 <= i < len(head) - 3:
+        header = head[i + 3]
+        if header & 0x1F in (1, 5):
+            return bool(header & 0x60)
+        i = head.find(b"\x00\x00\x01", i + 3)
+    return None
+
+
+def _stream_duration(container, stream) -> float | None:
+    """Declared duration of the video stream in seconds: the stream's own, or Matroska's DURATION tag, or the
+    container's when it holds this stream alone."""
+    if stream.duration is not None and stream.time_base is not None:
+        return float(stream.duration * stream.time_base)
+    tag = stream.metadata.get("DURATION")
+    if tag:
+        try:
+            h, m, s = tag.split(":")
+            return int(h) * 3600 + int(m) * 60 + float(s)
+        except ValueError:
+            pass
+    if container.duration is not None and len(container.streams) == 1:
+        return container.duration / 1e6
+    return None
+
+
+def open_video(path: str | os.PathLike, *, motion: bool = False, threads: int = 0, cell: int = 4) -> VideoSource:
+    """Open a video file for decoding.
+
+    motion: export the codec's motion vectors (``flags2=+export_mvs``) into ``Frame.motion`` as `MotionField`s
+        rasterised on a grid of ``cell``-pixel cells. threads: decoder threads (0 = as many as FFmpeg likes).
+    Raises `InputError` when the file cannot be read as a video.
+    """
+    return VideoSource(path, motion=motion, threads=threads, cell=cell)
+

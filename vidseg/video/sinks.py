@@ -1,0 +1,329 @@
+"""Writing results: label palettes, and sinks for overlay videos, label PNGs and NPZ archives.
+
+Every sink is a context manager with ``write(index, image, labels)`` and ``close()``:
+
+    with OverlayVideoSink("out.mp4", fps=video.fps, palette="cityscapes") as sink:
+        for result in engine.run(video):
+            sink.write(result.index, frame_image, result.labels)
+
+``index`` is the frame index (strictly increasing; gaps are allowed, e.g. frames dropped in live mode: a video
+keeps their timing), ``image`` uint8 RGB [H, W, 3] (or None where a sink does not need it), ``labels`` integer
+class ids [H, W] (trainIds; 255 = ignore, drawn transparent). Leaving the ``with`` block by an exception,
+including KeyboardInterrupt (Ctrl-C between writes), still closes the sink: the video is finalised and playable
+with the frames written so far, every PNG written so far is complete, the NPZ holds every frame written so far.
+"""
+
+from __future__ import annotations
+
+import os
+import zipfile
+from fractions import Fraction
+from pathlib import Path
+
+import numpy as np
+
+from vidseg.errors import InputError, ShapeError
+
+__all__ = [
+    "CITYSCAPES_CLASSES",
+    "CITYSCAPES_PALETTE",
+    "CITYSCAPES_TRAINID_TO_LABELID",
+    "CAMVID11_CLASSES",
+    "CAMVID11_PALETTE",
+    "CAMVID12_CLASSES",
+    "CAMVID12_PALETTE",
+    "PALETTES",
+    "IGNORE_INDEX",
+    "get_palette",
+    "colorize",
+    "overlay",
+    "OverlayVideoSink",
+    "LabelPNGSink",
+    "NPZSink",
+]
+
+IGNORE_INDEX = 255
+
+# Cityscapes trainIds 0..18 (cityscapesScripts labels.py): name, colour, labelId.
+_CITYSCAPES = (
+    ("road", (128, 64, 128), 7),
+    ("sidewalk", (244, 35, 232), 8),
+    ("building", (70, 70, 70), 11),
+    ("wall", (102, 102, 156), 12),
+    ("fence", (190, 153, 153), 13),
+    ("pole", (153, 153, 153), 17),
+    ("traffic light", (250, 170, 30), 19),
+    ("traffic sign", (220, 220, 0), 20),
+    ("vegetation", (107, 142, 35), 21),
+    ("terrain", (152, 251, 152), 22),
+    ("sky", (70, 130, 180), 23),
+    ("person", (220, 20, 60), 24),
+    ("rider", (255, 0, 0), 25),
+    ("car", (0, 0, 142), 26),
+    ("truck", (0, 0, 70), 27),
+    ("bus", (0, 60, 100), 28),
+    ("train", (0, 80, 100), 31),
+    ("motorcycle", (0, 0, 230), 32),
+    ("bicycle", (119, 11, 32), 33),
+)
+CITYSCAPES_CLASSES = tuple(name for name, _, _ in _CITYSCAPES)
+CITYSCAPES_PALETTE = np.array([colour for _, colour, _ in _CITYSCAPES], np.uint8)
+# trainId -> labelId lookup table over all 256 uint8 values; 255 (ignore) and unused ids -> 0 ("unlabeled").
+CITYSCAPES_TRAINID_TO_LABELID = np.zeros(256, np.uint8)
+CITYSCAPES_TRAINID_TO_LABELID[: len(_CITYSCAPES)] = [label_id for _, _, label_id in _CITYSCAPES]
+
+# CamVid, 11 classes (SegNet's split) and AR-Seg's 12 = the 11 + void, colours of the CamVid label images
+# (AR-Seg pre-process/camvid-pre-process.py).
+_CAMVID = (
+    ("sky", (128, 128, 128)),
+    ("building", (128, 0, 0)),
+    ("column_pole", (192, 192, 128)),
+    ("road", (128, 64, 128)),
+    ("sidewalk", (0, 0, 192)),
+    ("tree", (128, 128, 0)),
+    ("sign_symbol", (192, 128, 128)),
+    ("fence", (64, 64, 128)),
+    ("car", (64, 0, 128)),
+    ("pedestrian", (64, 64, 0)),
+    ("bicyclist", (0, 128, 192)),
+    ("void", (0, 0, 0)),
+)
+CAMVID12_CLASSES = tuple(name for name, _ in _CAMVID)
+CAMVID12_PALETTE = np.array([colour for _, colour in _CAMVID], np.uint8)
+CAMVID11_CLASSES = CAMVID12_CLASSES[:11]
+CAMVID11_PALETTE = CAMVID12_PALETTE[:11]
+
+PALETTES = {"cityscapes": CITYSCAPES_PALETTE, "camvid11": CAMVID11_PALETTE, "camvid12": CAMVID12_PALETTE}
+
+for _p in (CITYSCAPES_PALETTE, CAMVID12_PALETTE, CITYSCAPES_TRAINID_TO_LABELID):
+    _p.setflags(write=False)
+
+
+def get_palette(palette: str | np.ndarray) -> np.ndarray:
+    """A palette by name ("cityscapes", "camvid11", "camvid12") or as given: uint8 [num_classes, 3]."""
+    if isinstance(palette, str):
+        if palette not in PALETTES:
+            raise InputError(f"unknown palette {palette!r}; choose one of {', '.join(PALETTES)} or pass an array")
+        return PALETTES[palette]
+    palette = np.asarray(palette)
+    if palette.ndim != 2 or palette.shape[1] != 3 or not 0 < len(palette) <= 255:
+        raise ShapeError(f"a palette is [num_classes <= 255, 3] RGB, got shape {palette.shape}")
+    return palette.astype(np.uint8)
+
+
+def _lut(palette: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """256-entry colour table and 'is a class' mask (ids beyond the palette, and 255, are transparent)."""
+    colours = np.zeros((256, 3), np.uint8)
+    colours[: len(palette)] = palette
+    known = np.zeros(256, bool)
+    known[: len(palette)] = True
+    return colours, known
+
+
+def _labels_u8(labels, shape: tuple[int, int] | None = None) -> np.ndarray:
+    labels = np.asarray(labels)
+    if labels.ndim != 2:
+        raise ShapeError(f"labels must be [H, W] class ids, got shape {labels.shape}")
+    if shape is not None and labels.shape != shape:
+        raise ShapeError(f"labels {labels.shape} and image {shape} differ in size; resize the labels first")
+    if labels.dtype != np.uint8:
+        if labels.size and (labels.min() < 0 or labels.max() > 255):
+            raise ShapeError(f"label ids must lie in 0..255, got {labels.min()}..{labels.max()}")
+        labels = labels.astype(np.uint8)
+    return labels
+
+
+def _image_u8(image) -> np.ndarray:
+    image = np.asarray(image)
+    if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
+        raise ShapeError(f"image must be uint8 RGB [H, W, 3], got {image.dtype} {image.shape}")
+    return image
+
+
+def colorize(labels, palette: str | np.ndarray = "cityscapes") -> np.ndarray:
+    """Class ids [H, W] -> RGB uint8 [H, W, 3] (ids outside the palette, and 255, are black)."""
+    colours, _ = _lut(get_palette(palette))
+    return colours[_labels_u8(labels)]
+
+
+def overlay(image, labels, palette: str | np.ndarray = "cityscapes", alpha: float = 0.5) -> np.ndarray:
+    """Label colours alpha-blended on the image: out = (1 - alpha) * image + alpha * colour where the label is a
+    class of the palette; the image is left as it is where it is not (255 = ignore)."""
+    image = _image_u8(image)
+    labels = _labels_u8(labels, image.shape[:2])
+    colours, known = _lut(get_palette(palette))
+    a = int(round(alpha * 256))
+    blended = (image.astype(np.uint16) * (256 - a) + colours[labels].astype(np.uint16) * a + 128) >> 8
+    return np.where(known[labels][..., None], blended.astype(np.uint8), image)
+
+
+class _Sink:
+    """Shared context-manager and index bookkeeping: close() always runs when the ``with`` block is left."""
+
+    def __init__(self) -> None:
+        self.count = 0
+        self._last_index: int | None = None
+        self._closed = False
+
+    def _next_index(self, index: int) -> int:
+        index = int(index)
+        if self._closed:
+            raise InputError(f"{type(self).__name__} is closed; open a new sink")
+        if self._last_index is not None and index <= self._last_index:
+            raise InputError(f"frame indices must increase: got {index} after {self._last_index}")
+        self._last_index = index
+        return index
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self._closed = True
+
+
+class OverlayVideoSink(_Sink):
+    """An H.264 video (PyAV, libx264, yuv420p) of the frames with label colours alpha-blended on top.
+
+    path: output file (.mp4, .mkv, ...). fps: frame rate; frame ``index`` is shown at ``index / fps`` so dropped
+    frames keep the timing. palette / alpha: see `overlay`. crf: x264 quality (lower = better). An odd frame width
+    or height is padded by one replicated pixel row / column (4:2:0 needs even sizes). When ``image`` is None the
+    colour labels alone are written.
+    """
+
+    def __init__(self, path: str | os.PathLike, *, fps: float | Fraction = 25, palette: str | np.ndarray = "cityscapes",
+                 alpha: float = 0.5, codec: str = "libx264", crf: int = 20, options: dict | None = None) -> None:
+        super().__init__()
+        self.path = os.fspath(path)
+        self.rate = Fraction(fps).limit_denominator(1001000) if fps else Fraction(25)
+        self.palette = get_palette(palette)
+        self.alpha = float(alpha)
+        self.codec = codec
+        self.options = {"crf": str(crf), **(options or {})} if codec == "libx264" else dict(options or {})
+        self._container = None
+        self._stream = None
+        self._size: tuple[int, int] | None = None
+
+    def _open(self, height: int, width: int) -> None:
+        import av
+
+        Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+        try:
+            self._container = av.open(self.path, "w")
+            stream = self._container.add_stream(self.codec, rate=self.rate, options=self.options)
+        except av.FFmpegError as err:
+            raise InputError(f"{self.path}: cannot write a {self.codec} video: {err}") from err
+        stream.width, stream.height = width + width % 2, height + height % 2
+        stream.pix_fmt = "yuv420p"
+        stream.codec_context.time_base = 1 / self.rate
+        self._stream = stream
+        self._size = (height, width)
+
+    def write(self, index: int, image, labels) -> None:
+        import av
+
+        index = self._next_index(index)
+        frame_rgb = colorize(labels, self.palette) if image is None else overlay(image, labels, self.palette,
+                                                                                  self.alpha)
+        if self._stream is None:
+            self._open(*frame_rgb.shape[:2])
+        elif frame_rgb.shape[:2] != self._size:
+            raise ShapeError(f"{self.path}: frame {index} is {frame_rgb.shape[:2]}, the video is {self._size}")
+        h, w = self._size
+        if h % 2 or w % 2:
+            frame_rgb = np.pad(frame_rgb, ((0, h % 2), (0, w % 2), (0, 0)), mode="edge")
+        frame = av.VideoFrame.from_ndarray(frame_rgb, format="rgb24")
+        frame.pts = index
+        frame.time_base = 1 / self.rate
+        for packet in self._stream.encode(frame):
+            self._container.mux(packet)
+        self.count += 1
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        super().close()
+        if self._container is None:
+            return
+        try:
+            for packet in self._stream.encode(None):  # flush the encoder's delayed frames
+                self._container.mux(packet)
+        finally:
+            self._container.close()  # writes the index (moov): the file is playable
+
+
+class LabelPNGSink(_Sink):
+    """One 8-bit PNG of class ids per frame: ``<directory>/<name>_trainIds.png`` where name is
+    ``pattern.format(index=index)``; with ``label_ids`` (a 256-entry trainId -> id table such as
+    `CITYSCAPES_TRAINID_TO_LABELID`) also ``<name>_labelIds.png``, the format of the Cityscapes benchmark.
+    Each PNG is written to a temporary name and renamed, so an interruption never leaves a partial file.
+    """
+
+    def __init__(self, directory: str | os.PathLike, *, pattern: str = "{index:06d}",
+                 label_ids: np.ndarray | None = None) -> None:
+        super().__init__()
+        self.directory = Path(directory)
+        self.directory.mkdir(parents=True, exist_ok=True)
+        self.pattern = pattern
+        self.label_ids = None if label_ids is None else np.asarray(label_ids, np.uint8)
+        if self.label_ids is not None and self.label_ids.shape != (256,):
+            raise ShapeError(f"label_ids must be a 256-entry lookup table, got shape {self.label_ids.shape}")
+
+    def write(self, index: int, image, labels) -> None:
+        index = self._next_index(index)
+        labels = _labels_u8(labels)
+        name = self.pattern.format(index=index)
+        _write_png(self.directory / f"{name}_trainIds.png", labels)
+        if self.label_ids is not None:
+            _write_png(self.directory / f"{name}_labelIds.png", self.label_ids[labels])
+        self.count += 1
+
+
+def _write_png(path: Path, array: np.ndarray) -> None:
+    from PIL import Image
+
+    tmp = path.with_name(path.name + ".part")
+    Image.fromarray(array).save(tmp, format="PNG")
+    os.replace(tmp, path)
+
+
+class NPZSink(_Sink):
+    """All frames' labels in one ``.npz`` (``np.load(path)``): arrays ``labels_<index:06d>`` (uint8 [H, W]),
+    ``index`` (int64 [N], the frame indices in order) and, with ``images=True``, ``image_<index:06d>``.
+
+    Frames are appended to the archive as they come (memory stays flat); ``close()`` adds ``index`` and moves
+    ``<path>.part`` to ``path``.
+    """
+
+    def __init__(self, path: str | os.PathLike, *, images: bool = False, compress: bool = True) -> None:
+        super().__init__()
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.images = images
+        self._part = self.path.with_name(self.path.name + ".part")
+        self._zip = zipfile.ZipFile(self._part, "w", zipfile.ZIP_DEFLATED if compress else zipfile.ZIP_STORED)
+        self._indices: list[int] = []
+
+    def _add(self, name: str, array: np.ndarray) -> None:
+        with self._zip.open(f"{name}.npy", "w", force_zip64=True) as f:
+            np.lib.format.write_array(f, np.ascontiguousarray(array), allow_pickle=False)
+
+    def write(self, index: int, image, labels) -> None:
+        index = self._next_index(index)
+        self._add(f"labels_{index:06d}", _labels_u8(labels))
+        if self.images:
+            self._add(f"image_{index:06d}", _image_u8(image))
+        self._indices.append(index)
+        self.count += 1
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        super().close()
+        try:
+            self._add("index", np.asarray(self._indices, np.int64))
+        finally:
+            self._zip.close()
+            os.replace(self._part, self.path)
