@@ -83,8 +83,14 @@ class NonKeyStage(Stage):
     output_names = ("logits", "features")
 
     def __init__(
-        self, preprocess: Preprocess, lr: nn.Module, *, lr_scale: float, warp_convention: str,
-        key_feature_size, feature_channels: int,
+        self,
+        preprocess: Preprocess,
+        lr: nn.Module,
+        *,
+        lr_scale: float,
+        warp_convention: str,
+        key_feature_size,
+        feature_channels: int,
     ) -> None:
         super().__init__()
         self.preprocess = preprocess
@@ -133,10 +139,15 @@ class ARSegModel(VideoSegModel):
         if not 0.0 < scale <= 1.0:
             raise ConfigError(f"lr_scale must be in (0, 1], got {scale}")
         nonkey = NonKeyStage(
-            self.preprocess, self.lr, lr_scale=scale, warp_convention=self.warp_convention,
-            key_feature_size=self.hr.feature_size, feature_channels=self.spec.feature_channels,
+            self.preprocess,
+            self.lr,
+            lr_scale=scale,
+            warp_convention=self.warp_convention,
+            key_feature_size=self.hr.feature_size,
+            feature_channels=self.spec.feature_channels,
         )
-        return {"key": KeyStage(self.preprocess, self.hr), "nonkey": nonkey}
+        key = KeyStage(self.preprocess, self.hr)
+        return {"key": key.train(self.training), "nonkey": nonkey.train(self.training)}
 
     def checkpoint_parts(self) -> dict[str, nn.Module]:
         return {"hr": self.hr, "lr": self.lr}
@@ -164,31 +175,59 @@ _SEED = dict(
 
 ARSEG_SPECS: dict[str, ModelSpec] = {
     "arseg-psp18-camvid": ModelSpec(
-        name="arseg-psp18-camvid", num_classes=12, mean=CAMVID_MEAN, std=CAMVID_STD, palette="camvid12",
-        input_size=(720, 960), feature_channels=64, feature_stride=1, logits_stride=1,
+        name="arseg-psp18-camvid",
+        num_classes=12,
+        mean=CAMVID_MEAN,
+        std=CAMVID_STD,
+        palette="camvid12",
+        input_size=(720, 960),
+        feature_channels=64,
+        feature_stride=1,
+        logits_stride=1,
         source="THU-LYJ-Lab/AR-Seg: model/pspnet.py PSPNet / PSPNetWithFuse, model/extractors.py",
         notes="Logits are log-probabilities (LogSoftmax over classes). CamVid 12 classes incl. void (11). "
         "Checkpoints: checkpoints/camvid-psp18/{HR,AR}/PSPNet_resnet18_<scale>_<epoch>_.pth.",
         **_SEED,
     ),
     "arseg-bise18-camvid": ModelSpec(
-        name="arseg-bise18-camvid", num_classes=12, mean=CAMVID_MEAN, std=CAMVID_STD, palette="camvid12",
-        input_size=(720, 960), feature_channels=256, feature_stride=8, logits_stride=1,
+        name="arseg-bise18-camvid",
+        num_classes=12,
+        mean=CAMVID_MEAN,
+        std=CAMVID_STD,
+        palette="camvid12",
+        input_size=(720, 960),
+        feature_channels=256,
+        feature_stride=8,
+        logits_stride=1,
         source="THU-LYJ-Lab/AR-Seg: model/bisenet.py BiSeNetV1 / BiSeNetV1WithFuse",
         notes="Logits are the seed's x8 bilinear (align_corners=False) upsampling; the LR feature is 46x60 at "
         "360x480 (nearest x2 in the context path).",
         **_SEED,
     ),
     "arseg-psp18-cityscapes": ModelSpec(
-        name="arseg-psp18-cityscapes", num_classes=19, mean=IMAGENET_MEAN, std=IMAGENET_STD,
-        palette="cityscapes19", input_size=(1024, 2048), feature_channels=512, feature_stride=8, logits_stride=8,
+        name="arseg-psp18-cityscapes",
+        num_classes=19,
+        mean=IMAGENET_MEAN,
+        std=IMAGENET_STD,
+        palette="cityscapes19",
+        input_size=(1024, 2048),
+        feature_channels=512,
+        feature_stride=8,
+        logits_stride=8,
         source="THU-LYJ-Lab/AR-Seg: model/pspnet_semseg.py PSPNetWithFuse, model/extractors.py",
         notes="Raw logits at stride 8. The HR file has no fuse_attention.* (loaded as optional).",
         **_SEED,
     ),
     "arseg-bise18-cityscapes": ModelSpec(
-        name="arseg-bise18-cityscapes", num_classes=19, mean=CITYSCAPES_BISENET_MEAN, std=CITYSCAPES_BISENET_STD,
-        palette="cityscapes19", input_size=(1024, 2048), feature_channels=256, feature_stride=8, logits_stride=1,
+        name="arseg-bise18-cityscapes",
+        num_classes=19,
+        mean=CITYSCAPES_BISENET_MEAN,
+        std=CITYSCAPES_BISENET_STD,
+        palette="cityscapes19",
+        input_size=(1024, 2048),
+        feature_channels=256,
+        feature_stride=8,
+        logits_stride=1,
         source="THU-LYJ-Lab/AR-Seg: model/bisenet.py BiSeNetV1 / BiSeNetV1WithFuse (HR from CoinCheung/BiSeNet)",
         notes="Logits are the seed's x8 bilinear (align_corners=False) upsampling.",
         **_SEED,

@@ -31,7 +31,10 @@ class KeyStage(Stage):
 
 
 class PerFrameModel(VideoSegModel):
-    """One network run on every frame (method "per-frame"); its checkpoint is the network's own file."""
+    """One network run on every frame (method "per-frame"); its checkpoint is the network's own file.
+
+    Stages share the model's modules and take its train/eval mode.
+    """
 
     def __init__(self, spec: ModelSpec, net: nn.Module) -> None:
         super().__init__()
@@ -40,7 +43,7 @@ class PerFrameModel(VideoSegModel):
         self.preprocess = Preprocess(spec)
 
     def stages(self, *, lr_scale: float | None = None) -> dict[str, Stage]:
-        return {"key": KeyStage(self.preprocess, self.net)}
+        return {"key": KeyStage(self.preprocess, self.net).train(self.training)}
 
     def checkpoint_parts(self) -> dict[str, nn.Module]:
         return {"model": self.net}

@@ -133,7 +133,11 @@ class PSPNetSemseg(nn.Module):
     """
 
     def __init__(
-        self, num_classes: int = 19, *, layout: ResNetLayout = ARSEG_SEMSEG, cls_dim: int = 512,
+        self,
+        num_classes: int = 19,
+        *,
+        layout: ResNetLayout = ARSEG_SEMSEG,
+        cls_dim: int = 512,
         final_conv_alias: bool = True,
     ) -> None:
         super().__init__()

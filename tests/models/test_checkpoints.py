@@ -1,0 +1,238 @@
+"""Checkpoints in the seeds' layouts: every model and part loads a file built from the digest's listing (keys,
+shapes, `module.` prefix, alias duplicates) strictly, runs, and round-trips; bad files raise CheckpointError."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import pytest
+import torch
+from statedicts import Section, load_listing, random_state_dict
+
+from vidseg.errors import CheckpointError
+from vidseg.models import build
+from vidseg.models.checkpoints import (
+    arseg_checkpoint_scale,
+    find_arseg_checkpoints,
+    load_checkpoint,
+    matching_models,
+    read_state_dict,
+    save_checkpoint,
+)
+
+ARSEG = load_listing("arseg")
+ETC_PSP = next(s for t, s in load_listing("etc").items() if "pspnet_18" in t)
+PSP_CITY = "cityscapes-psp18 HR and LR/AR (same class)"
+
+
+def _without(section: Section, prefix: str) -> Section:
+    return Section(section.title, section.header, [e for e in section.entries if not e.key.startswith(prefix)])
+
+
+def _listing(title: str, *, drop: str | None = None) -> Section:
+    section = ETC_PSP if title == "etc" else ARSEG[title]
+    return _without(section, drop) if drop else section
+
+
+# (model, part, listing, folder the file sits in, as AR-Seg stores them)
+CASES = [
+    ("arseg-psp18-camvid", "hr", _listing("camvid-psp18 HR"), "HR"),
+    ("arseg-psp18-camvid", "lr", _listing("camvid-psp18 LR/AR"), "AR"),
+    ("arseg-bise18-camvid", "hr", _listing("camvid-bise18 HR"), "HR"),
+    ("arseg-bise18-camvid", "lr", _listing("camvid-bise18 LR/AR"), "AR"),
+    ("arseg-psp18-cityscapes", "hr", _listing(PSP_CITY, drop="fuse_attention."), "HR"),  # the HR file lacks CReFF
+    ("arseg-psp18-cityscapes", "lr", _listing(PSP_CITY), "AR"),
+    ("arseg-bise18-cityscapes", "hr", _listing("cityscapes-bise18 HR"), "HR"),
+    ("arseg-bise18-cityscapes", "lr", _listing("cityscapes-bise18 LR/AR"), "AR"),
+    ("psp18-camvid", "model", _listing("camvid-psp18 HR"), "HR"),
+    ("bise18-camvid", "model", _listing("camvid-bise18 HR"), "HR"),
+    ("psp18-cityscapes", "model", _listing(PSP_CITY, drop="fuse_attention."), "HR"),
+    ("bise18-cityscapes", "model", _listing("cityscapes-bise18 HR"), "HR"),
+    ("etc-psp18-cityscapes", "model", _listing("etc"), "ckpt"),
+]
+IDS = [f"{m}:{p}" for m, p, _, _ in CASES]
+H, W = 48, 64
+
+
+def _write(tmp_path: Path, folder: str, state: dict, name: str = "PSPNet_resnet18_0.5_99_.pth") -> Path:
+    path = tmp_path / folder / name
+    path.parent.mkdir(parents=True, exist_ok=True)
+    torch.save(state, path)
+    return path
+
+
+def _check_stage_outputs(model, stage_name: str, outputs: tuple) -> None:
+    spec = model.spec
+    logits, features = outputs
+    fh, fw = model.feature_size(H, W)
+    assert features.shape == (1, spec.feature_channels, fh, fw)
+    ratio = spec.feature_stride // spec.logits_stride  # logits pixels per feature pixel
+    assert logits.shape == (1, spec.num_classes, fh * ratio, fw * ratio), stage_name
+    assert torch.isfinite(logits).all() and torch.isfinite(features).all()
+
+
+@pytest.mark.parametrize(("name", "part", "listing", "folder"), CASES, ids=IDS)
+def test_seed_layout_file_loads_strictly_and_runs(tmp_path, name, part, listing, folder):
+    state = random_state_dict(listing)  # keys as on disk: 'module.' + key, alias keys holding the same tensor
+    assert all(k.startswith("module.") for k in state)
+    path = _write(tmp_path, folder, state)
+    model = load_checkpoint(build(name), path)  # part auto-detected
+    loaded = model.checkpoint_parts()[part].state_dict()
+    for entry in listing.entries:
+        canonical = entry.alias_of or entry.key
+        assert torch.equal(loaded[canonical], state["module." + entry.key]), entry.key
+    stage_name = "nonkey" if part == "lr" else "key"
+    stage = model.stages()[stage_name]
+    with torch.no_grad():
+        _check_stage_outputs(model, stage_name, stage(*stage.example_inputs(H, W)))
+
+
+@pytest.mark.parametrize("name", sorted({m for m, _, _, _ in CASES}))
+def test_seed_layout_round_trip(tmp_path, name):
+    model = build(name)
+    listings = {p: lst for m, p, lst, _ in CASES if m == name}
+    fresh = build(name)
+    for part, module in model.checkpoint_parts().items():
+        path = save_checkpoint(model, tmp_path / part / "w.pth", part=part)
+        on_disk = torch.load(path, weights_only=True)
+        expected = listings[part]
+        if name in ("arseg-psp18-cityscapes", "psp18-cityscapes") and part in ("hr", "model"):
+            expected = ARSEG[PSP_CITY]  # we write the class's full layout; the seed's HR file lacks CReFF
+        assert set(on_disk) == {"module." + k for k in expected.keys}
+        load_checkpoint(fresh, path, part=part)
+        for key, value in module.state_dict().items():
+            assert torch.equal(fresh.checkpoint_parts()[part].state_dict()[key], value)
+
+
+def test_whole_model_vidseg_layout_round_trip(tmp_path):
+    model = build("arseg-bise18-camvid")
+    with pytest.raises(CheckpointError, match="pass part="):
+        save_checkpoint(model, tmp_path / "x.pth")
+    path = save_checkpoint(model, tmp_path / "whole.pth", seed_layout=False)
+    fresh = load_checkpoint(build("arseg-bise18-camvid"), path)
+    for (k, a), (k2, b) in zip(model.state_dict().items(), fresh.state_dict().items(), strict=True):
+        assert k == k2 and torch.equal(a, b)
+
+
+def test_wrapped_state_dicts_and_in_memory_dicts(tmp_path):
+    state = random_state_dict(_listing("camvid-bise18 HR"))
+    for wrapped in ({"state_dict": state}, {"model": {"state_dict": state}, "epoch": 3}, {"net": state, "opt": {}}):
+        load_checkpoint(build("bise18-camvid"), _write(tmp_path, "w", wrapped))
+    load_checkpoint(build("bise18-camvid"), state)
+
+
+def test_etc_transfer_layout_drops_training_only_entries(tmp_path):
+    state = {k.replace("module.", "module.student."): v for k, v in random_state_dict(ETC_PSP).items()}
+    state["module.flow_model.conv.weight"] = torch.zeros(2, 2)
+    state["module.teacher.layer0.0.weight"] = torch.zeros(3)
+    state["criterion.weight"] = torch.zeros(19)
+    model = load_checkpoint(build("etc-psp18-cityscapes"), _write(tmp_path, "ckpt", state))
+    assert torch.equal(model.net.cls[4].bias, state["module.student.cls.4.bias"])
+
+
+def test_optional_prefix_is_tolerated_and_said(tmp_path, caplog):
+    state = random_state_dict(_listing(PSP_CITY, drop="fuse_attention."))
+    with caplog.at_level(logging.INFO, logger="vidseg.models.checkpoints"):
+        load_checkpoint(build("arseg-psp18-cityscapes"), _write(tmp_path, "HR", state))
+    assert "fuse_attention.*" in caplog.text and "'hr'" in caplog.text
+    # the phase-1 training file (no final_conv alias, no CReFF) fits the HR part as well
+    phase1 = random_state_dict(ARSEG["cityscapes-psp18 phase-1 training class"])
+    load_checkpoint(build("psp18-cityscapes"), phase1)
+
+
+def test_equal_fits_need_a_part_or_an_hr_ar_folder(tmp_path):
+    state = random_state_dict(_listing(PSP_CITY))  # an LR/AR file: the HR part (same class) fits it too
+    with pytest.raises(CheckpointError, match=r"fits parts 'hr', 'lr' of model 'arseg-psp18-cityscapes' equally"):
+        load_checkpoint(build("arseg-psp18-cityscapes"), _write(tmp_path, "somewhere", state))
+    model = load_checkpoint(build("arseg-psp18-cityscapes"), state, part="lr")
+    assert torch.equal(model.lr.fuse_attention.hr_key_conv.bias, state["module.fuse_attention.hr_key_conv.bias"])
+    with pytest.raises(CheckpointError, match="has no checkpoint part 'model'"):
+        load_checkpoint(build("arseg-psp18-cityscapes"), state, part="model")
+
+
+def test_wrong_keys_name_model_part_keys_and_layout(tmp_path):
+    state = random_state_dict(_listing("camvid-psp18 LR/AR"))
+    del state["module.fuse_attention.hr_key_conv.bias"]
+    state["module.extra.weight"] = torch.zeros(3)
+    with pytest.raises(CheckpointError) as info:
+        load_checkpoint(build("arseg-psp18-camvid"), _write(tmp_path, "AR", state), part="lr")
+    msg = str(info.value)
+    assert "does not fit part 'lr' of model 'arseg-psp18-camvid'" in msg
+    assert "layout tried: AR-Seg ('module.' stripped)" in msg
+    assert "1 missing keys: fuse_attention.hr_key_conv.bias" in msg
+    assert "1 unexpected keys: extra.weight" in msg
+    assert "It fits no registered model" in msg
+
+
+def test_wrong_shapes_list_mismatches_and_the_models_that_fit(tmp_path):
+    state = random_state_dict(_listing("cityscapes-bise18 HR"))  # 19 classes into the 12-class CamVid net
+    with pytest.raises(CheckpointError) as info:
+        load_checkpoint(build("bise18-camvid"), _write(tmp_path, "HR", state))
+    msg = str(info.value)
+    assert "does not fit part 'model' of model 'bise18-camvid'" in msg
+    assert "6 shape mismatches: conv_out.conv_out.weight: file [19, 256, 1, 1] vs model [12, 256, 1, 1]" in msg
+    assert "(+1 more)" in msg
+    assert "The file fits: arseg-bise18-cityscapes (part 'hr'), bise18-cityscapes." in msg
+    assert matching_models(state) == ["arseg-bise18-cityscapes (part 'hr')", "bise18-cityscapes"]
+    with pytest.raises(CheckpointError, match="shape mismatches"):  # strict=False never forgives shapes
+        load_checkpoint(build("bise18-camvid"), state, strict=False)
+
+
+def test_non_strict_tolerates_missing_and_unexpected_keys(caplog):
+    state = random_state_dict(_listing("camvid-bise18 HR"))
+    del state["module.sp.conv1.conv.weight"]
+    state["module.extra"] = torch.zeros(1)
+    with caplog.at_level(logging.WARNING, logger="vidseg.models.checkpoints"):
+        load_checkpoint(build("bise18-camvid"), state, strict=False)
+    assert "1 keys missing, 1 unexpected" in caplog.text
+
+
+def test_aliases_must_hold_the_same_tensor():
+    state = random_state_dict(_listing("camvid-bise18 HR"))
+    state["module.final_conv.bias"] = state["module.final_conv.bias"] + 1
+    with pytest.raises(CheckpointError, match="alias key 'final_conv.bias' and 'conv_out.conv_out.bias' must hold"):
+        load_checkpoint(build("bise18-camvid"), state)
+
+
+class _NotATensor:
+    pass
+
+
+def test_unsafe_and_unreadable_files(tmp_path):
+    pickled = tmp_path / "objects.pth"
+    torch.save({"w": torch.zeros(1), "obj": _NotATensor()}, pickled)
+    objects = r"holds pickled Python objects, not only tensors \(first: \S*_NotATensor\)"
+    with pytest.raises(CheckpointError, match=objects):
+        load_checkpoint(build("bise18-camvid"), pickled)
+    whole = tmp_path / "module.pth"
+    torch.save(torch.nn.Linear(2, 2), whole)
+    with pytest.raises(CheckpointError, match=r"pickled Python objects.*\(first: torch.nn.modules.linear.Linear\)"):
+        read_state_dict(whole)
+    garbage = tmp_path / "garbage.pth"
+    garbage.write_bytes(b"not a checkpoint at all")
+    with pytest.raises(CheckpointError, match="is not a readable PyTorch checkpoint"):
+        read_state_dict(garbage)
+    with pytest.raises(CheckpointError, match="does not exist"):
+        read_state_dict(tmp_path / "missing.pth")
+    not_dict = tmp_path / "list.pth"
+    torch.save([torch.zeros(1)], not_dict)
+    with pytest.raises(CheckpointError, match="is not a state_dict: found a list"):
+        read_state_dict(not_dict)
+    with pytest.raises(CheckpointError, match=r"entries that are not tensors: 'epoch' \(int\)"):
+        read_state_dict({"epoch": 3, "w": torch.zeros(1)})
+
+
+def test_arseg_file_names(tmp_path):
+    assert arseg_checkpoint_scale("ckpt/camvid-psp18/AR/PSPNet_resnet18_0.5_99_.pth") == 0.5
+    assert arseg_checkpoint_scale("PSPNet_resnet18_0.3_120_.pth") == 0.3
+    with pytest.raises(CheckpointError, match="not an AR-Seg checkpoint name"):
+        arseg_checkpoint_scale("model_final.pth")
+    cfg = tmp_path / "camvid-psp18"
+    for rel in ("HR/PSPNet_resnet18_1.0_99_.pth", "AR/PSPNet_resnet18_0.5_80_.pth", "AR/PSPNet_resnet18_0.7_80_.pth"):
+        (cfg / rel).parent.mkdir(parents=True, exist_ok=True)
+        (cfg / rel).write_bytes(b"")
+    hr, ar = find_arseg_checkpoints(cfg, 0.7)
+    assert (hr.name, ar.name) == ("PSPNet_resnet18_1.0_99_.pth", "PSPNet_resnet18_0.7_80_.pth")
+    with pytest.raises(CheckpointError, match=r"no AR-Seg AR checkpoints for scale 0.4 .*found: PSPNet_resnet18_0.5"):
+        find_arseg_checkpoints(cfg, 0.4)
