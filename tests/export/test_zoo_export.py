@@ -1,0 +1,32 @@
+"""Real zoo stages through the ONNX path at a small resolution: the custom-op paths of two seeds.
+
+Few and small on purpose: each ONNX export of a ResNet-18 network takes tens of seconds on 2 cores. Every
+model of the zoo was checked the same way when this was written (see the export issue's note).
+"""
+
+from __future__ import annotations
+
+import onnx
+import pytest
+import torch
+
+from vidseg.export import onnx as vonnx
+from vidseg.export import trt_onnx_ops
+from vidseg.models import build
+
+CASES = [
+    pytest.param("gsvnet-swiftnet18", "refine", id="gsvnet-refine"),  # GSVNet warp (align_corners=True)
+    pytest.param("arseg-psp18-camvid", "nonkey", id="arseg-nonkey", marks=pytest.mark.slow),  # AR-Seg warp + CReFF
+]
+
+
+@pytest.mark.parametrize(("model_name", "stage_name"), CASES)
+def test_zoo_stage_exports_validates_and_fits_tensorrt(model_name, stage_name, tmp_path):
+    torch.manual_seed(0)
+    stage = build(model_name).stages()[stage_name].eval()
+    report = vonnx.export_onnx(stage, tmp_path / "s.onnx", 64, 128, stage_name=stage_name)
+    assert report.exporter == "dynamo"
+    assert report.validation.passed, report.validation.summary()
+    assert report.trt_problems == ()
+    ops = vonnx.graph_operators(onnx.load(str(report.path)))
+    assert "GridSample" in ops and ops <= set(trt_onnx_ops.SUPPORTED)
