@@ -123,7 +123,7 @@ def _demo_clip(out: Path) -> Path:
         raise ConfigError("--demo needs vidseg.video.synthetic, which is not installed in this version") from err
     out.mkdir(parents=True, exist_ok=True)
     path = out / "demo.mp4"
-    write_clip(path, SceneConfig(height=DEMO_SIZE[0], width=DEMO_SIZE[1]), DEMO_FRAMES)
+    write_clip(path, SceneConfig(height=DEMO_SIZE[0], width=DEMO_SIZE[1]), DEMO_FRAMES, ground_truth=False)
     return path
 
 

@@ -44,6 +44,15 @@ def resolve_device(device: str) -> torch.device:
     return dev
 
 
+def _channels_last(module: torch.nn.Module) -> None:
+    """4-D parameters and buffers (conv weights) in channels_last, in place; other ranks stay as they are
+    (`Module.to(memory_format=...)` refuses modules holding 5-D tensors)."""
+    with torch.no_grad():
+        for tensor in (*module.parameters(), *module.buffers()):
+            if tensor.dim() == 4:
+                tensor.data = tensor.data.contiguous(memory_format=torch.channels_last)
+
+
 class EagerRunner(Runner):
     """Eager PyTorch, inference_mode, optional channels_last and reduced precision."""
 
@@ -63,9 +72,9 @@ class EagerRunner(Runner):
         self.memory_format = torch.channels_last if config.channels_last else torch.contiguous_format
         for stage in stages.values():
             stage.eval()
-            stage.to(device=device, memory_format=self.memory_format)
-            if self.cast:
-                stage.to(dtype=self.dtype)
+            stage.to(device=device, dtype=self.dtype if self.cast else None)
+            if config.channels_last:
+                _channels_last(stage)
 
     def _autocast(self):
         if self.dtype == torch.float32 or self.cast:
