@@ -39,6 +39,11 @@ __all__ = [
 Dilations = tuple[tuple[int, int], tuple[int, int]]  # (conv1, conv2) dilation of block 0 and block 1
 
 
+def scaled(channels: int, width: float) -> int:
+    """Channel count of a width-multiplied network (multiples of 8, at least 8); width 1 keeps the seed's."""
+    return channels if width == 1.0 else max(8, int(round(channels * width / 8)) * 8)
+
+
 def stride2_size(n: int, steps: int = 1) -> int:
     """Size after `steps` stride-2 convs/pools with 'same' padding (7x7 p3, 3x3 p1, 3x3 maxpool p1): ceil(n/2)."""
     for _ in range(steps):
@@ -107,11 +112,13 @@ class ResNet18(nn.Module):
     8/16/32 features BiSeNet calls feat8/feat16/feat32; the dilated layouts keep layer3 and layer4 at stride 8.
     """
 
-    def __init__(self, layout: ResNetLayout = PLAIN) -> None:
+    def __init__(self, layout: ResNetLayout = PLAIN, *, width: float = 1.0) -> None:
         super().__init__()
         self.layout = layout
-        conv1 = nn.Conv2d(3, 64, 7, stride=2, padding=3, bias=False)
-        bn1 = nn.BatchNorm2d(64)
+        widths = tuple(scaled(c, width) for c in (64, 128, 256, 512))  # width < 1: vidseg's small demo nets
+        self.widths = widths
+        conv1 = nn.Conv2d(3, widths[0], 7, stride=2, padding=3, bias=False)
+        bn1 = nn.BatchNorm2d(widths[0])
         if layout.stem == "layer0":
             self.layer0 = nn.Sequential(conv1, bn1, nn.ReLU(), nn.MaxPool2d(3, stride=2, padding=1))
         elif layout.stem == "flat":
@@ -120,8 +127,7 @@ class ResNet18(nn.Module):
             self.maxpool = nn.MaxPool2d(3, stride=2, padding=1)
         else:
             raise ValueError(f"unknown ResNet stem {layout.stem!r}")
-        widths = (64, 128, 256, 512)
-        cin = 64
+        cin = widths[0]
         for i, (cout, stride, dil) in enumerate(zip(widths, layout.strides, layout.dilations, strict=True)):
             blocks = [BasicBlock(cin, cout, stride, dil[0]), BasicBlock(cout, cout, 1, dil[1])]
             self.add_module(f"layer{i + 1}", nn.Sequential(*blocks))

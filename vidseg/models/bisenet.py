@@ -20,7 +20,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from vidseg.models.backbones import PLAIN, ResNet18, stride2_size
+from vidseg.models.backbones import PLAIN, ResNet18, scaled, stride2_size
 
 __all__ = ["BiSeNetV1", "ConvBNReLU", "ContextPath", "SpatialPath", "FeatureFusionModule", "BiSeNetOutput"]
 
@@ -54,14 +54,16 @@ class AttentionRefinementModule(nn.Module):
 class ContextPath(nn.Module):
     """Plain ResNet-18 + ARMs; returns (feat_cp8: 128 ch, stride 8; feat_cp16: 128 ch, stride 16)."""
 
-    def __init__(self) -> None:
+    def __init__(self, width: float = 1.0) -> None:
         super().__init__()
-        self.resnet = ResNet18(PLAIN)
-        self.arm16 = AttentionRefinementModule(256, 128)
-        self.arm32 = AttentionRefinementModule(512, 128)
-        self.conv_head32 = ConvBNReLU(128, 128, 3, 1, 1)
-        self.conv_head16 = ConvBNReLU(128, 128, 3, 1, 1)
-        self.conv_avg = ConvBNReLU(512, 128, 1, 1, 0)
+        self.resnet = ResNet18(PLAIN, width=width)
+        _, _, c16, c32 = self.resnet.widths
+        c = scaled(128, width)
+        self.arm16 = AttentionRefinementModule(c16, c)
+        self.arm32 = AttentionRefinementModule(c32, c)
+        self.conv_head32 = ConvBNReLU(c, c, 3, 1, 1)
+        self.conv_head16 = ConvBNReLU(c, c, 3, 1, 1)
+        self.conv_avg = ConvBNReLU(c32, c, 1, 1, 0)
         self.up32 = nn.Upsample(scale_factor=2.0)  # nearest, as the seed
         self.up16 = nn.Upsample(scale_factor=2.0)
 
@@ -76,12 +78,13 @@ class ContextPath(nn.Module):
 
 
 class SpatialPath(nn.Module):
-    def __init__(self) -> None:
+    def __init__(self, width: float = 1.0) -> None:
         super().__init__()
-        self.conv1 = ConvBNReLU(3, 64, 7, 2, 3)
-        self.conv2 = ConvBNReLU(64, 64, 3, 2, 1)
-        self.conv3 = ConvBNReLU(64, 64, 3, 2, 1)
-        self.conv_out = ConvBNReLU(64, 128, 1, 1, 0)
+        c64, c128 = scaled(64, width), scaled(128, width)
+        self.conv1 = ConvBNReLU(3, c64, 7, 2, 3)
+        self.conv2 = ConvBNReLU(c64, c64, 3, 2, 1)
+        self.conv3 = ConvBNReLU(c64, c64, 3, 2, 1)
+        self.conv_out = ConvBNReLU(c64, c128, 1, 1, 0)
 
     def forward(self, x: Tensor) -> Tensor:
         return self.conv_out(self.conv3(self.conv2(self.conv1(x))))
@@ -116,19 +119,24 @@ class BiSeNetOutput(nn.Module):
 
 
 class BiSeNetV1(nn.Module):
-    """AR-Seg's BiSeNetV1-18; the CReFF feature is `feat_conv_out`'s output (256 channels, stride 8)."""
+    """AR-Seg's BiSeNetV1-18; the CReFF feature is `feat_conv_out`'s output (256 channels, stride 8).
 
-    feature_channels = 256
+    width scales every channel count (1.0 = the seed's network and checkpoint layout; vidseg's built-in demo
+    model uses a narrow one).
+    """
+
     checkpoint_aliases = {"feat_conv_out.": "conv_out.conv.", "final_conv.": "conv_out.conv_out."}
 
-    def __init__(self, num_classes: int = 19) -> None:
+    def __init__(self, num_classes: int = 19, *, width: float = 1.0) -> None:
         super().__init__()
-        self.cp = ContextPath()
-        self.sp = SpatialPath()
-        self.ffm = FeatureFusionModule(256, 256)
-        self.conv_out = BiSeNetOutput(256, 256, num_classes, up_factor=8)
-        self.conv_out16 = BiSeNetOutput(128, 64, num_classes, up_factor=8)  # training only
-        self.conv_out32 = BiSeNetOutput(128, 64, num_classes, up_factor=16)  # training only
+        c128, c256, c64 = scaled(128, width), scaled(256, width), scaled(64, width)
+        self.feature_channels = c256
+        self.cp = ContextPath(width)
+        self.sp = SpatialPath(width)
+        self.ffm = FeatureFusionModule(2 * c128, c256)
+        self.conv_out = BiSeNetOutput(c256, c256, num_classes, up_factor=8)
+        self.conv_out16 = BiSeNetOutput(c128, c64, num_classes, up_factor=8)  # training only
+        self.conv_out32 = BiSeNetOutput(c128, c64, num_classes, up_factor=16)  # training only
 
     @property
     def feat_conv_out(self) -> ConvBNReLU:
