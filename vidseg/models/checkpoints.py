@@ -206,8 +206,13 @@ class _Fit:
         return (-bad, -len(self.optional_missing))
 
 
+def _layout(name: str) -> _Layout:
+    """A seed layout by name; a name without its own remap is a plain DataParallel file."""
+    return LAYOUTS.get(name) or _Layout(f"{name} ('module.' stripped)", _remap_dataparallel)
+
+
 def _fit(raw: Mapping[str, Tensor], sig: _Signature, origin: str, check_values: bool = True) -> _Fit:
-    layout = LAYOUTS[sig.layout]
+    layout = _layout(sig.layout)
     sd = layout.remap(raw)
     notes = [layout.description]
     dropped = len(raw) - len(sd)
@@ -281,20 +286,16 @@ def _matching(raw: Mapping[str, Tensor], origin: str, names: list[str]) -> list[
     for name in names:
         sigs = _registered_signatures(name)
         for part, sig in (sigs or {}).items():
-            try:
-                if _fit(raw, sig, origin, check_values=False).ok:
-                    fits.append(_part_label(name, part))
-            except CheckpointError:
-                continue
+            if _fit(raw, sig, origin, check_values=False).ok:
+                fits.append(_part_label(name, part))
     return fits
 
 
-def _path_hint(origin: str, candidates: list[str]) -> str | None:
+def _path_hint(path: Path | None, candidates: list[str]) -> str | None:
     """AR-Seg keeps files in <cfg>/HR/ and <cfg>/AR/ (or LR/): use that to choose between equal fits."""
-    match = re.match(r"checkpoint '(.*)'$", origin)
-    if not match:
+    if path is None:
         return None
-    dirs = {p.lower() for p in Path(match.group(1)).parent.parts[-2:]}
+    dirs = {p.lower() for p in path.parent.parts[-2:]}
     if "hr" in dirs and "hr" in candidates:
         return "hr"
     if dirs & {"ar", "lr"} and "lr" in candidates:
@@ -302,29 +303,23 @@ def _path_hint(origin: str, candidates: list[str]) -> str | None:
     return None
 
 
-def _choose_part(raw: Mapping[str, Tensor], sigs: dict[str, _Signature], origin: str, model_name: str) -> str:
-    fits = {}
-    for part, sig in sigs.items():
-        try:
-            fits[part] = _fit(raw, sig, origin, check_values=False)
-        except CheckpointError:
-            continue
+def _choose_part(
+    raw: Mapping[str, Tensor], sigs: dict[str, _Signature], origin: str, path: Path | None, model_name: str
+) -> str:
+    fits = {part: _fit(raw, sig, origin, check_values=False) for part, sig in sigs.items()}
     perfect = [p for p, f in fits.items() if f.ok]
     if len(perfect) > 1:  # prefer fits that need no optional key
-        complete = [p for p in perfect if not fits[p].optional_missing]
-        perfect = complete or perfect
+        perfect = [p for p in perfect if not fits[p].optional_missing] or perfect
     if len(perfect) == 1:
         return perfect[0]
     if len(perfect) > 1:
-        hint = _path_hint(origin, perfect)
+        hint = _path_hint(path, perfect)
         if hint is not None:
             return hint
         raise CheckpointError(
             f"{origin} fits parts {', '.join(map(repr, perfect))} of model {model_name!r} equally (same keys and "
             f"shapes); say which with part=..."
         )
-    if not fits:
-        return next(iter(sigs))
     return max(fits, key=lambda p: fits[p].score)
 
 
@@ -356,7 +351,11 @@ def _mismatch_message(origin: str, model_name: str, part: str, fit: _Fit, raw: M
 
 
 def load_checkpoint(
-    model: nn.Module, source: str | Path | Mapping[str, Tensor], *, part: str | None = None, strict: bool = True
+    model: nn.Module,
+    path_or_state_dict: str | Path | Mapping[str, Tensor],
+    *,
+    part: str | None = None,
+    strict: bool = True,
 ) -> nn.Module:
     """Load a checkpoint (a seed's file, or vidseg's own) into `model` or one of its parts; returns `model`.
 
@@ -364,12 +363,13 @@ def load_checkpoint(
     the keys fit. strict=False tolerates missing and unexpected keys (logged) but never a shape mismatch.
     Raises CheckpointError for unreadable or unsafe files and for files that do not fit (see the module doc).
     """
-    raw, origin = read_state_dict(source)
+    raw, origin = read_state_dict(path_or_state_dict)
+    path = None if isinstance(path_or_state_dict, Mapping) else Path(path_or_state_dict)
     model_name = _model_name(model)
     parts = _parts(model)
     sigs = _signatures(model)
     if part is None:
-        part = _choose_part(raw, sigs, origin, model_name)
+        part = _choose_part(raw, sigs, origin, path, model_name)
     elif part not in parts:
         raise CheckpointError(
             f"model {model_name!r} has no checkpoint part {part!r}; its parts are {', '.join(map(repr, parts))}"
