@@ -1,0 +1,464 @@
+"""GSVNet: keyframe segnet + light optical flow + guided spatially-varying refinement (robert80203/GSVNet).
+
+Lee et al., "GSVNet: Guided Spatially-Varying Convolution for Fast Semantic Segmentation on Video" (ICME 2021).
+Written from reference/gsvnet.md (§1-§5, §13); module names mirror the seed's so that its files load:
+
+| part   | module                                | seed file (entry)                          | keys              |
+|--------|---------------------------------------|--------------------------------------------|-------------------|
+| segnet | `SwiftNet`                            | cityscapes-swnet-R18.pt                    | backbone.*, logits.* |
+| segnet | `BiSeNetGSV`                          | cityscapes-bisenet-R18.pth ("state_dict")  | context_path.*, ... |
+| flow   | `FlowLight`                           | gsvnet_*_r18.tar ("state_dict_of")         | conv1.0.*, ...    |
+| gsv    | `End2End(GuidedSpatiallyVaryingConv)` | gsvnet_*_r18.tar ("state_dict")            | grm.*             |
+
+Per frame (H x W full resolution, h = H // 8, w = W // 8; `bil` = bilinear, align_corners=True):
+
+    key:    S = bil(segnet(bil(norm_rgb(I), (H//4*3, W//4*3))), (h, w))        # 0.75 scale at inference
+    flow:   F = bil(FlowLight(cat[bil(norm_bgr(I_t), (h,w)), bil(norm_bgr(I_t-1), (h,w))]), (h, w)) / 4
+    refine: S_t = GSV(warp(S_t-1, F, "gsvnet"), bil(norm_bgr(I_t), (h, w)))
+
+- The segnet sees RGB; the flow net and the GSV nets see the same per-channel normalisation in **BGR** order
+  (GSVNet's loader flips the channels and `tensor_flip_channel` flips them back for the segnet only).
+- FlowLight's raw output is at 1/32 of the frame; it is upsampled to h x w *without* rescaling the values and
+  divided by 4 (`MC_Module_Batch`): the flow stage returns that, i.e. pixels of the h x w grid, backward
+  (p + F(p) in the previous frame). The warp uses GSVNet's align_corners=True grid (zero flow = identity).
+- GSV: intra net on the low-res image -> A (19 ch); binary Laplacian edge map of argmax(S^) (zero padding, so the
+  border is an edge unless the label there is 0); guiding net on cat[A, E] -> 11 ReLU weights, normalised by their
+  sum + 1e-9; out = sum of weights x [S^, 8 one-pixel shifts of S^, 0, A] (`kernels.reference.guided_sv_conv`).
+- The state propagated between frames is the previous *refined* logits; the keyframe logits already pass through
+  the 1/8 bottleneck.
+
+Generalisation beyond the seed: the guiding net's two x2 upsamplings resize to the exact size of the matching
+encoder map, so h and w need not be multiples of 4 (the seed requires H, W divisible by 32; results are identical
+there).
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from vidseg.errors import ConfigError
+from vidseg.kernels import ops
+from vidseg.kernels.reference import guided_sv_conv
+from vidseg.models.base import ModelSpec, Preprocess, Stage, VideoSegModel
+from vidseg.models.bisenet_gsv import BISENET_GSV_MEAN_RGB, BISENET_GSV_STD_RGB, BiSeNetGSV
+from vidseg.models.registry import register_model
+from vidseg.models.swiftnet import SWIFTNET_MEAN_RGB, SWIFTNET_STD_RGB, SwiftNet, scaled_size
+
+__all__ = [
+    "FlowLight",
+    "IdealDelayKernels",
+    "IntraNetwork",
+    "GuidingNetwork",
+    "GuidedSpatiallyVaryingConv",
+    "End2End",
+    "GSVKeyStage",
+    "GSVFlowStage",
+    "GSVRefineStage",
+    "GSVNetModel",
+    "ideal_delay_filters",
+    "gsv_edge_map",
+    "gsvnet_swiftnet18",
+    "gsvnet_bisenet18",
+    "GSVNET_SWIFTNET18_CITYSCAPES",
+    "GSVNET_BISENET18_CITYSCAPES",
+]
+
+# Units: the seed divides the (unscaled, upsampled) flow net output by this before warping.
+FLOW_DIVISOR = 4.0
+
+
+def _bil(x: Tensor, size: tuple[int, int]) -> Tensor:
+    return F.interpolate(x, size=size, mode="bilinear", align_corners=True)
+
+
+def low_res_size(height: int, width: int) -> tuple[int, int]:
+    """The grid of logits, flow and refinement: 1/8 of the frame, floored (`height // 8`, as the seed)."""
+    return height // 8, width // 8
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Light optical flow net (model/flownet/networks.py, FlowLight)
+
+
+def _conv_bn_lrelu(cin: int, cout: int, k: int, stride: int = 1, dilation: int = 1) -> nn.Sequential:
+    pad = dilation * (k // 2)
+    return nn.Sequential(
+        nn.Conv2d(cin, cout, k, stride=stride, padding=pad, dilation=dilation),
+        nn.BatchNorm2d(cout),
+        nn.LeakyReLU(0.1, inplace=True),
+    )
+
+
+class FlowLight(nn.Module):
+    """6-ch (current, previous) image pair -> raw 2-ch flow (x, y) at 1/4 of the input resolution."""
+
+    checkpoint_entry = "state_dict_of"  # where the seed's gsvnet_*.tar keeps this part
+
+    def __init__(self, channels: int = 32) -> None:
+        super().__init__()
+        c2 = channels * 2
+        self.conv1 = _conv_bn_lrelu(6, channels, 3, stride=2)
+        self.conv2 = _conv_bn_lrelu(channels, c2, 3, stride=2)
+        self.conv_dilate_1 = _conv_bn_lrelu(c2, c2, 3, dilation=1)
+        self.conv_dilate_2 = _conv_bn_lrelu(c2, c2, 3, dilation=2)
+        self.conv_dilate_3 = _conv_bn_lrelu(c2, c2, 3, dilation=4)
+        self.conv_dilate_4 = _conv_bn_lrelu(c2, c2, 3, dilation=8)
+        self.conv_merge = _conv_bn_lrelu(c2 * 4, c2, 1)
+        self.toflow = nn.Conv2d(c2, 2, 3, padding=1)
+
+    def forward(self, x: Tensor) -> Tensor:
+        x = self.conv2(self.conv1(x))
+        x1 = self.conv_dilate_1(x)
+        x2 = self.conv_dilate_2(x) + x1
+        x3 = self.conv_dilate_3(x) + x2
+        x4 = self.conv_dilate_4(x) + x3
+        out = self.conv_merge(torch.cat((x1, x2, x3, x4), dim=1)) + x
+        return self.toflow(out)
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Guided spatially-varying convolution (model/gsv/network.py, model/intra, model/guide)
+
+
+def ideal_delay_filters(kernel_size: int = 3, count: int = 9) -> Tensor:
+    """The seed's fixed delay kernels [count,1,1,k,k]: one-hot at each 3x3 position but the centre, row-major;
+    the remaining filter(s) stay zero (filter 8 of 9)."""
+    filters = torch.zeros(count, 1, 1, kernel_size, kernel_size)
+    offset = (kernel_size - 3) // 2
+    idx = 0
+    for i in range(offset, kernel_size - offset):
+        for j in range(offset, kernel_size - offset):
+            if i == kernel_size // 2 and j == kernel_size // 2:
+                continue
+            filters[idx, 0, 0, i, j] = 1.0
+            idx += 1
+    return filters
+
+
+def _refresh_after_load(module: IdealDelayKernels, _incompatible_keys: object) -> None:
+    module.refresh()
+
+
+class IdealDelayKernels(nn.Module):
+    """Holds `filter_copy_s` (a frozen parameter in the seed's checkpoint). `ideal` says whether it is the fixed
+    one-pixel-shift set, in which case the refinement uses `guided_sv_conv`; otherwise (a checkpoint trained with
+    `--train-filter 1`) the candidates are the general 3x3 filterings of the logits."""
+
+    def __init__(self, kernel_size: int = 3, count: int = 9) -> None:
+        super().__init__()
+        self.filter_copy_s = nn.Parameter(ideal_delay_filters(kernel_size, count), requires_grad=False)
+        self.ideal = True
+        self.register_load_state_dict_post_hook(_refresh_after_load)
+
+    def refresh(self) -> bool:
+        """Recompute `ideal` from the current filter values (called after every load_state_dict)."""
+        f = self.filter_copy_s.detach()
+        if f.device.type == "meta":  # shapes only (e.g. MAC counting): nothing to compare
+            return self.ideal
+        ref = ideal_delay_filters(f.shape[-1], f.shape[0]).to(device=f.device)
+        self.ideal = f.shape == ref.shape and bool(torch.equal(f.float(), ref))
+        return self.ideal
+
+    def candidates(self, x: Tensor) -> Tensor:
+        """General path: [N,K,H,W] -> [N,count,K,H,W], each filter applied per class with zero padding (the
+        seed's conv3d with padding (0,1,1))."""
+        n, k, height, width = x.shape
+        f = self.filter_copy_s.to(x.dtype)
+        weight = f.reshape(f.shape[0], 1, f.shape[-2], f.shape[-1])
+        out = F.conv2d(x.reshape(n * k, 1, height, width), weight, padding=f.shape[-1] // 2)
+        return out.reshape(n, k, f.shape[0], height, width).transpose(1, 2)
+
+
+class IntraNetwork(nn.Module):
+    """Conv3x3(3->32)-BN-ReLU-Conv3x3(32->32)-BN-ReLU-Conv3x3(32->19): intra-frame logits from the low-res image."""
+
+    def __init__(self, cin: int = 3, mid: int = 32, cout: int = 19) -> None:
+        super().__init__()
+        self.intra_net = nn.Sequential(
+            nn.Conv2d(cin, mid, 3, padding=1),
+            nn.BatchNorm2d(mid),
+            nn.ReLU(),
+            nn.Conv2d(mid, mid, 3, padding=1),
+            nn.BatchNorm2d(mid),
+            nn.ReLU(),
+            nn.Conv2d(mid, cout, 3, padding=1),
+        )
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.intra_net(x)
+
+
+class GuidingNetwork(nn.Module):
+    """cat[A, E] (20 ch) -> 11 non-negative per-pixel weights; a small U-shape (h -> h/4 -> h) with a skip."""
+
+    def __init__(self, cin: int = 20, mid: int = 32, cout: int = 11) -> None:
+        super().__init__()
+        self.guide_conv = nn.Sequential(nn.Conv2d(cin, mid, 3, padding=1), nn.BatchNorm2d(mid), nn.ReLU())
+        self.guide_conv_feat = nn.Sequential(
+            nn.Conv2d(mid, mid * 2, 3, stride=2, padding=1),
+            nn.BatchNorm2d(mid * 2),
+            nn.ReLU(),
+            nn.Conv2d(mid * 2, mid * 4, 3, stride=2, padding=1),
+            nn.BatchNorm2d(mid * 4),
+            nn.ReLU(),
+        )
+        self.guide_deconv = nn.Sequential(
+            nn.Upsample(scale_factor=2.0, mode="bilinear", align_corners=True),
+            nn.Conv2d(mid * 4, mid * 2, 3, padding=1),
+            nn.BatchNorm2d(mid * 2),
+            nn.ReLU(),
+            nn.Upsample(scale_factor=2.0, mode="bilinear", align_corners=True),
+            nn.Conv2d(mid * 2, mid, 3, padding=1),
+            nn.BatchNorm2d(mid),
+            nn.ReLU(),
+        )
+        self.guide_decoder = nn.Sequential(nn.Conv2d(mid, cout, 3, padding=1), nn.BatchNorm2d(cout), nn.ReLU())
+
+    def forward(self, x: Tensor, edge: Tensor) -> Tensor:
+        g = self.guide_conv(torch.cat((x, edge), dim=1))
+        height, width = int(g.shape[-2]), int(g.shape[-1])
+        # The seed upsamples x2 twice (valid when h, w are multiples of 4); resizing to the encoder's sizes is the
+        # same there and defined everywhere.
+        sizes = [((height + 1) // 2, (width + 1) // 2), (height, width)]
+        f = self.guide_conv_feat(g)
+        for m in self.guide_deconv:
+            f = _bil(f, sizes.pop(0)) if isinstance(m, nn.Upsample) else m(f)
+        return self.guide_decoder(g + f)
+
+
+def gsv_edge_map(logits: Tensor, laplacian: Tensor) -> Tensor:
+    """1 where the 3x3 Laplacian of argmax(logits) (as float, zero padding) is non-zero, else 0; [N,1,H,W] fp32."""
+    labels = logits.argmax(dim=1, keepdim=True).float()
+    edge = F.conv2d(labels, laplacian.float(), padding=1)
+    return (edge != 0).float()
+
+
+class GuidedSpatiallyVaryingConv(nn.Module):
+    """GSV refinement: (warped logits S^ [N,19,h,w], low-res BGR-normalised image [N,3,h,w]) -> logits."""
+
+    def __init__(self, num_classes: int = 19, num_filter: int = 32, guide_filter: int = 32) -> None:
+        super().__init__()
+        self.ideal_dk = IdealDelayKernels(3, 9)
+        lap = torch.ones(1, 1, 3, 3)
+        lap[0, 0, 1, 1] = -8.0
+        self.register_buffer("filter_lapla", lap, persistent=False)  # a plain tensor in the seed
+        self.intra_net = IntraNetwork(3, num_filter, num_classes)
+        self.guide = GuidingNetwork(num_classes + 1, guide_filter, 9 + 2)
+
+    def weights(self, x: Tensor, image: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        """-> (raw guide weights [N,11,h,w], intra logits A [N,19,h,w], edge map [N,1,h,w])."""
+        intra = self.intra_net(image)
+        edge = gsv_edge_map(x, self.filter_lapla).to(intra.dtype)
+        return self.guide(intra, edge), intra, edge
+
+    def forward(self, x: Tensor, image: Tensor) -> Tensor:
+        guide, intra, _ = self.weights(x, image)
+        if self.ideal_dk.ideal:
+            return guided_sv_conv(x, guide, intra)
+        return self.combine_general(x, guide, intra)
+
+    def combine_general(self, x: Tensor, guide: Tensor, intra: Tensor) -> Tensor:
+        """The seed's formula with whatever delay filters are loaded: sum_k w_k C_k over [S^, filters(S^), A]."""
+        w = guide.float() / (guide.float().sum(dim=1, keepdim=True) + 1e-9)
+        cand = self.ideal_dk.candidates(x.float())  # [N,9,K,h,w]
+        out = w[:, 0:1] * x.float() + (w[:, 1:10, None] * cand).sum(dim=1) + w[:, 10:11] * intra.float()
+        return out.to(x.dtype)
+
+
+class End2End(nn.Module):
+    """The seed's wrapper (model/end2end.py): gives the GSV keys their `grm.` prefix."""
+
+    checkpoint_entry = "state_dict"  # where the seed's gsvnet_*.tar keeps this part
+
+    def __init__(self, grm: GuidedSpatiallyVaryingConv) -> None:
+        super().__init__()
+        self.grm = grm
+
+    def forward(self, x: Tensor, image: Tensor) -> Tensor:
+        return self.grm(x, image)
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Stages
+
+
+class GSVKeyStage(Stage):
+    """image (uint8 RGB, full res) -> logits = features [N,19,H//8,W//8] (segnet at `key_scale`, resized)."""
+
+    input_names = ("image",)
+    output_names = ("logits", "features")
+
+    def __init__(self, preprocess: Preprocess, segnet: nn.Module, key_scale: float) -> None:
+        super().__init__()
+        self.preprocess = preprocess
+        self.segnet = segnet
+        self.key_scale = float(key_scale)
+
+    def forward(self, image: Tensor) -> tuple[Tensor, Tensor]:
+        height, width = int(image.shape[-2]), int(image.shape[-1])
+        x = self.preprocess(image)
+        if self.key_scale != 1.0:
+            x = _bil(x, (scaled_size(height, self.key_scale), scaled_size(width, self.key_scale)))
+        logits = _bil(self.segnet(x), low_res_size(height, width))
+        return logits, logits
+
+
+class GSVFlowStage(Stage):
+    """image, ref_image (uint8 RGB, full res; ref = previous frame) -> flow [N,2,H//8,W//8] in pixels of that grid,
+    backward: p + flow(p) is where p was in ref_image."""
+
+    input_names = ("image", "ref_image")
+    output_names = ("flow",)
+
+    def __init__(self, preprocess_bgr: Preprocess, flownet: FlowLight) -> None:
+        super().__init__()
+        self.preprocess = preprocess_bgr
+        self.flownet = flownet
+
+    def forward(self, image: Tensor, ref_image: Tensor) -> tuple[Tensor]:
+        size = low_res_size(int(image.shape[-2]), int(image.shape[-1]))
+        cur = _bil(self.preprocess(image), size)
+        prev = _bil(self.preprocess(ref_image), size)
+        raw = self.flownet(torch.cat((cur, prev), dim=1))
+        return (_bil(raw, size) / FLOW_DIVISOR,)
+
+
+class GSVRefineStage(Stage):
+    """image (uint8 RGB, full res), prev_logits [N,19,H//8,W//8], flow [N,2,H//8,W//8] -> logits (same grid)."""
+
+    input_names = ("image", "prev_logits", "flow")
+    output_names = ("logits",)
+
+    def __init__(self, preprocess_bgr: Preprocess, gsv: End2End, num_classes: int) -> None:
+        super().__init__()
+        self.preprocess = preprocess_bgr
+        self.gsv = gsv
+        self.num_classes = num_classes
+
+    def input_shapes(self, height: int, width: int, batch: int = 1) -> dict[str, tuple[tuple[int, ...], torch.dtype]]:
+        h, w = low_res_size(height, width)
+        return {
+            "image": ((batch, 3, height, width), torch.uint8),
+            "prev_logits": ((batch, self.num_classes, h, w), torch.float32),
+            "flow": ((batch, 2, h, w), torch.float32),
+        }
+
+    def forward(self, image: Tensor, prev_logits: Tensor, flow: Tensor) -> tuple[Tensor]:
+        size = low_res_size(int(image.shape[-2]), int(image.shape[-1]))
+        low = _bil(self.preprocess(image), size)
+        warped = ops.warp(prev_logits, flow, "gsvnet")
+        return (self.gsv(warped, low),)
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Model
+
+
+class GSVNetModel(VideoSegModel):
+    """GSVNet with a SwiftNet-R18 or BiSeNet-R18 keyframe network; methods "per-frame" (key stage on every
+    frame) and "flowwarp" (key / flow + refine)."""
+
+    def __init__(self, spec: ModelSpec, segnet: nn.Module, *, key_scale: float = 0.75) -> None:
+        super().__init__()
+        if not 0.0 < key_scale <= 1.0:
+            raise ConfigError(f"GSVNet key_scale must be in (0, 1], got {key_scale}")
+        self.spec = spec
+        self.key_scale = float(key_scale)
+        self.segnet = segnet
+        self.flownet = FlowLight()
+        self.gsv = End2End(GuidedSpatiallyVaryingConv(spec.num_classes))
+        self.preprocess = Preprocess(spec)
+        # Flow and GSV nets: the same per-channel statistics, in BGR order.
+        bgr = replace(spec, channel_order="BGR", mean=spec.mean[::-1], std=spec.std[::-1])
+        self.preprocess_bgr = Preprocess(bgr)
+
+    def stages(self, *, lr_scale: float | None = None) -> dict[str, Stage]:
+        self.gsv.grm.ideal_dk.refresh()
+        stages: dict[str, Stage] = {
+            "key": GSVKeyStage(self.preprocess, self.segnet, self.key_scale),
+            "flow": GSVFlowStage(self.preprocess_bgr, self.flownet),
+            "refine": GSVRefineStage(self.preprocess_bgr, self.gsv, self.spec.num_classes),
+        }
+        for stage in stages.values():
+            stage.train(self.training)  # the wrappers follow the model's mode (their modules are shared)
+        return stages
+
+    def checkpoint_parts(self) -> dict[str, nn.Module]:
+        return {"segnet": self.segnet, "flow": self.flownet, "gsv": self.gsv}
+
+    def feature_size(self, height: int, width: int) -> tuple[int, int]:
+        return low_res_size(height, width)
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Weight specs and builders
+
+_GSV_SOURCE = (
+    "robert80203/GSVNet: trainer/gsvnet_trainer.py (forward, transforms), model/flownet/networks.py (FlowLight), "
+    "model/warp/{mc_mod,grid_sampler}.py, model/gsv/network.py, model/intra/networks.py, model/guide/networks.py"
+)
+_GSV_PAPER = (
+    "Lee et al., GSVNet: Guided Spatially-Varying Convolution for Fast Semantic Segmentation on Video, ICME 2021"
+)
+_GSV_NOTES = (
+    "Key stage: segnet at 0.75 input scale, logits resized (align_corners=True) to 1/8 of the frame. Flow and refine "
+    "stages normalise in BGR order (mean/std reversed); the flow is the seed's raw output upsampled without "
+    "rescaling and divided by 4, in pixels of the 1/8 grid. README: SN-R18 l=3 avg 72.5 / min 70.3 mIoU."
+)
+
+GSVNET_SWIFTNET18_CITYSCAPES = ModelSpec(
+    name="gsvnet-swiftnet18",
+    num_classes=19,
+    mean=SWIFTNET_MEAN_RGB,
+    std=SWIFTNET_STD_RGB,
+    scale=1.0,
+    channel_order="RGB",
+    palette="cityscapes19",
+    input_size=(1024, 2048),
+    feature_channels=19,
+    feature_stride=8,
+    logits_stride=8,
+    logits_align_corners=True,
+    methods=("per-frame", "flowwarp"),
+    seed="GSVNet (ICME 2021)",
+    source=_GSV_SOURCE + "; segnet model/swiftnet (weights/cityscapes-swnet-R18.pt), GSV + flow "
+    "weights/gsvnet_swnet_r18.tar",
+    paper=_GSV_PAPER,
+    license="not stated in the GSVNet repository",
+    notes=_GSV_NOTES,
+    extra={"key_scale": 0.75, "flow_channel_order": "BGR", "keyframe_interval": 3, "params": 12_193_558},
+)
+
+GSVNET_BISENET18_CITYSCAPES = replace(
+    GSVNET_SWIFTNET18_CITYSCAPES,
+    name="gsvnet-bisenet18",
+    mean=BISENET_GSV_MEAN_RGB,
+    std=BISENET_GSV_STD_RGB,
+    scale=255.0,
+    source=_GSV_SOURCE + "; segnet model/bisenet/bisenet_resnet18.py (weights/cityscapes-bisenet-R18.pth, entry "
+    "'state_dict' or 'model'), GSV + flow weights/gsvnet_bisenet_r18.tar",
+    notes=_GSV_NOTES.replace("SN-R18 l=3 avg 72.5 / min 70.3", "BN-R18 l=3 avg 72.0 / min 70.5"),
+    extra={"key_scale": 0.75, "flow_channel_order": "BGR", "keyframe_interval": 3, "params": 13_891_264},
+)
+
+
+def _with_classes(spec: ModelSpec, num_classes: int) -> ModelSpec:
+    return spec if num_classes == spec.num_classes else replace(spec, num_classes=num_classes)
+
+
+@register_model("gsvnet-swiftnet18")
+def gsvnet_swiftnet18(*, num_classes: int = 19, key_scale: float = 0.75) -> GSVNetModel:
+    """GSVNet with SwiftNet-R18 keyframes (Cityscapes)."""
+    spec = _with_classes(GSVNET_SWIFTNET18_CITYSCAPES, num_classes)
+    return GSVNetModel(spec, SwiftNet(num_classes), key_scale=key_scale)
+
+
+@register_model("gsvnet-bisenet18")
+def gsvnet_bisenet18(*, num_classes: int = 19, key_scale: float = 0.75) -> GSVNetModel:
+    """GSVNet with BiSeNet-R18 (TorchSeg layout) keyframes (Cityscapes)."""
+    spec = _with_classes(GSVNET_BISENET18_CITYSCAPES, num_classes)
+    return GSVNetModel(spec, BiSeNetGSV(num_classes), key_scale=key_scale)
