@@ -71,6 +71,14 @@ class NonKeyStage(Stage):
         fused = lr + self.fuse(warped)
         return self.head(fused), fused
 
+    def input_shapes(self, height: int, width: int, batch: int = 1):
+        grid = (-(-height // 4), -(-width // 4))
+        return {
+            "image": ((batch, 3, height, width), torch.uint8),
+            "key_features": ((batch, 8, *grid), torch.float32),
+            "motion": ((batch, 2, *grid), torch.float32),
+        }
+
 
 class FlowStage(Stage):
     input_names = ("image", "ref_image")
@@ -99,6 +107,14 @@ class RefineStage(Stage):
         warped = reference.warp(prev_logits, flow, "exact")
         x = torch.cat([F.avg_pool2d(self.pre(image), 4), warped], 1)
         return (warped + 0.5 * self.conv(x),)
+
+    def input_shapes(self, height: int, width: int, batch: int = 1):
+        grid = (height // 4, width // 4)
+        return {
+            "image": ((batch, 3, height, width), torch.uint8),
+            "prev_logits": ((batch, self.conv.out_channels, *grid), torch.float32),
+            "flow": ((batch, 2, *grid), torch.float32),
+        }
 
 
 class TinyModel(VideoSegModel):

@@ -115,3 +115,14 @@ def test_cuda_compile_with_cuda_graphs_keeps_state_outputs():
     eager = labels_of("flowwarp", frames, device="cuda")
     graphs = labels_of("flowwarp", frames, device="cuda", backend="compile")
     assert agreement(eager, graphs) > 0.99
+
+
+@pytest.mark.slow
+def test_onnx_backend_through_the_engine_matches_eager(tmp_path):
+    """The engine drives another team's Runner by name only: the onnx runner (all four stages exported once,
+    ~35 s on 2 cores) gives the eager labels for every method."""
+    pytest.importorskip("onnxruntime")
+    frames = make_frames(6)
+    for method in ("per-frame", "arseg", "flowwarp"):
+        onnx = labels_of(method, frames, backend="onnx", cache_dir=str(tmp_path))
+        assert agreement(onnx, labels_of(method, frames)) > 0.999, method
