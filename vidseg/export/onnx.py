@@ -5,9 +5,10 @@ maps, binding names are the stage's `input_names`/`output_names`, spatial sizes 
 fixed or dynamic (dimension name "batch").
 
 Export path: `vidseg.export.program.export_stage` (torch.export, vidseg's custom ops decomposed to their
-reference composition) -> `torch.onnx.export(program, dynamo=True)`, with the exporter's ONNX optimiser
-(constant folding, dead-code elimination; onnxsim/onnxslim are not used: after the optimiser they removed
-nothing in our graphs). Should that fail, the TorchScript exporter is tried once, on the module itself (there,
+reference composition) -> `torch.onnx.export(program, dynamo=True)` with the exporter's ONNX optimiser on
+(onnxscript: constant folding, BatchNorm folded into Conv, dead code removed). onnxsim/onnxslim are not
+dependencies and are not used; the optimised graphs already hold only Conv/pointwise/Resize/GridSample/
+attention-composition nodes. Should that fail, the TorchScript exporter is tried once, on the module itself (there,
 `vidseg.kernels.ops` sees `torch.onnx.is_in_onnx_export()` and calls the reference composition); which
 exporter produced the file, and why the first failed, are recorded in the report. The warp becomes a standard
 `GridSample` (align_corners 0 for the "exact"/"arseg" conventions, 1 for "gsvnet"), CReFF becomes
