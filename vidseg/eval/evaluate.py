@@ -45,10 +45,8 @@ from vidseg.errors import ConfigError, DatasetError, InputError
 from vidseg.eval.datasets import (
     CAMVID_CLASSES,
     CITYSCAPES_CLASSES,
-    SYNTHETIC_LAYOUT,
     CamVidARSeg,
     CityscapesSequence,
-    SyntheticClip,
 )
 from vidseg.eval.metrics import MIOU_DEFINITIONS, KeyDistanceMIoU, Table, TemporalConsistency, format_table
 
@@ -320,8 +318,11 @@ def _camvid(config, model, Engine, root, split, max_distance, limit, tc, absent,
 # -- synthetic clips ----------------------------------------------------------------------------------------
 
 
-def find_synthetic_clips(path: str | Path) -> list[SyntheticClip]:
-    """The clips under `path`: a `<stem>_gt` folder or a video with one beside it, or a folder of such clips."""
+def find_synthetic_clips(path: str | Path) -> list:
+    """The clips under `path` (`SyntheticClip`s): a `<stem>_gt` folder or a video with one beside it, or a folder
+    of such clips."""
+    from vidseg.eval.datasets import SYNTHETIC_LAYOUT, SyntheticClip
+
     p = Path(path)
     if p.is_file() or (p / "meta.json").is_file():
         return [SyntheticClip(p)]
