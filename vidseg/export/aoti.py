@@ -23,9 +23,8 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
-from vidseg import __version__ as vidseg_version
 from vidseg.errors import ConfigError, ExportError
-from vidseg.export.cache import ArtifactCache, ArtifactKey, stage_fingerprint
+from vidseg.export.cache import ArtifactCache, stage_key
 from vidseg.export.onnx import LOGIT_TOLERANCE, MIN_ARGMAX_AGREEMENT, ValidationReport, validation_inputs
 from vidseg.export.program import export_stage
 from vidseg.models.base import Stage
@@ -164,21 +163,17 @@ def aoti_artifact(
     device = torch.device(device)
     _check_precision(precision, device)
     cache = cache if cache is not None else ArtifactCache()
-    key = ArtifactKey(
-        kind="aoti",
-        label=f"{model_name}-{stage_name}-{height}x{width}-b{batch}{'d' if dynamic_batch else ''}-{precision}",
-        fields={
-            "stage": stage_name,
-            "fingerprint": stage_fingerprint(stage),
-            "height": height,
-            "width": width,
-            "batch": batch,
-            "dynamic_batch": dynamic_batch,
-            "precision": precision,
-            "device": device_label(device),
-            "torch": torch.__version__,
-            "vidseg": vidseg_version,
-        },
+    key = stage_key(
+        "aoti",
+        stage,
+        stage_name=stage_name,
+        model_name=model_name,
+        height=height,
+        width=width,
+        batch=batch,
+        dynamic_batch=dynamic_batch,
+        precision=precision,
+        device=device_label(device),
     )
 
     def build(tmp: Path) -> AotiExport:

@@ -37,6 +37,7 @@ __all__ = [
     "default_cache_dir",
     "file_sha256",
     "stage_fingerprint",
+    "stage_key",
 ]
 
 SIDECAR_FORMAT = 1
@@ -214,6 +215,38 @@ def stage_fingerprint(stage: nn.Module) -> str:
         digest.update(f"{name}:{t.dtype}:{tuple(t.shape)};".encode())
         digest.update(_tensor_bytes(t))
     return digest.hexdigest()
+
+
+def stage_key(
+    kind: str,
+    stage: nn.Module,
+    *,
+    stage_name: str,
+    model_name: str,
+    height: int,
+    width: int,
+    batch: int,
+    dynamic_batch: bool,
+    precision: str,
+    **extra: object,
+) -> ArtifactKey:
+    """The key of an artifact made from a stage: its fingerprint, shapes, precision, torch/vidseg versions, extra."""
+    from vidseg import __version__ as vidseg_version
+
+    label = f"{model_name}-{stage_name}-{height}x{width}-b{batch}{'d' if dynamic_batch else ''}-{precision}"
+    fields = {
+        "stage": stage_name,
+        "fingerprint": stage_fingerprint(stage),
+        "height": height,
+        "width": width,
+        "batch": batch,
+        "dynamic_batch": dynamic_batch,
+        "precision": precision,
+        "torch": torch.__version__,
+        "vidseg": vidseg_version,
+        **extra,
+    }
+    return ArtifactKey(kind, label, fields)
 
 
 def _tensor_bytes(t: torch.Tensor) -> bytes:

@@ -29,7 +29,7 @@ import os
 import time
 import warnings
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -37,10 +37,9 @@ import onnx
 import torch
 from torch import Tensor
 
-from vidseg import __version__ as vidseg_version
 from vidseg.errors import ExportError
 from vidseg.export import trt_onnx_ops
-from vidseg.export.cache import ArtifactCache, ArtifactKey, stage_fingerprint
+from vidseg.export.cache import ArtifactCache, stage_key
 from vidseg.export.program import BATCH_DIM_NAME, example_inputs, export_stage
 from vidseg.models.base import Stage
 
@@ -111,7 +110,6 @@ class OnnxExport:
     seconds: float
     validation: ValidationReport | None = None
     fallback_reason: str = ""  # why the dynamo exporter was not used, when it was not
-    notes: tuple[str, ...] = field(default_factory=tuple)
 
     @property
     def size_bytes(self) -> int:
@@ -536,23 +534,19 @@ def onnx_artifact(
     import onnxscript
 
     cache = cache if cache is not None else ArtifactCache(log=log)
-    key = ArtifactKey(
-        kind="onnx",
-        label=f"{model_name}-{stage_name}-{height}x{width}-b{batch}{'d' if dynamic_batch else ''}-fp32",
-        fields={
-            "stage": stage_name,
-            "fingerprint": stage_fingerprint(stage),
-            "height": height,
-            "width": width,
-            "batch": batch,
-            "dynamic_batch": dynamic_batch,
-            "opset": opset,
-            "precision": "fp32",
-            "torch": torch.__version__,
-            "onnx": onnx.__version__,
-            "onnxscript": onnxscript.__version__,
-            "vidseg": vidseg_version,
-        },
+    key = stage_key(
+        "onnx",
+        stage,
+        stage_name=stage_name,
+        model_name=model_name,
+        height=height,
+        width=width,
+        batch=batch,
+        dynamic_batch=dynamic_batch,
+        precision="fp32",
+        opset=opset,
+        onnx=onnx.__version__,
+        onnxscript=onnxscript.__version__,
     )
     say = log if log is not None else cache.log
 
