@@ -58,8 +58,14 @@ _DEFAULT_MAX_DISTANCE = 11  # AR-Seg's and GSVNet's GOP of 12: d = 0..11
 
 # How Cityscapes clips are re-encoded for codec motion (x264 settings; bitrate scaled from AR-Seg's 5 Mb/s at
 # 2048x1024 by the frame area). One reference frame keeps every P-frame's vectors pointing at the previous frame.
-CITYSCAPES_ENCODE = {"codec": "libx264", "fps": 17, "bitrate_at_2048x1024": 5_000_000, "keyint": 250, "bframes": 0,
-                     "refs": 1}
+CITYSCAPES_ENCODE = {
+    "codec": "libx264",
+    "fps": 17,
+    "bitrate_at_2048x1024": 5_000_000,
+    "keyint": 250,
+    "bframes": 0,
+    "refs": 1,
+}
 
 Progress = Callable[[int, int], Any]  # (items done, items in all)
 
@@ -91,8 +97,14 @@ class EvalResult:
 
     def table(self, per_class: bool = False) -> Table:
         title = f"vidseg-eval: {self.dataset} ({self.method}, {self.items} items, {self.frames} frames scored)"
-        return format_table(key_distance=self.key_distance, tc=self.tc, class_names=self.class_names,
-                            absent=self.absent, per_class=per_class, title=title)
+        return format_table(
+            key_distance=self.key_distance,
+            tc=self.tc,
+            class_names=self.class_names,
+            absent=self.absent,
+            per_class=per_class,
+            title=title,
+        )
 
     def to_dict(self) -> dict[str, Any]:
         data = dict(self.table().data)
@@ -194,8 +206,11 @@ def _cityscapes(config, model, Engine, root, split, max_distance, limit, tc, abs
     elif method == "flowwarp":
         result.motion_source = "model flow stage"
     elif method == "per-frame":
-        result.notes.append("per-frame: the labelled frame's prediction does not depend on earlier frames; it is "
-                            "computed once per annotated frame and counted at every distance")
+        result.keyframes = "every frame"
+        result.notes.append(
+            "per-frame: the labelled frame's prediction does not depend on earlier frames; it is "
+            "computed once per annotated frame and counted at every distance"
+        )
     with contextlib.ExitStack() as stack:
         tmp = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="vidseg-eval-"))) if encode else None
         for i in range(n):
@@ -224,8 +239,10 @@ def _cityscapes(config, model, Engine, root, split, max_distance, limit, tc, abs
 
 def _encode_description(size: tuple[int, int]) -> str:
     c = CITYSCAPES_ENCODE
-    return (f"PyAV {c['codec']}, {_bitrate(size) / 1e6:.2f} Mb/s, keyint {c['keyint']}, {c['bframes']} B-frames, "
-            f"{c['refs']} reference, {c['fps']} fps")
+    return (
+        f"PyAV {c['codec']}, {_bitrate(size) / 1e6:.2f} Mb/s, keyint {c['keyint']}, {c['bframes']} B-frames, "
+        f"{c['refs']} reference, {c['fps']} fps"
+    )
 
 
 def _bitrate(size: tuple[int, int]) -> int:
@@ -253,7 +270,7 @@ def encode_h264(path: str | Path, frames: Sequence[np.ndarray]) -> Path:
             stream.options = {
                 "preset": "veryfast",
                 "x264-params": f"keyint={c['keyint']}:min-keyint={c['keyint']}:scenecut=0:bframes={c['bframes']}:"
-                               f"ref={c['refs']}:log-level=error",
+                f"ref={c['refs']}:log-level=error",
             }
             for t, image in enumerate(frames):
                 frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(image), format="rgb24")
@@ -282,9 +299,14 @@ def _camvid(config, model, Engine, root, split, max_distance, limit, tc, absent,
     arseg = config.method == "arseg"
     kd = KeyDistanceMIoU(len(classes), d_max)
     result = _result("camvid", root, split, config, classes, kd, absent, "decoded I-frame of the GOP (d >= 1)")
-    result.motion_source = "stored AR-Seg motion (.bin, chained to the key), per-pixel MotionField" if arseg else (
-        "none" if engine.method.name == "per-frame" else "model flow stage")
+    result.motion_source = (
+        "stored AR-Seg motion (.bin, chained to the key), per-pixel MotionField"
+        if arseg
+        else ("none" if engine.method.name == "per-frame" else "model flow stage")
+    )
     result.notes.append("frames are AR-Seg's decoded frames (x265, 3 Mb/s); d = 0 runs the frame as a keyframe")
+    if engine.method.name == "per-frame":
+        result.keyframes = "every frame"
     n = len(reader) if limit is None else min(limit, len(reader))
     for i in range(n):
         for d in range(d_max + 1):
@@ -328,8 +350,10 @@ def find_synthetic_clips(path: str | Path) -> list:
         return [SyntheticClip(p)]
     gt_dirs = sorted(q.parent for q in p.glob("*_gt/meta.json"))
     if not gt_dirs:
-        raise DatasetError(f"{p} holds no synthetic clip (no <stem>_gt/meta.json); expected layout: "
-                           + "; ".join(line.strip() for line in SYNTHETIC_LAYOUT.splitlines()))
+        raise DatasetError(
+            f"{p} holds no synthetic clip (no <stem>_gt/meta.json); expected layout: "
+            + "; ".join(line.strip() for line in SYNTHETIC_LAYOUT.splitlines())
+        )
     return [SyntheticClip(g) for g in gt_dirs]
 
 
@@ -349,21 +373,33 @@ def _synthetic(config, model, Engine, root, split, max_distance, limit, tc, abse
         max_distance = (config.keyframe_interval if keyed and config.keyframes != "gop" else gop) - 1
     kd = KeyDistanceMIoU(len(classes), max_distance, ignore_index=clips[0].ignore_index)
     result = _result("synthetic", root, split, config, classes, kd, absent, engine.policy.describe())
-    result.motion_source = {"arseg": "codec (the clip's own H.264 motion vectors)",
-                            "flowwarp": "model flow stage"}.get(engine.method.name, "none")
+    result.motion_source = {"arseg": "codec (the clip's own H.264 motion vectors)", "flowwarp": "model flow stage"}.get(
+        engine.method.name, "none"
+    )
     if not keyed:
         result.keyframes = "every frame"
-        result.notes.append("per-frame: frames are scored at their position in the clip's GOP (distance to the "
-                            "I-frame), as AR-Seg's HR rows")
+        result.notes.append(
+            "per-frame: frames are scored at their position in the clip's GOP (distance to the "
+            "I-frame), as AR-Seg's HR rows"
+        )
     tcs: list[TemporalConsistency] = []
     if tc:
         source = "ground truth (synthetic; frame t+1 -> t, backward)"
-        tcs = [TemporalConsistency(len(classes), direction="backward", flow_source=source,
-                                   ignore_index=clips[0].ignore_index, occlusion_masked=masked)
-               for masked in (False, True)]
+        tcs = [
+            TemporalConsistency(
+                len(classes),
+                direction="backward",
+                flow_source=source,
+                ignore_index=clips[0].ignore_index,
+                occlusion_masked=masked,
+            )
+            for masked in (False, True)
+        ]
         result.tc = tcs
-        result.notes.append("TC: the synthetic flow ground truth is each frame's flow to the previous frame, so TC "
-                            "is measured backward (tc_bwd: P_t warped into t+1), plus its occlusion-masked variant")
+        result.notes.append(
+            "TC: the synthetic flow ground truth is each frame's flow to the previous frame, so TC "
+            "is measured backward (tc_bwd: P_t warped into t+1), plus its occlusion-masked variant"
+        )
     for i, clip in enumerate(clips):
         previous = None
         with contextlib.closing(engine.run(clip.video)) as results:
@@ -385,8 +421,9 @@ def _synthetic(config, model, Engine, root, split, max_distance, limit, tc, abse
         if progress is not None:
             progress(i + 1, len(clips))
     if result.unscored_frames:
-        result.notes.append(f"{result.unscored_frames} frames were farther than {max_distance} from their key and "
-                            "were not scored")
+        result.notes.append(
+            f"{result.unscored_frames} frames were farther than {max_distance} from their key and were not scored"
+        )
     engine.close()
     return result
 
@@ -395,15 +432,25 @@ def _synthetic(config, model, Engine, root, split, max_distance, limit, tc, abse
 
 
 def _result(dataset, root, split, config, classes, kd, absent, keyframes) -> EvalResult:
-    return EvalResult(dataset=dataset, data=str(root), split=split, method=config.method, class_names=classes,
-                      key_distance=kd, absent=absent, keyframes=keyframes)
+    return EvalResult(
+        dataset=dataset,
+        data=str(root),
+        split=split,
+        method=config.method,
+        class_names=classes,
+        key_distance=kd,
+        absent=absent,
+        keyframes=keyframes,
+    )
 
 
 def _check_classes(model: Any, classes: Sequence[str], dataset: str) -> tuple[str, ...]:
     k = model.spec.num_classes
     if k != len(classes):
-        raise ConfigError(f"model {model.spec.name!r} predicts {k} classes but {dataset} is scored on "
-                          f"{len(classes)}; use a model trained for {dataset}")
+        raise ConfigError(
+            f"model {model.spec.name!r} predicts {k} classes but {dataset} is scored on "
+            f"{len(classes)}; use a model trained for {dataset}"
+        )
     return tuple(classes)
 
 
@@ -419,6 +466,8 @@ def _last(results: Iterator[Any]) -> np.ndarray:
 
 def _score(kd: KeyDistanceMIoU, labels: np.ndarray, label: np.ndarray, d: int, where: Any) -> None:
     if labels.shape != label.shape:
-        raise DatasetError(f"{where}: prediction {labels.shape} and label {label.shape} differ in size; the "
-                           "frames and label maps of a sample must have the same size")
+        raise DatasetError(
+            f"{where}: prediction {labels.shape} and label {label.shape} differ in size; the "
+            "frames and label maps of a sample must have the same size"
+        )
     kd.update(labels, label, d)
