@@ -453,6 +453,8 @@ class _Atlas:
             self.tw[i, level:] = self.tw[i, level - 1]
         self.stride = self.tw + 1
         self.data = np.concatenate(chunks)
+        if self.data.size >= 1 << 26:
+            raise AssertionError("texture atlas too large for 26-bit texel indices")
 
 
 @functools.lru_cache(maxsize=4)
@@ -463,31 +465,60 @@ def _atlas_for_seed(seed: int) -> _Atlas:
     return atlas
 
 
+_LG_SHIFT = 26  # tinfo = texel index of (row 0, column) | log2(rows) << _LG_SHIFT
+
+
+def _face_texels(v, flat, ay, by, ytop, tinfo, xinfo):
+    """Per pixel of a band of faces (rows v [h, 1], slot * W + column `flat`): the top-left texel of the
+    bilinear fetch, the row stride and the x and y fractions (1/16), from the per-(slot, column) tables."""
+    yf = by.take(flat)
+    yf *= v
+    yf += ay.take(flat)
+    np.maximum(yf, np.float32(0.0), out=yf)
+    np.minimum(yf, ytop.take(flat), out=yf)
+    iy = yf.astype(np.int32)
+    yf -= iy
+    yf *= np.float32(16)
+    yf += np.float32(0.5)
+    ti = tinfo.take(flat)
+    xi = xinfo.take(flat)
+    stride = xi >> 5
+    iy &= (1 << (ti >> _LG_SHIFT)) - 1
+    iy *= stride
+    ti &= (1 << _LG_SHIFT) - 1
+    iy += ti
+    return iy, stride, xi & 31, yf.astype(np.int32)
+
+
 def _bilinear(data: np.ndarray, i00: np.ndarray, stride: np.ndarray, wx: np.ndarray, wy: np.ndarray) -> np.ndarray:
     """Bilinear fetch of packed RGBA texels: i00 the top-left texel's index, stride the level's row stride,
     wx, wy the fractions in 1/16. Blends two channels at a time in 16-bit lanes of uint32 (weights sum to 256).
     Returns packed RGBA uint32."""
     wx = wx.astype(np.uint32)
-    wy = wy.astype(np.uint32)
-    w11 = wx * wy
-    w01 = wx * np.uint32(16) - w11  # wx (16 - wy)
-    w10 = wy * np.uint32(16) - w11  # (16 - wx) wy
-    w00 = np.uint32(256) - w01 - w10 - w11
+    w11 = wy.astype(np.uint32)
+    w10 = w11 << np.uint32(4)  # 16 wy
+    w11 *= wx  # wx wy
+    w10 -= w11  # (16 - wx) wy
+    w01 = wx << np.uint32(4)
+    w01 -= w11  # wx (16 - wy)
+    w00 = np.uint32(256) - w01
+    w00 -= w10
+    w00 -= w11
     m = np.uint32(0x00FF00FF)
-    lo = np.zeros(i00.shape, np.uint32)
-    hi = np.zeros(i00.shape, np.uint32)
-    i01 = i00 + 1
     i10 = i00 + stride
-    i11 = i10 + 1
-    for idx, w in ((i00, w00), (i01, w01), (i10, w10), (i11, w11)):
+    lo = hi = None
+    for idx, w in ((i00, w00), (i00 + 1, w01), (i10, w10), (i10 + 1, w11)):
         p = data.take(idx)
         t = p & m
         t *= w
-        lo += t
         p >>= np.uint32(8)
         p &= m
         p *= w
-        hi += p
+        if lo is None:
+            lo, hi = t, p
+        else:
+            lo += t
+            hi += p
     lo >>= np.uint32(8)
     lo &= m
     hi &= np.uint32(0xFF00FF00)
@@ -1042,15 +1073,8 @@ class StreetScene:
         zbuf = self._scratch("zbuf", (H, W), np.float32)
         zbuf[:g0] = np.inf
         zbuf[g0:] = self._g_s
-        texidx = wymap = None
-        if colour:
-            # Faces write these; ground pixels take their own; sky pixels (rows above g0) read a harmless 0.
-            texidx = self._scratch("texidx", (H, W), np.int32)  # top-left texel of the bilinear fetch
-            texidx[:g0] = 0
-            wymap = self._scratch("wymap", (H, W), np.uint8)  # its vertical fraction (1/16)
-            wymap[:g0] = 0
         table, casters = self._content(time, camz)
-        faces = self._draw_faces(table, time, camx, camz, cos, sin, rx, rz, ref_cams, slot, zbuf, texidx, wymap)
+        faces = self._draw_faces(table, time, camx, camz, cos, sin, rx, rz, ref_cams, slot, zbuf, colour)
         nf = faces["n"]
         sid_tab = np.concatenate([np.array([0, 1], np.int32), faces["sid"]])
         ids = np.empty((H, W), np.int32)
@@ -1091,11 +1115,16 @@ class StreetScene:
                       if self.config.shadows and len(casters) and g0 < H else None)
             sky_rgb = (self._sky_horizon.astype(np.float32), self._sky_zenith.astype(np.float32))
             sky_cols = self._sky_columns(yaw)
-            xinfo = self._scratch("xinfo", (nf + 2, W), np.int32)  # per (slot, column): row stride * 32 + x fraction
-            xinfo[:2] = 0  # sky and ground rows; a face's row is read only where the face was drawn
-            if nf:
-                xinfo.reshape(-1)[faces["flat"]] = faces["xinfo"]
-            xinfo = xinfo.reshape(-1)
+            # Texture addressing per (slot, column) (see _draw_faces): the sky and ground rows are zero (the
+            # ground's comes per pixel; the sky's texels are not used); a face's row is read where it was drawn.
+            tex_tabs = []
+            for name, dtype in (("ay", np.float32), ("by", np.float32), ("ytop", np.float32), ("tinfo", np.int32),
+                                ("xinfo", np.int32)):
+                tab = self._scratch(name, (nf + 2, W), dtype)
+                tab[:2] = 0
+                if nf:
+                    tab.reshape(-1)[faces["flat"]] = faces[name]
+                tex_tabs.append(tab.reshape(-1))
 
         rx32, rz32 = rx.astype(np.float32)[None], rz.astype(np.float32)[None]
         step = self._band
@@ -1147,16 +1176,14 @@ class StreetScene:
             if not colour:
                 continue
             lab = cls_tab.take(sl)
-            tix = texidx[ra:rb]
-            xi = xinfo.take(flat)
-            wy = wymap[ra:rb]
+            tix, stride, wx, wy = _face_texels(v, flat, *tex_tabs)
             if on_ground:
                 glab, gidx, gstride, gwx, gwy, white, yellow = self._ground_look(ra - g0, rb - g0, rx32, rz32,
                                                                                  camx, camz)
                 np.copyto(lab, glab, where=is_g)
                 tix = np.where(is_g, gidx, tix)
-                stride = np.where(is_g, gstride, xi >> 5)
-                wx = np.where(is_g, gwx, xi & 31)
+                stride = np.where(is_g, gstride, stride)
+                wx = np.where(is_g, gwx, wx)
                 wy = np.where(is_g, gwy, wy)
                 white *= is_g
                 yellow *= is_g
@@ -1166,8 +1193,6 @@ class StreetScene:
                     unpaint *= np.where(is_g, shadow[ra - g0:rb - g0], np.float32(1.0))
                 white *= _WHITE
             else:
-                stride = xi >> 5
-                wx = xi & 31
                 sky_px = np.flatnonzero(sl == 0)
                 sky = self._sky_pixels(ra, sky_px, sky_cols, *sky_rgb)
             labels[ra:rb] = lab
@@ -1373,13 +1398,11 @@ class StreetScene:
             out[r0 - g0:r1 - g0, c0:c1] *= cov
         return out
 
-    def _draw_faces(self, table, time, camx, camz, cos, sin, rx, rz, ref_cams, slot, zbuf, texidx,
-                    wymap) -> dict:
+    def _draw_faces(self, table, time, camx, camz, cos, sin, rx, rz, ref_cams, slot, zbuf, colour) -> dict:
         """Cull, then ray-cast every face column by column (vectorised over all faces' columns), then z-buffer
         each face over its rows (one short loop). Returns per-face tables for the shading and flow passes."""
         H, W = self.height, self.width
         f, cx, cy, hc = self._f, self._cx, self._cy, self._hc
-        colour = texidx is not None
         empty = {"n": 0, "sid": np.zeros(0, np.int32), "cls": np.zeros(0, np.uint8),
                  "shade": np.zeros(0, np.float32), "tintfac": np.zeros((3, 0), np.float32)}
         if not len(table):
@@ -1443,7 +1466,8 @@ class StreetScene:
         live = (first < last) & (r0 < r1)
 
         # 3. Texture addressing per column: mip level from the pixel footprint on the face (texels per pixel
-        # along the face and up); the texel column and its bilinear fraction; the texel row is ay + by * v.
+        # along the face and up); the texel column and its bilinear fraction; the texel row is ay + by * v
+        # (clamped to ytop on decals); the shading pass reads these per (slot, column).
         if colour:
             at = self._atlas
             tile = T[:, TILE].astype(np.int64)[fidx]
@@ -1464,13 +1488,13 @@ class StreetScene:
             wx = np.minimum(np.floor((xf - ix) * 16 + 0.5), 16).astype(np.int32)
             base = (at.off[tile, level] + (ix.astype(np.int64) & (tw - 1))).astype(np.int32)
             stride = at.stride[tile, level].astype(np.int32)
-            thm = (th - 1).astype(np.int32)
-            ytop = np.where(decal, th - 1, 1e9).astype(np.float32)
+            ytop = np.where(decal, th - 1, 3e38).astype(np.float32)
+            lg = np.log2(th).astype(np.int64)
             ay = (((hc + T[:, YOFF][fidx]) + s * cy / f) / (sy * scale) - 0.5).astype(np.float32)
             by = (-s / (f * sy * scale)).astype(np.float32)
         vt32, vb32, s32 = vt.astype(np.float32), vb.astype(np.float32), s.astype(np.float32)
 
-        # 4. Per face: z-buffer its rows x columns; write the slot (and the texel index and its y fraction).
+        # 4. Per face: z-buffer its rows x columns; write the slot.
         # Large faces one by one over their bounding box; small ones (far away) all at once, pixel by pixel.
         v32 = self._v32
         drawn = np.zeros(nfc, bool)
@@ -1508,22 +1532,6 @@ class StreetScene:
             drawn[i] = True
             np.copyto(zview, depth, where=m)
             np.copyto(slot[ra:rb, ca:cb], 2 + i, where=m)
-            if colour:
-                yf = v * by[i0:i1]
-                yf += ay[i0:i1]
-                if decal[i0]:
-                    np.maximum(yf, np.float32(0.0), out=yf)
-                    np.minimum(yf, ytop[i0:i1], out=yf)
-                iy = np.floor(yf)
-                yf -= iy
-                yf *= np.float32(16)
-                yf += np.float32(0.5)
-                np.copyto(wymap[ra:rb, ca:cb], yf, where=m, casting="unsafe")
-                idx = iy.astype(np.int32)
-                idx &= thm[i0:i1]
-                idx *= stride[i0:i1]
-                idx += base[i0:i1]
-                np.copyto(texidx[ra:rb, ca:cb], idx, where=m)
         if small.any():
             # Every candidate pixel (row, per-column index k) of every small face's bounding box.
             fs, fa, ra_ = fi[small], fa[small], ra_[small]
@@ -1548,12 +1556,6 @@ class StreetScene:
             drawn[owner] = True
             zbuf.reshape(-1)[pix] = depth
             slot.reshape(-1)[pix] = 2 + owner
-            if colour:
-                yf = vrow * by[k] + ay[k]
-                yf = np.where(decal[k], np.clip(yf, 0, ytop[k]), yf)
-                iy = np.floor(yf)
-                wymap.reshape(-1)[pix] = ((yf - iy) * 16 + 0.5).astype(np.uint8)
-                texidx.reshape(-1)[pix] = (iy.astype(np.int32) & thm[k]) * stride[k] + base[k]
 
         # 5. Tables for the whole-image passes: per face, and per (face, column) for the flows.
         out = {
@@ -1566,6 +1568,8 @@ class StreetScene:
         used = valid & drawn[fidx]
         out["flat"] = ((2 + fidx[used]) * W + col[used]).astype(np.int64)
         if colour:
+            out["ay"], out["by"], out["ytop"] = ay[used], by[used], ytop[used]
+            out["tinfo"] = (base[used] | (lg[used] << _LG_SHIFT)).astype(np.int32)  # texel column, log2 rows
             out["xinfo"] = (stride[used] * 32 + wx[used]).astype(np.int32)  # row stride and x fraction
         if ref_cams:
             flows = []
