@@ -17,6 +17,7 @@ from vidseg.eval.datasets import (
     CityscapesSequence,
     Clip,
     Sample,
+    SyntheticClip,
     read_mv_bin,
 )
 from vidseg.eval.metrics import (
@@ -38,6 +39,7 @@ __all__ = [
     "CityscapesSequence",
     "Clip",
     "Sample",
+    "SyntheticClip",
     "read_mv_bin",
     "MIOU_DEFINITIONS",
     "ConfusionMatrix",

@@ -7,6 +7,7 @@ first paths that were missing. Frames load as uint8 RGB [H, W, 3] numpy arrays a
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -16,6 +17,7 @@ import numpy as np
 from PIL import Image
 
 from vidseg.errors import DatasetError
+from vidseg.video.synthetic import load_ground_truth
 
 __all__ = [
     "CITYSCAPES_CLASSES",
@@ -27,6 +29,8 @@ __all__ = [
     "CityscapesImages",
     "CamVidSample",
     "CamVidARSeg",
+    "SYNTHETIC_LAYOUT",
+    "SyntheticClip",
     "read_mv_bin",
     "load_rgb",
     "load_label",
@@ -345,3 +349,71 @@ class CamVidARSeg:
     def samples(self, distance: int) -> Iterator[CamVidSample]:
         for i in range(len(self)):
             yield self.sample(i, distance)
+
+
+# -- vidseg's synthetic clips -------------------------------------------------------------------------------
+
+SYNTHETIC_LAYOUT = """\
+  <dir>/<stem>.<ext>                  the encoded clip (vidseg.video.synthetic.write_clip)
+  <dir>/<stem>_gt/meta.json           format "vidseg-synthetic-gt", num_frames, gop, classes, conventions
+  <dir>/<stem>_gt/labels/%06d.png     uint8 Cityscapes trainIds per frame
+  <dir>/<stem>_gt/flow/%06d.npz       flow_prev, occ_prev (to frame t-1), flow_key, occ_key, key_index"""
+
+
+class SyntheticClip:
+    """A clip written by `vidseg.video.synthetic.write_clip`, given its video path or its `<stem>_gt` folder.
+
+    Every frame is labelled (19 Cityscapes train ids), so every frame scores: its keyframe distance is
+    t - key_index with key_index = t // gop * gop, the clip's I-frames. The flow ground truth is backward
+    (vidseg's motion convention): `pair_flow(t)` is the flow and occlusion of frame t+1 into frame t, which
+    `TemporalConsistency(direction="backward")` takes for the pair (t, t+1). Decode the frames with
+    `vidseg.open_video(clip.video)`.
+    """
+
+    layout = SYNTHETIC_LAYOUT
+
+    def __init__(self, path: str | Path):
+        p = Path(path)
+        self.gt_dir = p if (p / "meta.json").is_file() else p.parent / f"{p.stem}_gt"
+        meta_path = self.gt_dir / "meta.json"
+        if not meta_path.is_file():
+            raise _missing(self.layout, p, [meta_path])
+        try:
+            self.meta = json.loads(meta_path.read_text())
+        except (OSError, ValueError) as err:
+            raise DatasetError(f"cannot read {meta_path}: {err}") from err
+        if self.meta.get("format") != "vidseg-synthetic-gt":
+            raise DatasetError(f"{meta_path} is not vidseg synthetic ground truth (format {self.meta.get('format')!r})")
+        self.num_frames = int(self.meta["num_frames"])
+        self.gop = int(self.meta["gop"])
+        self.classes = tuple(self.meta["classes"])
+        self.ignore_index = int(self.meta.get("ignore_index", 255))
+        self.video = self.gt_dir.parent / self.meta["video"]
+        expected = [self.video] + [
+            self.gt_dir / sub / f"{t:06d}.{ext}"
+            for t in range(self.num_frames)
+            for sub, ext in (("labels", "png"), ("flow", "npz"))
+        ]
+        missing = [q for q in expected if not q.is_file()]
+        if missing:
+            raise _missing(self.layout, self.gt_dir.parent, missing, len(expected))
+
+    def __len__(self) -> int:
+        return self.num_frames
+
+    def label(self, index: int) -> np.ndarray:
+        return load_label(self.gt_dir / "labels" / f"{index:06d}.png")
+
+    def key_distance(self, index: int) -> int:
+        return index % self.gop
+
+    def ground_truth(self, index: int) -> dict:
+        """Labels, flow_prev / occ_prev, flow_key / occ_key and key_index of one frame (load_ground_truth)."""
+        return load_ground_truth(self.gt_dir, index)
+
+    def pair_flow(self, index: int) -> tuple[np.ndarray, np.ndarray]:
+        """(flow [H,W,2], occlusion [H,W]) of frame index+1 into frame index: the pair (index, index+1)."""
+        if not 0 <= index < self.num_frames - 1:
+            raise DatasetError(f"pair ({index}, {index + 1}) is not in a clip of {self.num_frames} frames")
+        gt = self.ground_truth(index + 1)
+        return gt["flow_prev"], gt["occ_prev"]
