@@ -10,6 +10,9 @@ visible in the keyframe (occ_key False) of
   exact/bilinear  MotionChain(mode="exact") densified with to_dense(mode="bilinear")
   arseg           MotionChain(mode="arseg") (AR-Seg's integer per-pixel chaining)
 and, for the exact chain, the share of those pixels whose chained motion is valid and the EPE over them alone.
+Two more columns measure at the 1/8 feature grid, where the warp uses the motion: exact chain densified with
+"area", and AR-Seg's pipeline (arseg chain, "arseg" resize: both components scaled by h/H, bilinear
+align_corners=True), against the block mean of the visible flow (blocks at least half visible), in image pixels.
 Clips come from vidseg.video.synthetic.write_clip (libx264 veryfast: one reference frame; bframes as given).
 """
 
@@ -30,6 +33,7 @@ from vidseg.video.motion import MotionChain
 from vidseg.video.synthetic import SceneConfig, load_ground_truth, write_clip
 
 COLUMNS = ("zero", "exact/area", "exact/bilinear", "arseg")
+GRID_COLUMNS = ("exact/area 1/8", "arseg/arseg 1/8")
 
 
 def measure_clip(path: Path, gop: int, cell: int = 4) -> dict[int, dict[str, list[float]]]:
@@ -54,10 +58,22 @@ def measure_clip(path: Path, gop: int, cell: int = 4) -> dict[int, dict[str, lis
                 "exact/bilinear": fields["exact"].to_dense(mode="bilinear"),
                 "arseg": fields["arseg"].to_dense(mode="nearest"),
             }
-            row = rows.setdefault(d, {k: [] for k in (*COLUMNS, "valid", "exact/bilinear valid-only")})
+            row = rows.setdefault(d, {k: [] for k in (*COLUMNS, *GRID_COLUMNS, "valid", "exact/bilinear valid-only")})
             for name, (vectors, _) in dense.items():
                 epe = np.sqrt(((vectors - truth) ** 2).sum(0))
                 row[name].append(float(epe[visible].mean()))
+            # At the 1/8 feature grid (what the warp uses): the truth is the block mean of the flow over the
+            # visible pixels of each 8x8 block; errors are reported in image pixels (x 8) to compare with the above.
+            size = (truth.shape[1] // 8, truth.shape[2] // 8)
+            blocks = visible[: size[0] * 8, : size[1] * 8].reshape(size[0], 8, size[1], 8)
+            count = blocks.sum((1, 3))
+            flow8 = (truth[:, : size[0] * 8, : size[1] * 8] * visible[: size[0] * 8, : size[1] * 8]).reshape(
+                2, size[0], 8, size[1], 8).sum((2, 4)) / np.maximum(count, 1) / 8
+            keep = count >= 32  # mostly visible blocks
+            for name, (field, mode) in {"exact/area 1/8": (fields["exact"], "area"),
+                                        "arseg/arseg 1/8": (fields["arseg"], "arseg")}.items():
+                vectors, _ = field.to_dense(size, mode=mode)
+                row[name].append(float(8 * np.sqrt(((vectors - flow8) ** 2).sum(0))[keep].mean()))
             vectors, valid = dense["exact/bilinear"]
             both = visible & valid
             row["valid"].append(float(both.sum() / max(visible.sum(), 1)))
@@ -67,11 +83,11 @@ def measure_clip(path: Path, gop: int, cell: int = 4) -> dict[int, dict[str, lis
 
 
 def to_markdown(table: dict[int, dict[str, float]], title: str) -> str:
-    head = ("d", *COLUMNS, "valid %", "exact/bilinear on valid")
+    head = ("d", *COLUMNS, *GRID_COLUMNS, "valid %", "exact/bilinear on valid")
     lines = [f"**{title}** (mean EPE in pixels over pixels visible in the keyframe)", "",
              "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for d, row in sorted(table.items()):
-        cells = [f"{row[c]:.3f}" for c in COLUMNS]
+        cells = [f"{row[c]:.3f}" for c in (*COLUMNS, *GRID_COLUMNS)]
         cells += [f"{100 * row['valid']:.1f}", f"{row['exact/bilinear valid-only']:.3f}"]
         lines.append(f"| {d} | " + " | ".join(cells) + " |")
     return "\n".join(lines)

@@ -151,22 +151,34 @@ def test_intra_only_p_frame_is_all_invalid_not_none(clip_dir):
     assert frames[3].motion.valid.mean() > 0.9
 
 
-# ------------------------------------------------------------------------------------------------- rotation
-def test_rotated_stream_is_turned_upright_with_its_motion(clip_dir):
-    images = translation_frames((64, 96), 4, (2, 0), seed=8)
-    path = encode(clip_dir / "rot90.mp4", images, rotation=90)
+def test_predicted_frames_of_exporting_codecs_never_get_none(clip_dir):
+    """MPEG-4 with B-frames: the decoder returns the last frame at the final flush, where FFmpeg exports no
+    vectors; it must still be a MotionField (all invalid = unknown), never None ("the codec exports nothing")."""
+    images = translation_frames((64, 96), 8, (2, 1), seed=16)
+    path = encode(clip_dir / "mpeg4_flush.mkv", images, codec="mpeg4", bframes=2)
     with open_video(path, motion=True) as video:
-        assert video.rotation == 90
-        assert video.size == (96, 64)
+        frames = list(video)
+    assert len(frames) == 8
+    for f in frames:
+        assert (f.motion is None) == (f.pict_type == "I")
+
+
+# ------------------------------------------------------------------------------------------------- rotation
+@pytest.mark.parametrize("rotation,expect", [(90, (0.0, 2.0)), (180, (2.0, 0.0)), (270, (0.0, -2.0))])
+def test_rotated_stream_is_turned_upright_with_its_motion(clip_dir, rotation, expect):
+    images = translation_frames((64, 96), 4, (2, 0), seed=8)
+    path = encode(clip_dir / f"rot{rotation}.mp4", images, rotation=rotation)
+    with open_video(path, motion=True) as video:
+        assert video.rotation == rotation
+        assert video.size == ((96, 64) if rotation != 180 else (64, 96))
         frames = list(video)
     for f, img in zip(frames, images, strict=True):
-        assert psnr(f.image, np.rot90(img, 1)) > 25
-    # Coded content moves +2 px in x per frame; rotated 90 degrees counter-clockwise it moves -2 px in y, so the
-    # backward map is +2 in y.
+        assert psnr(f.image, np.rot90(img, rotation // 90)) > 25
+    # Coded content moves +2 px in x per frame (backward map (-2, 0)); turned counter-clockwise by 90 degrees it
+    # moves -2 px in y, so the backward map is (0, +2); by 180: (+2, 0); by 270: (0, -2).
     m = frames[1].motion
-    assert m.size == (96, 64)
-    vx, vy = np.median(m.vectors[0][m.valid]), np.median(m.vectors[1][m.valid])
-    assert (vx, vy) == (0.0, 2.0)
+    assert m.size == video.size
+    assert (np.median(m.vectors[0][m.valid]), np.median(m.vectors[1][m.valid])) == expect
 
 
 def test_mirrored_stream_is_refused(clip_dir):

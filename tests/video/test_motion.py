@@ -187,7 +187,7 @@ def test_arseg_mode_matches_arseg_resize():
     m = _random_field((32, 48), invalid=0.2)
     h, w = 5, 11  # deliberately different ratios per axis
     vectors, valid = m.to_dense((h, w), mode="arseg")
-    per_pixel = np.where(m.valid, m.vectors, 0).repeat(4, 1).repeat(4, 2)
+    per_pixel = m.vectors.repeat(4, 1).repeat(4, 2)  # invalid cells keep their (fill) values, as in AR-Seg
     expect = F.interpolate(torch.from_numpy(per_pixel)[None] * (h / 32), size=(h, w), mode="bilinear",
                            align_corners=True)[0].numpy()
     assert np.allclose(vectors, expect, atol=1e-6)

@@ -21,9 +21,11 @@ Contract:
     motion field; flipped or oblique display matrices are refused.
   * ``Frame.motion`` (with ``motion=True``) is None when there is no motion to report: the codec exports no
     vectors (HEVC, VP9, AV1, ...; see `VideoSource.motion_available`) or the frame is an I-frame. A P/B-frame of
-    an exporting codec (H.264, MPEG-1/2/4, H.263) without side data is intra-coded throughout and gets an
-    all-invalid `MotionField` (FFmpeg attaches side data only when at least one block has a vector, so such a
-    frame is told apart from "no export" by the codec and the picture type). An empty array never appears.
+    an exporting codec (H.264, MPEG-1/2/4, H.263) without side data gets an all-invalid `MotionField` ("motion
+    unknown"), told apart from "no export" by the codec and the picture type. It is intra-coded throughout
+    (FFmpeg attaches side data only when at least one block has a vector) or, with MPEG-1/2/4, it is the last
+    frame of a stream whose decoder holds a frame back: FFmpeg exports no vectors for the frame it returns at the
+    final flush (measured). An empty array never appears.
 """
 
 from __future__ import annotations
@@ -168,7 +170,7 @@ class VideoSource:
 
     def _select_stream(self, container):
         # A cover image (attached picture, e.g. album art in an audio file) is not a video stream.
-        videos = [s for s in container.streams.video if not s.disposition & av.stream.Disposition.attached_pic]
+        videos = [s for s in container.streams.video if not _is_cover(s)]
         if not videos:
             found = ", ".join(f"{s.type} ({s.codec_context.name})" for s in container.streams) or "none"
             raise InputError(f"{self.path}: no video stream (streams found: {found}); give a video file")
@@ -233,14 +235,17 @@ class VideoSource:
         if side is None:
             return
         m = np.frombuffer(bytes(side), dtype=np.int32).astype(np.float64) / 65536.0
-        rotation = frame.rotation % 360
-        if m[0] * m[4] - m[1] * m[3] < 0 or rotation % 90:
+        # Counter-clockwise rotation of the display transform, as av_display_rotation_get (and PyAV's
+        # VideoFrame.rotation) give it: [[0, -1], [1, 0]] -> 90.
+        degrees = -np.degrees(np.arctan2(m[1], m[0]))
+        rotation = int(round(degrees)) % 360
+        if m[0] * m[4] - m[1] * m[3] < 0 or abs(degrees - round(degrees / 90) * 90) > 0.5:
             raise InputError(
                 f"{self.path}: the display matrix {m[[0, 1, 3, 4]].round(3).tolist()} mirrors the picture or "
-                f"rotates it by {frame.rotation} degrees; vidseg handles rotations by multiples of 90 degrees "
+                f"rotates it by {degrees:.1f} degrees; vidseg handles rotations by multiples of 90 degrees "
                 "only. Re-encode upright, e.g. `ffmpeg -i in.mp4 -c:a copy out.mp4` (ffmpeg auto-rotates)."
             )
-        self.rotation = int(rotation)
+        self.rotation = rotation
         if rotation in (90, 270):
             self.size = (self._coded_size[1], self._coded_size[0])
 
@@ -283,6 +288,13 @@ def _input_error(source: VideoSource, err: av.FFmpegError) -> InputError:
         return InputError(f"{source.path}: cannot decode it as a video: {message}")
     return InputError(f"{source.path}: decoding stopped after {n} frames ({source._where()}): {message}; "
                       "the file is truncated or corrupt; frames up to there were returned")
+
+
+def _is_cover(stream) -> bool:
+    try:
+        return bool(stream.disposition & av.stream.Disposition.attached_pic)
+    except AttributeError:  # PyAV without Stream.disposition
+        return False
 
 
 def _h264_reference(data: memoryview, length_size: int) -> bool | None:

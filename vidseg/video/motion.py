@@ -180,9 +180,10 @@ class MotionField:
                      feature grid); valid where at least half the footprint is valid.
           "nearest"  the cell under each output pixel's centre.
           "bilinear" valid-weighted bilinear interpolation between cell centres (align_corners=False geometry).
-          "arseg"    AR-Seg's evaluation resize (arseg.md §2.2): the per-pixel field, invalid -> 0, multiplied by
-                     h/H for BOTH components, then bilinear with align_corners=True. Needed to reproduce AR-Seg's
-                     checkpoints; not a per-axis scaling when h/H != w/W. Valid mask by nearest cell.
+          "arseg"    AR-Seg's evaluation resize (arseg.md §2.2): the per-pixel field (invalid cells with their
+                     fill values, as AR-Seg's chained maps hold them) multiplied by h/H for BOTH components, then
+                     bilinear with align_corners=True. Needed to reproduce AR-Seg's checkpoints; not a per-axis
+                     scaling when h/H != w/W. Valid mask by nearest cell.
         Invalid output pixels hold the interpolated fill values of the field.
         """
         if mode not in DENSE_MODES:
@@ -221,7 +222,7 @@ class MotionField:
         import torch.nn.functional as F
 
         height, width = self.size
-        per_pixel = np.where(self.valid, self.vectors, 0.0).astype(np.float32)
+        per_pixel = self.vectors  # fill values included: AR-Seg's chained maps keep the zero-hop chain there
         if self.cell > 1:
             per_pixel = per_pixel.repeat(self.cell, 1).repeat(self.cell, 2)[:, :height, :width]
         flow = torch.from_numpy(np.ascontiguousarray(per_pixel))[None] * (h / height)

@@ -190,7 +190,7 @@ class OverlayVideoSink(_Sink):
     path: output file (.mp4, .mkv, ...). fps: frame rate; frame ``index`` is shown at ``index / fps`` so dropped
     frames keep the timing. palette / alpha: see `overlay`. crf: x264 quality (lower = better). An odd frame width
     or height is padded by one replicated pixel row / column (4:2:0 needs even sizes). When ``image`` is None the
-    colour labels alone are written.
+    colour labels alone are written. The video is created at the first write (its size is the first frame's).
     """
 
     def __init__(self, path: str | os.PathLike, *, fps: float | Fraction = 25, palette: str | np.ndarray = "cityscapes",
@@ -224,13 +224,13 @@ class OverlayVideoSink(_Sink):
     def write(self, index: int, image, labels) -> None:
         import av
 
-        index = self._next_index(index)
         frame_rgb = colorize(labels, self.palette) if image is None else overlay(image, labels, self.palette,
                                                                                   self.alpha)
+        if self._size is not None and frame_rgb.shape[:2] != self._size:
+            raise ShapeError(f"{self.path}: frame {index} is {frame_rgb.shape[:2]}, the video is {self._size}")
+        index = self._next_index(index)
         if self._stream is None:
             self._open(*frame_rgb.shape[:2])
-        elif frame_rgb.shape[:2] != self._size:
-            raise ShapeError(f"{self.path}: frame {index} is {frame_rgb.shape[:2]}, the video is {self._size}")
         h, w = self._size
         if h % 2 or w % 2:
             frame_rgb = np.pad(frame_rgb, ((0, h % 2), (0, w % 2), (0, 0)), mode="edge")
@@ -272,8 +272,8 @@ class LabelPNGSink(_Sink):
             raise ShapeError(f"label_ids must be a 256-entry lookup table, got shape {self.label_ids.shape}")
 
     def write(self, index: int, image, labels) -> None:
-        index = self._next_index(index)
         labels = _labels_u8(labels)
+        index = self._next_index(index)
         name = self.pattern.format(index=index)
         _write_png(self.directory / f"{name}_trainIds.png", labels)
         if self.label_ids is not None:
@@ -311,10 +311,12 @@ class NPZSink(_Sink):
             np.lib.format.write_array(f, np.ascontiguousarray(array), allow_pickle=False)
 
     def write(self, index: int, image, labels) -> None:
+        labels = _labels_u8(labels)
+        image = _image_u8(image) if self.images else None  # check both before writing either
         index = self._next_index(index)
-        self._add(f"labels_{index:06d}", _labels_u8(labels))
-        if self.images:
-            self._add(f"image_{index:06d}", _image_u8(image))
+        self._add(f"labels_{index:06d}", labels)
+        if image is not None:
+            self._add(f"image_{index:06d}", image)
         self._indices.append(index)
         self.count += 1
 
