@@ -109,13 +109,16 @@ def main(argv=None) -> int:
         "target_fps": TARGET_FPS,
         "meets_target": bool(fps >= TARGET_FPS),
         "pinned_cpu": pinned,
+        "cpus_allowed": sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None,
         "load_average": list(os.getloadavg()) if hasattr(os, "getloadavg") else None,
         "cpu": _cpu_model(),
         "python": sys.version.split()[0],
         "numpy": np.__version__,
         "platform": platform.platform(),
     }
-    print(f"render {args.height}x{args.width} on {'CPU ' + str(pinned) if pinned is not None else 'any CPU'} "
+    cpus = record["cpus_allowed"]
+    where = f"CPU {pinned}" if pinned is not None else (f"CPUs {cpus}" if cpus else "any CPU")
+    print(f"render {args.height}x{args.width} on {where} "
           f"({record['cpu']}; load average {record['load_average'][0]:.1f} at start)"
           if record["load_average"] else f"render {args.height}x{args.width}")
     print(f"  render(t) with flow+occlusion to t-1: median {render['median_ms']:.1f} ms "
