@@ -241,9 +241,8 @@ class Engine:
         if motion is not None:
             motion = as_motion_field(motion, image.shape[:2])
         frame = SourceFrame(index, image, pts, pict_type, motion)
-        self._ensure_runner(image.shape[:2])
-        pending = self._submit(self._live_stream, Arrival(frame, self.io.upload(image), time.perf_counter()))
-        return self._finish(pending)
+        arrival = Arrival(frame, self.io.upload(image), time.perf_counter())
+        return self._finish(self._submit([self._live_stream], {0: arrival})[0])
 
     def reset(self) -> None:
         """Forget the state of `process_frame`'s stream (next frame is a key)."""
@@ -275,8 +274,7 @@ class Engine:
                 prefetch = Prefetcher(frames, depth=self.config.queue_depth, live=live, pace=live and is_file,
                                       prepare=lambda f: self.io.upload(_check_image(f.image)))
                 for arrival in prefetch:
-                    self._ensure_runner(arrival.frame.image.shape[:2])
-                    inflight.append(self._submit(stream, arrival))
+                    inflight.extend(self._submit([stream], {0: arrival}))
                     while inflight and (len(inflight) > self._runner.max_in_flight or inflight[0].download.ready()):
                         yield self._finish(inflight.popleft(), writer, stats)
             except (KeyboardInterrupt, GeneratorExit) as err:
@@ -304,22 +302,35 @@ class Engine:
             raise error
 
     # the per-frame steps -----------------------------------------------------------------------------------
-    def _submit(self, stream: _Stream, arrival: Arrival, stream_id: int = 0) -> _Pending:
-        """Decide, plan and issue the work for one frame (asynchronous on CUDA)."""
+    def _submit(self, streams: Sequence[_Stream], arrivals: Mapping[int, Arrival]) -> list[_Pending]:
+        """Decide, plan and issue the work for one frame of each arriving stream (asynchronous on CUDA).
+
+        arrivals: stream index -> its frame. Identical stage calls of several streams run batched.
+        """
         started = time.perf_counter()
-        frame = arrival.frame
+        ids = sorted(arrivals)
+        self._ensure_runner(arrivals[ids[0]].frame.image.shape[:2])
         with self.io.compute():
-            image = self.io.accept(arrival.prepared)
-            decision, plan, inputs = self._prepare_frame(stream, frame, image, arrival.skipped)
+            prepared = [
+                self._prepare_frame(streams[i], arrivals[i].frame, self.io.accept(arrivals[i].prepared),
+                                    arrivals[i].skipped)
+                for i in ids
+            ]
             try:
-                (logits,), (timings,) = execute_plans(
-                    [plan], [inputs], [stream.state], self._runner.run, timer=self.io.timer(),
-                    motion_convention=self.fit_convention,
+                logits, timings = execute_plans(
+                    [p[1] for p in prepared], [p[2] for p in prepared], [streams[i].state for i in ids],
+                    self._runner.run, timer=self.io.timer(), motion_convention=self.fit_convention,
                 )
-                return _Pending(frame, decision, self._labels(logits, frame), timings, started, stream_id)
             except Exception:
-                log.error("frame %s (%s) failed running %s", frame.index, decision.reason, plan.describe())
+                for i, (decision, plan, _) in zip(ids, prepared, strict=True):
+                    log.error("stream %d frame %s (%s) failed running %s", i, arrivals[i].frame.index,
+                              decision.reason, plan.describe())
                 raise
+            return [
+                _Pending(arrivals[i].frame, prepared[j][0], self._labels(logits[j], arrivals[i].frame), timings[j],
+                         started, i)
+                for j, i in enumerate(ids)
+            ]
 
     def _prepare_frame(self, stream: _Stream, frame: Any, image: Tensor, skipped: Sequence[Skipped] = ()
                        ) -> tuple[KeyDecision, Plan, dict[str, Tensor]]:
@@ -493,7 +504,7 @@ class Engine:
                             active.remove(i)
                     if not arrivals:
                         break
-                    for pending in self._submit_many(streams, arrivals):
+                    for pending in self._submit(streams, arrivals):
                         result = self._finish(pending, writers[pending.stream], stats)
                         yield result
             except (KeyboardInterrupt, GeneratorExit) as err:
@@ -512,26 +523,6 @@ class Engine:
             self.summary = self._summary(f"{n} streams", stats, prefetchers, interrupted)
         if error is not None:
             raise error
-
-    def _submit_many(self, streams: list[_Stream], arrivals: dict[int, Arrival]) -> list[_Pending]:
-        started = time.perf_counter()
-        ids = sorted(arrivals)
-        self._ensure_runner(arrivals[ids[0]].frame.image.shape[:2])
-        with self.io.compute():
-            prepared = []
-            for i in ids:
-                frame = arrivals[i].frame
-                image = self.io.accept(arrivals[i].prepared)
-                prepared.append(self._prepare_frame(streams[i], frame, image, arrivals[i].skipped))
-            logits, timings = execute_plans(
-                [p[1] for p in prepared], [p[2] for p in prepared], [streams[i].state for i in ids],
-                self._runner.run, timer=self.io.timer(), motion_convention=self.fit_convention,
-            )
-            return [
-                _Pending(arrivals[i].frame, prepared[j][0], self._labels(logits[j], arrivals[i].frame), timings[j],
-                         started, i)
-                for j, i in enumerate(ids)
-            ]
 
 
 # helpers ---------------------------------------------------------------------------------------------------

@@ -23,7 +23,7 @@ import queue
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -249,7 +249,6 @@ class Download:
     labels: Tensor
     logits: Tensor | None = None
     event: Any = None
-    extras: dict = field(default_factory=dict)
 
     def ready(self) -> bool:
         return self.event is None or self.event.query()
