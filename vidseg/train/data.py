@@ -63,15 +63,28 @@ class SyntheticClips:
             self.clips.append(_decode_clip(path, chain_mode, with_flow))
 
     # -- sampling ------------------------------------------------------------------------------------------
-    def frames(self, batch: int, rng: np.random.Generator) -> tuple[Tensor, Tensor]:
-        """A batch of (uint8 images [B,3,H,W], int64 labels [B,H,W])."""
+    def _crop_box(self, rng: np.random.Generator, crop: tuple[int, int] | None) -> tuple[slice, slice]:
+        """A random crop window, its corner on a 32-pixel lattice so feature grids stay aligned."""
+        if crop is None:
+            return slice(None), slice(None)
+        (h, w), (ch, cw) = self.size, crop
+        if ch > h or cw > w or ch % 32 or cw % 32:
+            raise InputError(f"crop {crop} must be multiples of 32 within the clips' size {self.size}")
+        y = int(rng.integers((h - ch) // 32 + 1)) * 32
+        x = int(rng.integers((w - cw) // 32 + 1)) * 32
+        return slice(y, y + ch), slice(x, x + cw)
+
+    def frames(self, batch: int, rng: np.random.Generator, crop: tuple[int, int] | None = None
+               ) -> tuple[Tensor, Tensor]:
+        """A batch of (uint8 images [B,3,H,W], int64 labels [B,H,W]), optionally random crops."""
         images, labels = [], []
         for _ in range(batch):
             clip = self.clips[rng.integers(len(self.clips))]
             t = int(rng.integers(len(clip.images)))
             flip = bool(rng.integers(2))
-            images.append(_jitter(_flip(clip.images[t], flip), rng))
-            labels.append(_flip(clip.labels[t], flip))
+            ys, xs = self._crop_box(rng, crop)
+            images.append(_jitter(_flip(clip.images[t][ys, xs], flip), rng))
+            labels.append(_flip(clip.labels[t][ys, xs], flip))
         return _to_images(images), torch.from_numpy(np.stack(labels)).long()
 
     def consecutive(self, batch: int, rng: np.random.Generator) -> dict[str, Tensor]:
@@ -99,8 +112,12 @@ class SyntheticClips:
         }
 
     def pairs(self, batch: int, rng: np.random.Generator, grid: tuple[int, int], *, max_distance: int | None = None,
-              dense_mode: str = "area") -> dict[str, Tensor]:
-        """A batch of keyframe/non-keyframe pairs with the chained codec motion densified to `grid` (h, w)."""
+              dense_mode: str = "area", crop: tuple[int, int] | None = None) -> dict[str, Tensor]:
+        """A batch of keyframe/non-keyframe pairs with the chained codec motion densified to `grid` (h, w).
+
+        grid is the feature grid of the full clip frame; with `crop`, images, labels and motion are cut to the
+        same window (motion at grid resolution, so the crop corner must fall on the grid: 32-pixel lattice).
+        """
         max_d = (max_distance or self.gop - 1)
         keys, images, motions, labels, dists = [], [], [], [], []
         for _ in range(batch):
@@ -113,12 +130,16 @@ class SyntheticClips:
             k = int(clip.key_index[t])
             flip = bool(rng.integers(2))
             motion, _valid = clip.motion[t].to_dense(grid, mode=dense_mode)
+            ys, xs = self._crop_box(rng, crop)
+            if crop is not None:
+                sy, sx = grid[0] / self.size[0], grid[1] / self.size[1]
+                motion = motion[:, int(ys.start * sy): int(ys.stop * sy), int(xs.start * sx): int(xs.stop * sx)]
             if flip:
                 motion = motion[:, :, ::-1] * np.array([-1.0, 1.0], np.float32).reshape(2, 1, 1)
-            keys.append(_jitter(_flip(clip.images[k], flip), rng))
-            images.append(_jitter(_flip(clip.images[t], flip), rng))
+            keys.append(_jitter(_flip(clip.images[k][ys, xs], flip), rng))
+            images.append(_jitter(_flip(clip.images[t][ys, xs], flip), rng))
             motions.append(np.ascontiguousarray(motion))
-            labels.append(_flip(clip.labels[t], flip))
+            labels.append(_flip(clip.labels[t][ys, xs], flip))
             dists.append(t - k)
         return {
             "key_image": _to_images(keys),

@@ -125,8 +125,9 @@ class Trainer:
                     with torch.autocast(self.device.type, enabled=self.use_amp):
                         losses = step_fn(self.step)
                     loss = losses["loss"]
-                    if not math.isfinite(float(loss.detach())):
-                        raise FloatingPointError(f"loss became {float(loss.detach())} at step {self.step}; lower the lr")
+                    value = float(loss.detach())
+                    if not math.isfinite(value):
+                        raise FloatingPointError(f"loss became {value} at step {self.step}; lower the lr")
                     self.optimizer.zero_grad(set_to_none=True)
                     self.scaler.scale(loss).backward()
                     self.scaler.step(self.optimizer)

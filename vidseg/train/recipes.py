@@ -44,7 +44,8 @@ def copy_classifier(model: VideoSegModel) -> None:
 
 
 def train_hr(model: VideoSegModel, data: SyntheticClips, config: TrainConfig, out_dir: str | Path, *,
-             batch: int = 8, device: str = "cpu", temporal_weight: float = 0.0, progress: bool = True) -> list[dict]:
+             batch: int = 8, device: str = "cpu", temporal_weight: float = 0.0, crop: tuple[int, int] | None = None,
+             progress: bool = True) -> list[dict]:
     """Train the key stage's network per frame (+ ETC's motion loss when temporal_weight > 0)."""
     device = torch.device(device)
     model.to(device)
@@ -62,7 +63,7 @@ def train_hr(model: VideoSegModel, data: SyntheticClips, config: TrainConfig, ou
             tc = temporal_consistency_loss(logits, prev_logits, key.preprocess(b["image"]),
                                            key.preprocess(b["prev_image"]), b["flow"], weight=temporal_weight)
             return {"loss": ce + tc, "ce": ce, "temporal": tc}
-        images, labels = data.frames(batch, rng)
+        images, labels = data.frames(batch, rng, crop)
         logits, _ = key(images.to(device))
         ce = segmentation_loss(logits, labels.to(device))
         return {"loss": ce, "ce": ce}
@@ -79,7 +80,7 @@ def _hr_targets(model: VideoSegModel, images: Tensor) -> Tensor:
 
 def train_lr_only(model: VideoSegModel, data: SyntheticClips, config: TrainConfig, out_dir: str | Path, *,
                   batch: int = 8, device: str = "cpu", lr_scale: float | None = None,
-                  progress: bool = True) -> list[dict]:
+                  crop: tuple[int, int] | None = None, progress: bool = True) -> list[dict]:
     """AR-Seg stage 1: the LR net without CReFF on downscaled frames; CE + FST(LR feature, HR feature)."""
     _require_pair(model)
     device = torch.device(device)
@@ -92,7 +93,7 @@ def train_lr_only(model: VideoSegModel, data: SyntheticClips, config: TrainConfi
     rng = np.random.default_rng(config.seed)
 
     def step(_: int) -> dict[str, Tensor]:
-        images, labels = data.frames(batch, rng)
+        images, labels = data.frames(batch, rng, crop)
         images, labels = images.to(device), labels.to(device)
         hr_feat = _hr_targets(model, images)
         x = model.preprocess(images)
@@ -112,7 +113,7 @@ def train_lr_only(model: VideoSegModel, data: SyntheticClips, config: TrainConfi
 
 def train_arseg(model: VideoSegModel, data: SyntheticClips, config: TrainConfig, out_dir: str | Path, *,
                 batch: int = 8, device: str = "cpu", lr_scale: float | None = None,
-                progress: bool = True) -> list[dict]:
+                crop: tuple[int, int] | None = None, progress: bool = True) -> list[dict]:
     """AR-Seg stage 2 (FST): LR + CReFF on keyframe pairs with codec motion; CE + MSE(fused, HR feature)."""
     _require_pair(model)
     device = torch.device(device)
@@ -127,7 +128,7 @@ def train_arseg(model: VideoSegModel, data: SyntheticClips, config: TrainConfig,
     grid = tuple(_hr_targets(model, probe.to(device)).shape[-2:])
 
     def step(_: int) -> dict[str, Tensor]:
-        b = {k: v.to(device) for k, v in data.pairs(batch, rng, grid, dense_mode=dense_mode).items()}
+        b = {k: v.to(device) for k, v in data.pairs(batch, rng, grid, dense_mode=dense_mode, crop=crop).items()}
         key_feat = _hr_targets(model, b["key_image"])
         hr_feat = _hr_targets(model, b["image"])
         logits, fused = nonkey(b["image"], key_feat, b["motion"])
