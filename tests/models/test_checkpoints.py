@@ -236,3 +236,25 @@ def test_arseg_file_names(tmp_path):
     assert (hr.name, ar.name) == ("PSPNet_resnet18_1.0_99_.pth", "PSPNet_resnet18_0.7_80_.pth")
     with pytest.raises(CheckpointError, match=r"no AR-Seg AR checkpoints for scale 0.4 .*found: PSPNet_resnet18_0.5"):
         find_arseg_checkpoints(cfg, 0.4)
+
+
+def test_gsvnet_tar_bundle_with_args_loads_each_part_from_its_entry(tmp_path):
+    """GSVNet's gsvnet_*.tar bundles argparse args, the GSV refinement ("state_dict") and the flow net
+    ("state_dict_of"); each part reads its own entry and the Namespace is allowed without unpickling code."""
+    import argparse
+
+    from vidseg.models import build
+
+    source = build("gsvnet-swiftnet18")
+    parts = source.checkpoint_parts()
+    flow = {k: (v + 1.0 if v.is_floating_point() else v) for k, v in parts["flow"].state_dict().items()}
+    gsv = {k: (v - 1.0 if v.is_floating_point() else v) for k, v in parts["gsv"].state_dict().items()}
+    path = tmp_path / "gsvnet_swiftnet_r18.tar"
+    torch.save({"args": argparse.Namespace(lr=1e-4), "epoch": 3, "state_dict": gsv, "state_dict_of": flow}, path)
+    target = build("gsvnet-swiftnet18")
+    load_checkpoint(target, path, part="flow")
+    load_checkpoint(target, path, part="gsv")
+    loaded = target.checkpoint_parts()
+    for name, expected in (("flow", flow), ("gsv", gsv)):
+        got = loaded[name].state_dict()
+        assert all(torch.equal(got[k], v) for k, v in expected.items()), name

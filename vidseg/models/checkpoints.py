@@ -23,6 +23,7 @@ so files round-trip and load in the seeds' own code.
 
 from __future__ import annotations
 
+import argparse
 import logging
 import pickle
 import re
@@ -118,16 +119,24 @@ def _unwrap(obj: object, origin: str) -> dict[str, Tensor]:
     )
 
 
-def read_state_dict(source: str | Path | Mapping[str, Tensor]) -> tuple[dict[str, Tensor], str]:
-    """Read and unwrap a checkpoint without unpickling objects -> (flat state_dict, description of the source)."""
+def read_state_dict(source: str | Path | Mapping[str, Tensor], *, entry: str | None = None
+                    ) -> tuple[dict[str, Tensor], str]:
+    """Read and unwrap a checkpoint without unpickling objects -> (flat state_dict, description of the source).
+
+    entry: the top-level key holding the wanted state_dict when a file bundles several (GSVNet's .tar keeps the
+    flow net under "state_dict_of"); a part module names it with its `checkpoint_entry` attribute.
+    """
     if isinstance(source, Mapping):
-        return _unwrap(source, "the given state_dict"), "the given state_dict"
+        return _unwrap(_select(source, entry), "the given state_dict"), "the given state_dict"
     path = Path(source)
     origin = f"checkpoint {str(path)!r}"
     if not path.is_file():
         raise CheckpointError(f"{origin} does not exist or is not a file")
     try:
-        obj = torch.load(path, map_location="cpu", weights_only=True)
+        # argparse.Namespace is a plain attribute bag (GSVNet stores its CLI args beside the weights); allowing it
+        # keeps weights_only's guarantee that no callable is run.
+        with torch.serialization.safe_globals([argparse.Namespace]):
+            obj = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as err:
         found = re.search(r"Unsupported global: GLOBAL (\S+)", str(err))
         if found is None:  # not a pickled object: a corrupt or foreign file that the unpickler stumbled on
@@ -141,7 +150,13 @@ def read_state_dict(source: str | Path | Mapping[str, Tensor]) -> tuple[dict[str
         raise CheckpointError(
             f"{origin} is not a readable PyTorch checkpoint ({type(err).__name__}: {str(err).strip()[:200]})"
         ) from err
-    return _unwrap(obj, origin), origin
+    return _unwrap(_select(obj, entry), origin), origin
+
+
+def _select(obj: object, entry: str | None) -> object:
+    if entry is not None and isinstance(obj, Mapping) and isinstance(obj.get(entry), Mapping):
+        return obj[entry]
+    return obj
 
 
 # --- matching -------------------------------------------------------------------------------------------------------
@@ -363,10 +378,11 @@ def load_checkpoint(
     the keys fit. strict=False tolerates missing and unexpected keys (logged) but never a shape mismatch.
     Raises CheckpointError for unreadable or unsafe files and for files that do not fit (see the module doc).
     """
-    raw, origin = read_state_dict(path_or_state_dict)
+    parts = _parts(model)
+    entry = getattr(parts.get(part), "checkpoint_entry", None) if part is not None else None
+    raw, origin = read_state_dict(path_or_state_dict, entry=entry)
     path = None if isinstance(path_or_state_dict, Mapping) else Path(path_or_state_dict)
     model_name = _model_name(model)
-    parts = _parts(model)
     sigs = _signatures(model)
     if part is None:
         part = _choose_part(raw, sigs, origin, path, model_name)
