@@ -32,6 +32,8 @@ class EngineConfig:
     lr_scale: downscale factor of the non-keyframe LR branch (AR-Seg).
     device: "cpu", "cuda", "cuda:N" or "auto".
     live: drop frames that arrive while the engine is busy (latency bounded) instead of processing all.
+    providers: ONNX Runtime execution providers for the onnx backend (e.g. ("CUDAExecutionProvider",)); never
+        silently replaced. calibration_video: frames for int8 TensorRT calibration.
     """
 
     model: str | None = None
@@ -50,6 +52,8 @@ class EngineConfig:
     queue_depth: int = 4
     cache_dir: str | None = None
     return_logits: bool = False
+    providers: tuple[str, ...] | None = None  # ONNX Runtime execution providers, in order (None: best present)
+    calibration_video: str | None = None  # int8 TensorRT engines: calibrate on frames of this video
 
     def __post_init__(self) -> None:
         _check_choice("method", self.method, METHODS)

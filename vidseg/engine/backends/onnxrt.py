@@ -72,6 +72,7 @@ class OnnxRuntimeRunner(Runner):
         cache: ArtifactCache | None = None,
     ) -> None:
         super().__init__(stages, config, frame_size, device)
+        providers = providers or config.providers
         self.providers = list(providers) if providers else default_providers(device)
         self._check_request()
         self.cache = cache if cache is not None else ArtifactCache(config.cache_dir)

@@ -140,6 +140,7 @@ class TensorRTRunner(Runner):
         cache: ArtifactCache | None = None,
     ) -> None:
         super().__init__(stages, config, frame_size, device)
+        calibration_video = calibration_video or config.calibration_video
         trt = import_tensorrt()
         if device.type != "cuda":
             raise BackendUnavailable(f"the TensorRT backend needs a CUDA device, not {device}")
