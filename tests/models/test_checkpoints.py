@@ -258,3 +258,30 @@ def test_gsvnet_tar_bundle_with_args_loads_each_part_from_its_entry(tmp_path):
     for name, expected in (("flow", flow), ("gsv", gsv)):
         got = loaded[name].state_dict()
         assert all(torch.equal(got[k], v) for k, v in expected.items()), name
+
+
+def test_load_weights_pairs_files_with_parts_and_reads_bundles(tmp_path):
+    """--weights HR.pth,AR.pth goes to the hr and lr parts in order; a GSVNet .tar fills every part it bundles."""
+    import argparse
+
+    from vidseg.models import build
+    from vidseg.models.checkpoints import load_weights, save_checkpoint
+
+    source = build("arseg-bise18-camvid")
+    with torch.no_grad():
+        for p in source.parameters():
+            p.add_(0.5)
+    save_checkpoint(source, tmp_path / "HR.pth", part="hr")
+    save_checkpoint(source, tmp_path / "AR.pth", part="lr")
+    target = load_weights(build("arseg-bise18-camvid"), f"{tmp_path / 'HR.pth'},{tmp_path / 'AR.pth'}")
+    for a, b in zip(source.state_dict().values(), target.state_dict().values(), strict=True):
+        assert torch.equal(a, b)
+
+    gsv = build("gsvnet-swiftnet18")
+    parts = gsv.checkpoint_parts()
+    flow = {k: (v + 2.0 if v.is_floating_point() else v) for k, v in parts["flow"].state_dict().items()}
+    grm = {k: (v + 3.0 if v.is_floating_point() else v) for k, v in parts["gsv"].state_dict().items()}
+    torch.save({"args": argparse.Namespace(), "state_dict": grm, "state_dict_of": flow}, tmp_path / "g.tar")
+    loaded = load_weights(build("gsvnet-swiftnet18"), tmp_path / "g.tar").checkpoint_parts()
+    assert all(torch.equal(loaded["flow"].state_dict()[k], v) for k, v in flow.items())
+    assert all(torch.equal(loaded["gsv"].state_dict()[k], v) for k, v in grm.items())

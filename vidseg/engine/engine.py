@@ -563,9 +563,9 @@ def load_model(config: EngineConfig) -> VideoSegModel:
         )
     model = registry.build(name)
     if config.weights:
-        from vidseg.models.checkpoints import load_checkpoint
+        from vidseg.models.checkpoints import load_weights
 
-        load_checkpoint(model, config.weights)
+        load_weights(model, config.weights)
     return model.eval()
 
 

@@ -27,7 +27,7 @@ import argparse
 import logging
 import pickle
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -39,6 +39,7 @@ from vidseg.errors import CheckpointError
 __all__ = [
     "LAYOUTS",
     "load_checkpoint",
+    "load_weights",
     "save_checkpoint",
     "read_state_dict",
     "to_seed_layout",
@@ -245,6 +246,51 @@ def _fit(raw: Mapping[str, Tensor], sig: _Signature, origin: str, check_values: 
         (k, tuple(v.shape), sig.shapes[k]) for k, v in sd.items() if k in sig.shapes and tuple(v.shape) != sig.shapes[k]
     ]
     return _Fit(sd, missing, optional_missing, unexpected, mismatched, notes)
+
+
+def load_weights(model: nn.Module, weights: str | Path | Sequence[str | Path]) -> nn.Module:
+    """Load what a user passes as --weights: one file, or several ("HR.pth,AR.pth") for a multi-part model.
+
+    With as many files as the model has parts, file i goes to part i (AR-Seg: hr then lr, the seed's own
+    HR/ and AR/ files). A file that bundles several parts under their `checkpoint_entry` keys (GSVNet's .tar:
+    the flow net and the refinement) loads every part it holds. Otherwise each file's part is recognised from its
+    keys (`load_checkpoint` with part=None).
+    """
+    if isinstance(weights, (str, Path)):
+        paths = [Path(p.strip()) for p in str(weights).split(",") if p.strip()]
+    else:
+        paths = [Path(p) for p in weights]
+    if not paths:
+        raise CheckpointError("no checkpoint file given")
+    parts = _parts(model)
+    names = list(parts)
+    if len(paths) > 1 and len(paths) == len(names):
+        for path, part in zip(paths, names, strict=True):
+            load_checkpoint(model, path, part=part)
+        return model
+    for path in paths:
+        bundled = _bundled_parts(path, parts)
+        if len(bundled) > 1:
+            for part in bundled:
+                load_checkpoint(model, path, part=part)
+        else:
+            load_checkpoint(model, path)
+    return model
+
+
+def _bundled_parts(path: Path, parts: Mapping[str, nn.Module]) -> list[str]:
+    """Parts whose `checkpoint_entry` is a top-level key of the file (read once, tensors only)."""
+    entries = {name: getattr(module, "checkpoint_entry", None) for name, module in parts.items()}
+    if not any(entries.values()) or not path.is_file():
+        return []
+    try:
+        with torch.serialization.safe_globals([argparse.Namespace]):
+            obj = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception:  # noqa: BLE001 - load_checkpoint reports unreadable files with the full explanation
+        return []
+    if not isinstance(obj, Mapping):
+        return []
+    return [name for name, entry in entries.items() if entry and isinstance(obj.get(entry), Mapping)]
 
 
 def _parts(model: nn.Module) -> dict[str, nn.Module]:
