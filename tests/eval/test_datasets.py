@@ -177,6 +177,11 @@ def test_synthetic_clip_reads_the_written_layout(tmp_path):
         SyntheticClip(gt)
     with pytest.raises(DatasetError, match="meta.json"):
         SyntheticClip(tmp_path / "other.mp4")
+    meta = json.loads((gt / "meta.json").read_text())
+    del meta["gop"]
+    (gt / "meta.json").write_text(json.dumps(meta))
+    with pytest.raises(DatasetError, match="gop"):
+        SyntheticClip(gt)
 
 
 def test_synthetic_clip_ground_truth_flow_is_backward(tmp_path):

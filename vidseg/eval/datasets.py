@@ -384,11 +384,14 @@ class SyntheticClip:
             raise DatasetError(f"cannot read {meta_path}: {err}") from err
         if self.meta.get("format") != "vidseg-synthetic-gt":
             raise DatasetError(f"{meta_path} is not vidseg synthetic ground truth (format {self.meta.get('format')!r})")
-        self.num_frames = int(self.meta["num_frames"])
-        self.gop = int(self.meta["gop"])
-        self.classes = tuple(self.meta["classes"])
-        self.ignore_index = int(self.meta.get("ignore_index", 255))
-        self.video = self.gt_dir.parent / self.meta["video"]
+        try:
+            self.num_frames = int(self.meta["num_frames"])
+            self.gop = int(self.meta["gop"])
+            self.classes = tuple(self.meta["classes"])
+            self.ignore_index = int(self.meta.get("ignore_index", 255))
+            self.video = self.gt_dir.parent / self.meta["video"]
+        except (KeyError, TypeError, ValueError) as err:
+            raise DatasetError(f"{meta_path} lacks a valid {err} entry; rewrite the clip with write_clip") from err
         expected = [self.video] + [
             self.gt_dir / sub / f"{t:06d}.{ext}"
             for t in range(self.num_frames)
