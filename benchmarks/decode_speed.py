@@ -9,7 +9,8 @@ Cityscapes setting of AR-Seg), then times, per decoder thread count (0 = FFmpeg'
   frames         open_video(motion=False): + RGB24 conversion, Frame objects
   frames+motion  open_video(motion=True): + export_mvs and rasterising the vectors into MotionFields (4 px cells)
 and the per-frame cost of MotionChain.push (exact on the cell grid, arseg per pixel) and of to_dense to the 1/8
-grid. Median of --repeats runs with the 20/80 % quantiles; frames/s = frames / median seconds.
+grid. Median of --repeats runs with the 20/80 % quantiles; frames/s = frames / median wall seconds; the CPU time
+(process_time, all threads) per frame is given too, as wall times on a shared machine are noisy.
 """
 
 from __future__ import annotations
@@ -37,12 +38,13 @@ def _quantiles(seconds: list[float]) -> dict:
 
 def _time(fn, repeats: int) -> dict:
     fn()  # warm-up (file cache, codec init)
-    runs = []
+    runs, cpu = [], []
     for _ in range(repeats):
-        start = time.perf_counter()
+        start, start_cpu = time.perf_counter(), time.process_time()
         fn()
         runs.append(time.perf_counter() - start)
-    return _quantiles(runs)
+        cpu.append(time.process_time() - start_cpu)
+    return {**_quantiles(runs), "cpu_median_s": float(np.median(cpu))}
 
 
 def _pyav_only(path: Path, threads: int, motion: bool) -> int:
@@ -108,11 +110,12 @@ def main(argv=None) -> dict:
             per_frame[f"to_dense {grid} ({mode})"] = _time(lambda mode=mode: field.to_dense(grid, mode=mode),
                                                            args.repeats)["median_s"] * 1e3
     title = (f"{codec} {size[0]}x{size[1]}, {n} frames, {args.bitrate / 1e6:g} Mb/s, GOP 12, "
-             f"CPU ({os.cpu_count()} cores)")
-    lines = [f"**{title}**", "", "| what | threads | frames/s | median s (p20-p80) |", "|---|---|---|---|"]
+             f"CPU ({os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f} at the end)")
+    lines = [f"**{title}**", "",
+             "| what | threads | frames/s | median s (p20-p80) | CPU ms/frame (all threads) |", "|---|---|---|---|---|"]
     for r in rows:
         lines.append(f"| {r['what']} | {r['threads'] or 'auto'} | {r['fps']:.1f} | "
-                     f"{r['median_s']:.3f} ({r['p20_s']:.3f}-{r['p80_s']:.3f}) |")
+                     f"{r['median_s']:.3f} ({r['p20_s']:.3f}-{r['p80_s']:.3f}) | {r['cpu_median_s'] / n * 1e3:.1f} |")
     lines += ["", "| per frame | ms |", "|---|---|"] + [f"| {k} | {v:.2f} |" for k, v in per_frame.items()]
     markdown = "\n".join(lines)
     print(markdown)

@@ -202,7 +202,13 @@ class MotionField:
             ok = self.valid[rows[:, None], cols[None, :]]
         elif mode == "area":
             stacked = np.concatenate([self.vectors * valid, valid[None], self.vectors])  # [5, gh, gw]
-            sums = _area_sum(_area_sum(stacked, -1, w, width, self.cell), -2, h, height, self.cell)
+            gh, gw = self.grid
+            if gh % h == 0 and gw % w == 0 and gh * self.cell == height and gw * self.cell == width:
+                # Whole cells per output pixel (e.g. 4 px cells onto the 1/8 grid): a block sum.
+                ky, kx = gh // h, gw // w
+                sums = stacked.reshape(5, h, ky, w, kx).sum((2, 4)) * float(self.cell * self.cell)
+            else:
+                sums = _area_sum(_area_sum(stacked, -1, w, width, self.cell), -2, h, height, self.cell)
             num, weight, raw = sums[:2], sums[2], sums[3:]
             total = (height / h) * (width / w)  # footprint area in input pixels
             vec = np.where(weight > 0, num / np.maximum(weight, 1e-12), raw / total)
@@ -351,17 +357,17 @@ def _rotate_blocks(x0, x1, y0, y1, dx, dy, k: int, width: int, height: int):
 def _cells_of_blocks(x0, x1, y0, y1, cell: int, gh: int, gw: int):
     """(rows, cols, block index) of every cell whose centre lies in a block, for all blocks at once."""
     half = (cell - 1) / 2
-    r0 = np.maximum(np.ceil((y0 - half) / cell), 0).astype(np.int64)
-    r1 = np.minimum(np.floor((y1 - 1 - half) / cell), gh - 1).astype(np.int64)
-    c0 = np.maximum(np.ceil((x0 - half) / cell), 0).astype(np.int64)
-    c1 = np.minimum(np.floor((x1 - 1 - half) / cell), gw - 1).astype(np.int64)
+    r0 = np.maximum(np.ceil((y0 - half) / cell), 0).astype(np.int32)
+    r1 = np.minimum(np.floor((y1 - 1 - half) / cell), gh - 1).astype(np.int32)
+    c0 = np.maximum(np.ceil((x0 - half) / cell), 0).astype(np.int32)
+    c1 = np.minimum(np.floor((x1 - 1 - half) / cell), gw - 1).astype(np.int32)
     ny = np.maximum(r1 - r0 + 1, 0)
     nx = np.maximum(c1 - c0 + 1, 0)
     count = ny * nx
-    idx = np.repeat(np.arange(len(count)), count)
-    local = np.arange(int(count.sum())) - np.repeat(np.cumsum(count) - count, count)
-    nxi = nx[idx]
-    return r0[idx] + local // nxi, c0[idx] + local % nxi, idx
+    idx = np.repeat(np.arange(len(count), dtype=np.int32), count)
+    local = np.arange(int(count.sum()), dtype=np.int32) - np.repeat(np.cumsum(count, dtype=np.int32) - count, count)
+    dy, dx = np.divmod(local, nx[idx])
+    return r0[idx] + dy, c0[idx] + dx, idx
 
 
 def _nearest_cells(n_out: int, n_in: int, cell: int, n_cells: int) -> np.ndarray:
