@@ -12,6 +12,16 @@ its decode bound.
 
 Accuracy: mIoU per keyframe distance and temporal consistency on synthetic clips with exact ground truth, for
 configurations whose model has trained weights (random weights would make the numbers meaningless).
+
+Device-resident frames: `Engine.process_frame` uploads each image itself, which would put a host-to-device copy
+into every "model-only" frame. `ResidentFrames` uploads the round's frames once (through the engine's own
+`DeviceIO`, so layout and memory format are what the pipeline gives the stages) and feeds them through the
+engine's per-frame steps; the labels still come back to the host, as in any use of the engine. It reaches into
+`Engine._submit`/`_finish` (see `_process_resident`); the Engine change this wants is a public
+`Engine.process_prepared(tensor, frame)` (or `process_frame(..., image_on_device=...)`).
+
+Models without trained weights (the demo before `vidseg-train demo --install`) are timed with random weights,
+which cost the same compute, and say so in their notes; their accuracy is not measured.
 """
 
 from __future__ import annotations
@@ -19,7 +29,7 @@ from __future__ import annotations
 import math
 import tempfile
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -30,14 +40,16 @@ from vidseg.bench.stats import paired_ratio, summarize
 from vidseg.bench.timing import interleave, synchronize, warm_up
 from vidseg.config import EngineConfig
 from vidseg.engine.engine import Engine
-from vidseg.errors import ConfigError
+from vidseg.engine.pipeline import Arrival
+from vidseg.errors import CheckpointError, ConfigError
 from vidseg.models.profile import count_macs
 from vidseg.models.registry import build
 from vidseg.video.decode import open_video
 from vidseg.video.synthetic import SceneConfig, write_clip
 
 __all__ = ["BenchCase", "Comparison", "prepare_clip", "decode_all", "ModelOnly", "measure_model_only",
-           "measure_end_to_end", "measure_accuracy", "gmacs_per_frame"]
+           "measure_end_to_end", "measure_accuracy", "gmacs_per_frame", "build_bench_model", "compare",
+           "ResidentFrames"]
 
 
 @dataclass(frozen=True)
@@ -92,19 +104,69 @@ def decode_all(path: Path | str, *, motion: bool = True) -> list:
         return list(source)
 
 
+def build_bench_model(case: BenchCase) -> tuple[object, list[str]]:
+    """The case's model with its weights (config.weights or built-in), or random weights plus a note when a model
+    that needs built-in weights (the demo) has none installed: compute, and so speed, does not depend on them."""
+    from vidseg.engine.engine import load_model
+
+    try:
+        return load_model(case.engine_config("cpu")), []
+    except CheckpointError as err:
+        if case.weights:
+            raise
+        model = build(case.model, pretrained=False).eval()
+        return model, [f"{case.model}: random weights (timing only; accuracy not measured): {err}"]
+
+
 def gmacs_per_frame(case: BenchCase, res: tuple[int, int], round_frames: int) -> float:
-    """GMACs per frame of the configuration, keyframe and non-keyframe stages in their true proportion."""
-    model = build(case.model)
-    stages = model.stages(lr_scale=case.lr_scale)
-    macs = {}
-    for name, stage in stages.items():
-        with torch.inference_mode():
-            macs[name] = count_macs(stage, *stage.example_inputs(*res))
-    keys = math.ceil(round_frames / case.keyframe_interval) if case.method != "per-frame" else round_frames
+    """GMACs per frame of the configuration, keyframe and non-keyframe stages in their true proportion.
+
+    Counted on the meta device (no compute, any resolution). The key stage's own input scale is part of the
+    model (GSVNet's 0.75), and the LR stage follows case.lr_scale. A round of `round_frames` frames starts at a
+    keyframe, as in `measure_model_only`.
+    """
+    with torch.device("meta"):
+        try:
+            model = build(case.model)
+        except CheckpointError:
+            model = build(case.model, pretrained=False)
+        stages = model.stages(lr_scale=case.lr_scale)
+        macs = {}
+        for name, stage in stages.items():
+            inputs = [torch.empty(shape, dtype=dtype) for shape, dtype in stage.input_shapes(*res).values()]
+            macs[name] = count_macs(stage, *inputs)
+    if case.method == "per-frame":
+        keys = round_frames
+    else:
+        keys = math.ceil(round_frames / case.keyframe_interval)
     non_keys = round_frames - keys
     nonkey = {"arseg": macs.get("nonkey", 0), "flowwarp": macs.get("flow", 0) + macs.get("refine", 0)}
     total = keys * macs["key"] + non_keys * nonkey.get(case.method, 0)
     return total / round_frames / 1e9
+
+
+class ResidentFrames:
+    """A round's frames already on the engine's device (uploaded once, outside any timing)."""
+
+    def __init__(self, engine: Engine, frames: Sequence) -> None:
+        self.frames = list(frames)
+        self.tensors = []
+        for frame in self.frames:
+            tensor, _event = engine.io.upload(frame.image)
+            self.tensors.append(tensor)
+        synchronize(engine.device)  # every upload finished: the rounds wait on nothing
+
+    def __iter__(self):
+        return zip(self.frames, self.tensors, strict=True)
+
+
+def _process_resident(engine: Engine, frame, tensor: torch.Tensor):
+    """`Engine.process_frame` for a frame whose image is already on the device (no upload in the timing).
+
+    Uses the engine's private per-frame steps; see the module docstring for the public method this wants.
+    """
+    arrival = Arrival(frame, (tensor, None), time.perf_counter())
+    return engine._finish(engine._submit([engine._live_stream], {0: arrival})[0])
 
 
 @dataclass
@@ -113,47 +175,75 @@ class ModelOnly:
 
     case: BenchCase
     round_s: list[float] = field(default_factory=list)
+    round_seq: list[int] = field(default_factory=list)  # position of each timed round in the whole run's order
     latency: dict[str, list[float]] = field(default_factory=lambda: {"key": [], "non-key": []})
+    # per frame: the sum of its stage times (CUDA events on CUDA, so device time; host clock on CPU)
+    device_s: dict[str, list[float]] = field(default_factory=lambda: {"key": [], "non-key": []})
     stage_s: dict[str, float] = field(default_factory=dict)
     peak_mem_mib: float | None = None
     warmup_rounds: int = 0
     backend_used: str = ""
     notes: list[str] = field(default_factory=list)
+    gmacs: float | None = None
 
     def row(self, round_frames: int) -> dict:
         frames = round_frames * len(self.round_s)
         lat_all = self.latency["key"] + self.latency["non-key"]
         key, nonkey, every = summarize(self.latency["key"]), summarize(self.latency["non-key"]), summarize(lat_all)
+        rounds = summarize(self.round_s)
         return {
             "name": self.case.name,
+            "model": self.case.model,
+            "method": self.case.method,
+            "backend": self.case.backend,
+            "precision": self.case.precision,
+            "keyframe_interval": self.case.keyframe_interval if self.case.method != "per-frame" else 1,
+            "lr_scale": self.case.lr_scale if self.case.method == "arseg" else None,
             "fps": frames / sum(self.round_s) if self.round_s else float("nan"),
+            "fps_median_round": round_frames / rounds.p50 if rounds.n else float("nan"),
+            "round_s": list(self.round_s),
+            "keyframes": len(self.latency["key"]),
+            "non_keyframes": len(self.latency["non-key"]),
             "latency_key_p50_ms": key.p50 * 1e3,
             "latency_nonkey_p50_ms": nonkey.p50 * 1e3 if nonkey.n else None,
             "latency_p50_ms": every.p50 * 1e3,
             "latency_p90_ms": every.p90 * 1e3,
             "latency_p99_ms": every.p99 * 1e3,
+            "latency_key_p90_ms": key.p90 * 1e3,
+            "latency_key_p99_ms": key.p99 * 1e3,
+            "latency_nonkey_p90_ms": nonkey.p90 * 1e3 if nonkey.n else None,
+            "latency_nonkey_p99_ms": nonkey.p99 * 1e3 if nonkey.n else None,
+            "device_key_p50_ms": summarize(self.device_s["key"]).p50 * 1e3,
+            "device_nonkey_p50_ms": summarize(self.device_s["non-key"]).p50 * 1e3 if nonkey.n else None,
+            "gmacs_per_frame": self.gmacs,
             "stage_ms_per_frame": {k: v * 1e3 / max(frames, 1) for k, v in self.stage_s.items()},
             "peak_mem_mib": self.peak_mem_mib,
             "rounds": len(self.round_s),
+            "round_seq": list(self.round_seq),
             "warmup_rounds": self.warmup_rounds,
             "backend_used": self.backend_used,
             "notes": self.notes,
         }
 
 
-def _round_fn(engine: Engine, frames: Sequence, result: ModelOnly, device: torch.device, record: bool
-              ) -> Callable[[], float]:
+def _round_fn(engine: Engine, frames: ResidentFrames, result: ModelOnly, device: torch.device, record: bool,
+              seq: list[int] | None = None) -> Callable[[], float]:
     def run_round() -> float:
         engine.reset()
         synchronize(device)
         t0 = time.perf_counter()
-        outs = [engine.process_frame(f.image, motion=f.motion, pict_type=f.pict_type) for f in frames]
+        outs = [_process_resident(engine, frame, tensor) for frame, tensor in frames]
         synchronize(device)
         elapsed = time.perf_counter() - t0
         if record:
             result.round_s.append(elapsed)
+            if seq is not None:
+                result.round_seq.append(seq[0])
+                seq[0] += 1
             for out in outs:
-                result.latency["key" if out.is_key else "non-key"].append(out.latency)
+                kind = "key" if out.is_key else "non-key"
+                result.latency[kind].append(out.latency)
+                result.device_s[kind].append(sum(out.timings.values()))
                 for stage, s in out.timings.items():
                     result.stage_s[stage] = result.stage_s.get(stage, 0.0) + s
         return elapsed
@@ -162,8 +252,14 @@ def _round_fn(engine: Engine, frames: Sequence, result: ModelOnly, device: torch
 
 
 def measure_model_only(cases: Sequence[BenchCase], frames: Sequence, *, rounds: int, round_frames: int,
-                       device: str = "cpu", progress: Callable[[str], None] | None = None) -> dict[str, ModelOnly]:
-    """Interleaved model-only measurement of every case over the same in-memory frames."""
+                       device: str = "cpu", progress: Callable[[str], None] | None = None,
+                       warmup: Mapping[str, float] | None = None) -> dict[str, ModelOnly]:
+    """Interleaved model-only measurement of every case over the same frames, resident on the device.
+
+    A case that cannot be built or run (backend not installed, export failing) is left out of the timing and
+    comes back with no rounds and the reason in its notes: the others still run, and nothing falls back.
+    warmup: keyword arguments of `warm_up` (min_rounds, max_rounds, tol).
+    """
     if len(frames) < round_frames:
         raise ConfigError(f"the clip has {len(frames)} frames; a round needs {round_frames}")
     for case in cases:
@@ -173,34 +269,89 @@ def measure_model_only(cases: Sequence[BenchCase], frames: Sequence, *, rounds: 
     engines: dict[str, Engine] = {}
     results: dict[str, ModelOnly] = {}
     timed: dict[str, Callable[[], float]] = {}
+    seq = [0]
     for case in cases:
         if progress:
-            progress(f"building {case.name}")
-        engine = Engine(case.engine_config(device))
-        res = ModelOnly(case)
-        dev = engine.device
-        if dev.type == "cuda":
-            torch.cuda.reset_peak_memory_stats(dev)
-        res.warmup_rounds = warm_up(_round_fn(engine, window, res, dev, record=False))
+            progress(f"building and warming up {case.name}")
+        res = results[case.name] = ModelOnly(case)
+        engine = None
+        try:
+            model, notes = build_bench_model(case)
+            res.notes.extend(notes)
+            engine = Engine(case.engine_config(device), model=model)
+            dev = engine.device
+            base = 0
+            if dev.type == "cuda":
+                synchronize(dev)
+                base = torch.cuda.memory_allocated(dev)  # what the engines built before this one hold
+                torch.cuda.reset_peak_memory_stats(dev)
+            resident = ResidentFrames(engine, window)
+            res.warmup_rounds = warm_up(_round_fn(engine, resident, res, dev, record=False), **(warmup or {}))
+            if dev.type == "cuda":  # this case alone: its weights, artifacts, activations and frames
+                res.peak_mem_mib = (torch.cuda.max_memory_allocated(dev) - base) / 2**20
+        except Exception as err:  # noqa: BLE001 - reported in the case's row; the other cases still run
+            res.notes.append(f"not measured: {type(err).__name__}: {err}")
+            if engine is not None:
+                engine.close()
+            continue
         res.backend_used = engine.runner.describe() if engine.runner else case.backend
-        engines[case.name], results[case.name] = engine, res
-        timed[case.name] = _round_fn(engine, window, res, dev, record=True)
+        engines[case.name] = engine
+        timed[case.name] = _round_fn(engine, resident, res, dev, record=True, seq=seq)
     if progress:
-        progress(f"timing {len(cases)} configurations x {rounds} interleaved rounds")
+        progress(f"timing {len(timed)} configurations x {rounds} interleaved rounds")
+        timed = {name: _announce(fn, name, rounds, progress) for name, fn in timed.items()}
     interleave(timed, rounds)
     for name, engine in engines.items():
-        if engine.device.type == "cuda":
-            results[name].peak_mem_mib = torch.cuda.max_memory_allocated(engine.device) / 2**20
-        results[name].notes.extend(engine.summary.fallbacks if engine.summary else ())
+        # Notices of process_frame runs (fallbacks, motion) live in the engine until a run() resets them.
+        for note in getattr(engine, "_fallbacks", ()):
+            if note not in results[name].notes:
+                results[name].notes.append(note)
         engine.close()
     return results
+
+
+def _announce(fn: Callable[[], float], name: str, rounds: int, progress: Callable[[str], None]
+              ) -> Callable[[], float]:
+    done = [0]
+
+    def wrapped() -> float:
+        done[0] += 1
+        progress(f"round {done[0]}/{rounds}: {name}")
+        return fn()
+
+    return wrapped
+
+
+def compare(results: Mapping[str, ModelOnly], comparisons: Sequence[Comparison]) -> list[dict]:
+    """Speed-ups from interleaved rounds (round i of the case against round i of its baseline), with the speed-up
+    the GMACs predict and the share of it the engine realises (measured / predicted)."""
+    rows = []
+    for comp in comparisons:
+        base, case = results.get(comp.baseline), results.get(comp.case)
+        if base is None or case is None or not base.round_s or not case.round_s:
+            rows.append({"what": comp.what, "baseline": comp.baseline, "case": comp.case, "speedup": None,
+                         "note": "not measured (see the configurations' notes)"})
+            continue
+        ratio = paired_ratio(base.round_s, case.round_s)
+        predicted = base.gmacs / case.gmacs if base.gmacs and case.gmacs else None
+        rows.append({
+            "what": comp.what,
+            "baseline": comp.baseline,
+            "case": comp.case,
+            "speedup": ratio.to_dict(),
+            "speedup_str": str(ratio),
+            "gmacs_predicted": predicted,
+            "realised": ratio.median / predicted if predicted else None,
+        })
+    return rows
 
 
 def measure_end_to_end(case: BenchCase, path: Path, *, rounds: int = 2, device: str = "cpu") -> dict:
     """Decode + inference + label maps written, interleaved with decode-only over the same file."""
     from vidseg.video.sinks import LabelPNGSink
 
-    engine = Engine(case.engine_config(device))
+    model, notes = build_bench_model(case)
+    engine = Engine(case.engine_config(device), model=model)
     needs_motion = engine.needs_motion
 
     def pipeline_round() -> float:
@@ -225,15 +376,24 @@ def measure_end_to_end(case: BenchCase, path: Path, *, rounds: int = 2, device: 
         "decode_fps": 1.0 / float(np.median(times["decode"])),
         "pipeline_over_decode": ratio.to_dict(),
         "motion_export": needs_motion,
+        "rounds": len(times["pipeline"]),
+        "notes": notes + [n for n in getattr(engine, "_fallbacks", ()) if n not in notes],
     }
 
 
-def measure_accuracy(case: BenchCase, clips: Sequence[Path], *, device: str = "cpu") -> dict:
-    """mIoU per keyframe distance (AR-Seg's mean, SwiftNet-seq's avg/min) and ETC's TC on synthetic clips."""
+def measure_accuracy(case: BenchCase, clips: Sequence[Path], *, device: str = "cpu") -> dict | None:
+    """mIoU per keyframe distance (AR-Seg's mean, SwiftNet-seq's avg/min) and ETC's TC on synthetic clips.
+
+    None when the model has no trained weights (see `build_bench_model`): its numbers would mean nothing.
+    The clips need write_clip's ground truth, and their GOP should equal the keyframe interval.
+    """
     from vidseg.eval.metrics import KeyDistanceMIoU, TemporalConsistency
     from vidseg.video.synthetic import load_ground_truth
 
-    engine = Engine(case.engine_config(device))
+    model, notes = build_bench_model(case)
+    if notes:
+        return None
+    engine = Engine(case.engine_config(device), model=model)
     num_classes = engine.spec.num_classes
     per_d = KeyDistanceMIoU(num_classes, max_distance=case.keyframe_interval - 1)
     # The synthetic ground truth gives each frame's flow back to the previous frame: ETC's TC scored mirrored

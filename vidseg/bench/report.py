@@ -7,7 +7,7 @@ import math
 from collections.abc import Sequence
 from pathlib import Path
 
-__all__ = ["render_table", "write_json", "write_markdown", "write_plot", "COLUMNS"]
+__all__ = ["render_table", "write_json", "write_markdown", "write_plot", "markdown_table", "COLUMNS"]
 
 # (key in a result row, column title, format)
 COLUMNS = (
@@ -16,7 +16,7 @@ COLUMNS = (
     ("latency_key_p50_ms", "key p50 ms", "{:.1f}"),
     ("latency_nonkey_p50_ms", "non-key p50 ms", "{:.1f}"),
     ("latency_p99_ms", "p99 ms", "{:.1f}"),
-    ("gmacs_per_frame", "GMACs/frame", "{:.1f}"),
+    ("gmacs_per_frame", "GMACs/frame", "{:.3g}"),
     ("peak_mem_mib", "peak MiB", "{:.0f}"),
     ("speedup", "speed-up", "{}"),
     ("miou", "mIoU", "{:.3f}"),
@@ -31,11 +31,11 @@ def _cell(row: dict, key: str, fmt: str) -> str:
     return fmt.format(value)
 
 
-def render_table(rows: Sequence[dict], title: str = "vidseg-bench"):
+def render_table(rows: Sequence[dict], title: str = "vidseg-bench", columns: Sequence[tuple[str, str, str]] = COLUMNS):
     """A rich Table of the result rows (columns without any value are left out)."""
     from rich.table import Table
 
-    cols = [c for c in COLUMNS if any(r.get(c[0]) is not None for r in rows)]
+    cols = [c for c in columns if any(r.get(c[0]) is not None for r in rows)]
     table = Table(title=title)
     for _, header, _ in cols:
         table.add_column(header, justify="left" if header == "config" else "right")
@@ -50,7 +50,17 @@ def write_json(path: Path, payload: dict) -> Path:
     return path
 
 
-def write_markdown(path: Path, rows: Sequence[dict], env: dict, notes: Sequence[str] = ()) -> Path:
+def markdown_table(rows: Sequence[dict], columns: Sequence[tuple[str, str, str]]) -> list[str]:
+    """Lines of a markdown table (columns without any value are left out)."""
+    cols = [c for c in columns if any(r.get(c[0]) is not None for r in rows)]
+    lines = ["| " + " | ".join(h for _, h, _ in cols) + " |", "|" + "|".join("---" for _ in cols) + "|"]
+    lines += ["| " + " | ".join(_cell(row, k, f) for k, _, f in cols) + " |" for row in rows]
+    return lines
+
+
+def write_markdown(path: Path, rows: Sequence[dict], env: dict, notes: Sequence[str] = (),
+                   sections: Sequence[tuple[str, Sequence[str]]] = ()) -> Path:
+    """The result table, then each (title, markdown lines) section, then the notes as a list."""
     cols = [c for c in COLUMNS if any(r.get(c[0]) is not None for r in rows)]
     lines = [
         f"# vidseg-bench — {env.get('gpu') or env.get('cpu')} — {env.get('date')}",
@@ -64,6 +74,8 @@ def write_markdown(path: Path, rows: Sequence[dict], env: dict, notes: Sequence[
     ]
     for row in rows:
         lines.append("| " + " | ".join(_cell(row, k, f) for k, _, f in cols) + " |")
+    for title, body in sections:
+        lines += ["", f"## {title}", "", *body]
     if notes:
         lines += ["", *[f"- {n}" for n in notes]]
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -71,10 +83,15 @@ def write_markdown(path: Path, rows: Sequence[dict], env: dict, notes: Sequence[
     return path
 
 
-def write_plot(path: Path, rows: Sequence[dict]) -> Path | None:
-    """frames/s against mIoU, one point per configuration; None when no row has both."""
+def write_plot(path: Path, rows: Sequence[dict], *, fallback: bool = False) -> Path | None:
+    """frames/s against mIoU, one point per configuration; None when no row has both.
+
+    fallback: when no row has an mIoU (no model with trained weights was scored), plot frames/s per
+    configuration as bars instead, titled so, rather than no figure at all.
+    """
     points = [(r["fps"], r["miou"], r["name"]) for r in rows if r.get("fps") and r.get("miou") is not None]
-    if not points:
+    bars = [(r["fps"], r["name"]) for r in rows if r.get("fps") and not math.isnan(r["fps"])]
+    if not points and not (fallback and bars):
         return None
     try:
         import matplotlib
@@ -83,6 +100,19 @@ def write_plot(path: Path, rows: Sequence[dict]) -> Path | None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    if not points:
+        fig, ax = plt.subplots(figsize=(7, 1.2 + 0.35 * len(bars)), dpi=110)
+        ax.barh([name for _, name in bars], [fps for fps, _ in bars])
+        ax.invert_yaxis()
+        ax.tick_params(axis="y", labelsize=7)
+        ax.set_xlabel("frames/s (model only)")
+        ax.set_title("frames/s (no mIoU: no configuration with trained weights was scored)", fontsize=8)
+        ax.grid(alpha=0.3, axis="x")
+        fig.tight_layout()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fig.savefig(path)
+        plt.close(fig)
+        return path
     fig, ax = plt.subplots(figsize=(7, 4.5), dpi=110)
     for fps, miou, name in points:
         ax.scatter(fps, miou)
