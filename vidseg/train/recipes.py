@@ -74,21 +74,28 @@ def train_hr(model: VideoSegModel, data: SyntheticClips, config: TrainConfig, ou
 
 
 def _hr_targets(model: VideoSegModel, images: Tensor) -> Tensor:
+    """The frozen HR net's feature. Calls the net directly: `model.stages()` would also set every part's
+    train/eval mode from the model's and so switch the LR branch being trained to eval."""
     with torch.no_grad():
-        return model.stages()["key"](images)[1]
+        return model.hr.forward_key(model.preprocess(images))[1]
+
+
+def _prepare_lr_training(model: VideoSegModel, device: torch.device) -> None:
+    """HR frozen in eval mode; LR trainable with the HR classifier copied in and frozen (AR-Seg's load_decoder)."""
+    _require_pair(model)
+    model.to(device)
+    model.hr.requires_grad_(False).eval()
+    model.lr.requires_grad_(True)
+    copy_classifier(model)
 
 
 def train_lr_only(model: VideoSegModel, data: SyntheticClips, config: TrainConfig, out_dir: str | Path, *,
                   batch: int = 8, device: str = "cpu", lr_scale: float | None = None,
                   crop: tuple[int, int] | None = None, progress: bool = True) -> list[dict]:
     """AR-Seg stage 1: the LR net without CReFF on downscaled frames; CE + FST(LR feature, HR feature)."""
-    _require_pair(model)
     device = torch.device(device)
-    model.to(device)
-    model.hr.requires_grad_(False).eval()
-    model.lr.requires_grad_(True)
+    _prepare_lr_training(model, device)
     model.lr.fuse_attention.requires_grad_(False)
-    copy_classifier(model)
     scale = model.spec.lr_scale if lr_scale is None else lr_scale
     rng = np.random.default_rng(config.seed)
 
@@ -115,12 +122,8 @@ def train_arseg(model: VideoSegModel, data: SyntheticClips, config: TrainConfig,
                 batch: int = 8, device: str = "cpu", lr_scale: float | None = None,
                 crop: tuple[int, int] | None = None, progress: bool = True) -> list[dict]:
     """AR-Seg stage 2 (FST): LR + CReFF on keyframe pairs with codec motion; CE + MSE(fused, HR feature)."""
-    _require_pair(model)
     device = torch.device(device)
-    model.to(device)
-    model.hr.requires_grad_(False).eval()
-    model.lr.requires_grad_(True)
-    copy_classifier(model)
+    _prepare_lr_training(model, device)
     nonkey = model.stages(lr_scale=lr_scale)["nonkey"]
     dense_mode = "arseg" if getattr(model, "warp_convention", "exact") == "arseg" else "area"
     rng = np.random.default_rng(config.seed)

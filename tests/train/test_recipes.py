@@ -1,0 +1,31 @@
+"""The AR-Seg recipes train what they should: BN statistics of the trained branch move, the frozen parts do not."""
+
+import pytest
+import torch
+
+from vidseg.models.demo import build_demo
+from vidseg.train.data import SyntheticClips
+from vidseg.train.loop import TrainConfig
+from vidseg.train.recipes import train_arseg, train_lr_only
+
+
+@pytest.fixture(scope="module")
+def clips(tmp_path_factory):
+    return SyntheticClips(tmp_path_factory.mktemp("clips"), seeds=[0], size=(64, 128), num_frames=13)
+
+
+def _bn_means(module):
+    return torch.cat([m.running_mean.clone() for m in module.modules() if isinstance(m, torch.nn.BatchNorm2d)])
+
+
+@pytest.mark.parametrize("recipe", [train_lr_only, train_arseg])
+def test_lr_branch_trains_in_train_mode_and_hr_stays_frozen(recipe, clips, tmp_path):
+    model = build_demo(pretrained=False)
+    hr_before = {k: v.clone() for k, v in model.hr.state_dict().items()}
+    lr_bn_before = _bn_means(model.lr)
+    recipe(model, clips, TrainConfig(steps=1, lr=0.01), tmp_path, batch=2, progress=False)
+    assert not torch.equal(_bn_means(model.lr), lr_bn_before), "LR BatchNorm statistics did not update"
+    assert all(torch.equal(hr_before[k], v) for k, v in model.hr.state_dict().items()), "HR net changed"
+    # AR-Seg's load_decoder: the LR classifier is the HR one, frozen.
+    assert torch.equal(model.lr.final_conv.weight, model.hr.final_conv.weight)
+    assert not model.lr.final_conv.weight.requires_grad
