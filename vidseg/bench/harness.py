@@ -276,15 +276,15 @@ def measure_model_only(cases: Sequence[BenchCase], frames: Sequence, *, rounds: 
         res = results[case.name] = ModelOnly(case)
         engine = None
         try:
-            model, notes = build_bench_model(case)
+            model, notes = build_bench_model(case)  # on the host
             res.notes.extend(notes)
+            base = 0
+            if torch.device(device).type == "cuda":
+                synchronize(torch.device(device))
+                base = torch.cuda.memory_allocated(device)  # what the engines built before this one hold
+                torch.cuda.reset_peak_memory_stats(device)
             engine = Engine(case.engine_config(device), model=model)
             dev = engine.device
-            base = 0
-            if dev.type == "cuda":
-                synchronize(dev)
-                base = torch.cuda.memory_allocated(dev)  # what the engines built before this one hold
-                torch.cuda.reset_peak_memory_stats(dev)
             resident = ResidentFrames(engine, window)
             res.warmup_rounds = warm_up(_round_fn(engine, resident, res, dev, record=False), **(warmup or {}))
             if dev.type == "cuda":  # this case alone: its weights, artifacts, activations and frames

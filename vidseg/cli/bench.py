@@ -195,7 +195,9 @@ def run_suite(suite, *, device: str, out: Path, input_path: str | None = None, a
 
         acc_rows = []
         if accuracy:
-            acc_rows = _accuracy(suite, Path(tmp), device, progress, notes)
+            # A model timed with random weights is not scored, even if weights appear during the run.
+            untrained = {r.case.name for r in results.values() if any("random weights" in n for n in r.notes)}
+            acc_rows = _accuracy(suite, Path(tmp), device, progress, notes, skip=untrained)
             by_acc = {a["name"]: a for a in acc_rows}
             for row in rows:
                 if row["name"] in by_acc:
@@ -269,7 +271,7 @@ def run_suite(suite, *, device: str, out: Path, input_path: str | None = None, a
     return payload
 
 
-def _accuracy(suite, tmp: Path, device: str, progress, notes: list[str]) -> list[dict]:
+def _accuracy(suite, tmp: Path, device: str, progress, notes: list[str], skip=frozenset()) -> list[dict]:
     from vidseg.bench import harness
 
     by_name = {c.name: c for c in suite.cases}
@@ -277,6 +279,9 @@ def _accuracy(suite, tmp: Path, device: str, progress, notes: list[str]) -> list
     for name in suite.accuracy:
         case = by_name[name]
         progress(f"accuracy: {name}")
+        if name in skip:
+            notes.append(f"{name}: accuracy skipped (timed with random weights: no trained weights installed)")
+            continue
         gop = case.keyframe_interval if case.method != "per-frame" else 12
         clips = [harness.prepare_clip(tmp, suite.accuracy_res, suite.accuracy_frames, gop=gop, seed=101 + i)
                  for i in range(suite.accuracy_clips)]
