@@ -126,3 +126,15 @@ def test_onnx_backend_through_the_engine_matches_eager(tmp_path):
     for method in ("per-frame", "arseg", "flowwarp"):
         onnx = labels_of(method, frames, backend="onnx", cache_dir=str(tmp_path))
         assert agreement(onnx, labels_of(method, frames)) > 0.999, method
+
+
+def test_eager_runner_warms_every_stage_up_at_build():
+    """One-time costs are paid when the runner is built, not on a stream's first frames."""
+    stages = TinyModel().eval().stages()
+    calls = {name: 0 for name in stages}
+    for name, stage in stages.items():
+        stage.register_forward_hook(lambda *_, name=name: calls.__setitem__(name, calls[name] + 1))
+    EagerRunner(stages, EngineConfig(), (32, 48), torch.device("cpu"))
+    assert calls == {name: 1 for name in stages}
+    EagerRunner(stages, EngineConfig(), (32, 48), torch.device("cpu"), warmup=False)
+    assert calls == {name: 1 for name in stages}

@@ -30,7 +30,8 @@ class CompiledRunner(EagerRunner):
     def __init__(self, stages: dict[str, Stage], config: EngineConfig, frame_size: tuple[int, int],
                  device: torch.device, *, mode: str | None = None, cast: bool | None = None) -> None:
         # On CUDA the stage is cast rather than autocast: fewer casts inside the graph.
-        super().__init__(stages, config, frame_size, device, cast=(device.type == "cuda") if cast is None else cast)
+        super().__init__(stages, config, frame_size, device, cast=(device.type == "cuda") if cast is None else cast,
+                         warmup=False)
         if device.type == "cuda" and importlib.util.find_spec("triton") is None:
             raise BackendUnavailable("the compile backend on CUDA needs Triton: pip install triton")
         self.mode = mode or ("reduce-overhead" if device.type == "cuda" else "default")
@@ -39,6 +40,7 @@ class CompiledRunner(EagerRunner):
             name: torch.compile(stage, mode=self.mode, dynamic=False, fullgraph=False)
             for name, stage in stages.items()
         }
+        self.warm_up()  # compile (and record CUDA graphs) now, not on the first frames of a stream
 
     def run(self, stage: str, inputs: dict[str, Tensor]) -> dict[str, Tensor]:
         module = self.stages[stage]

@@ -60,7 +60,7 @@ class EagerRunner(Runner):
     max_in_flight = 2
 
     def __init__(self, stages: dict[str, Stage], config: EngineConfig, frame_size: tuple[int, int],
-                 device: torch.device, *, cast: bool = False) -> None:
+                 device: torch.device, *, cast: bool = False, warmup: bool = True) -> None:
         super().__init__(stages, config, frame_size, device)
         if config.precision not in DTYPES:
             raise ConfigError(
@@ -75,6 +75,20 @@ class EagerRunner(Runner):
             stage.to(device=device, dtype=self.dtype if self.cast else None)
             if config.channels_last:
                 _channels_last(stage)
+        if warmup:
+            self.warm_up()
+
+    def warm_up(self) -> None:
+        """One call of every stage at the frame size, so one-time costs (the first custom-op call imports
+        torch._dynamo, ~5 s on CPU; cuDNN algorithm choice; allocator growth) are paid here, not as a latency
+        spike on the first keyframe or non-keyframe of a stream."""
+        height, width = self.frame_size
+        for name, stage in self.stages.items():
+            try:
+                example = stage.input_shapes(height, width)
+            except NotImplementedError:  # a stage that cannot describe its inputs is warmed by its first frame
+                continue
+            self.run(name, dict(zip(example, stage.example_inputs(height, width), strict=True)))
 
     def _autocast(self):
         if self.dtype == torch.float32 or self.cast:
