@@ -15,10 +15,8 @@ configurations whose model has trained weights (random weights would make the nu
 
 Device-resident frames: `Engine.process_frame` uploads each image itself, which would put a host-to-device copy
 into every "model-only" frame. `ResidentFrames` uploads the round's frames once (through the engine's own
-`DeviceIO`, so layout and memory format are what the pipeline gives the stages) and feeds them through the
-engine's per-frame steps; the labels still come back to the host, as in any use of the engine. It reaches into
-`Engine._submit`/`_finish` (see `_process_resident`); the Engine change this wants is a public
-`Engine.process_prepared(tensor, frame)` (or `process_frame(..., image_on_device=...)`).
+`DeviceIO` via `Engine.upload`, so layout and memory format are what the pipeline gives the stages) and feeds
+them through `Engine.process_uploaded`; the labels still come back to the host, as in any use of the engine.
 
 Models without trained weights (the demo before `vidseg-train demo --install`) are timed with random weights,
 which cost the same compute, and say so in their notes; their accuracy is not measured.
@@ -40,7 +38,6 @@ from vidseg.bench.stats import paired_ratio, summarize
 from vidseg.bench.timing import interleave, synchronize, warm_up
 from vidseg.config import EngineConfig
 from vidseg.engine.engine import Engine
-from vidseg.engine.pipeline import Arrival
 from vidseg.errors import CheckpointError, ConfigError
 from vidseg.models.profile import count_macs
 from vidseg.models.registry import build
@@ -152,8 +149,7 @@ class ResidentFrames:
         self.frames = list(frames)
         self.tensors = []
         for frame in self.frames:
-            tensor, _event = engine.io.upload(frame.image)
-            self.tensors.append(tensor)
+            self.tensors.append(engine.upload(frame.image))
         synchronize(engine.device)  # every upload finished: the rounds wait on nothing
 
     def __iter__(self):
@@ -161,12 +157,8 @@ class ResidentFrames:
 
 
 def _process_resident(engine: Engine, frame, tensor: torch.Tensor):
-    """`Engine.process_frame` for a frame whose image is already on the device (no upload in the timing).
-
-    Uses the engine's private per-frame steps; see the module docstring for the public method this wants.
-    """
-    arrival = Arrival(frame, (tensor, None), time.perf_counter())
-    return engine._finish(engine._submit([engine._live_stream], {0: arrival})[0])
+    """`Engine.process_frame` for a frame whose image is already on the device (no upload in the timing)."""
+    return engine.process_uploaded(frame, tensor)
 
 
 @dataclass
@@ -303,7 +295,7 @@ def measure_model_only(cases: Sequence[BenchCase], frames: Sequence, *, rounds: 
     interleave(timed, rounds)
     for name, engine in engines.items():
         # Notices of process_frame runs (fallbacks, motion) live in the engine until a run() resets them.
-        for note in getattr(engine, "_fallbacks", ()):
+        for note in engine.notes:
             if note not in results[name].notes:
                 results[name].notes.append(note)
         engine.close()
@@ -377,7 +369,7 @@ def measure_end_to_end(case: BenchCase, path: Path, *, rounds: int = 2, device: 
         "pipeline_over_decode": ratio.to_dict(),
         "motion_export": needs_motion,
         "rounds": len(times["pipeline"]),
-        "notes": notes + [n for n in getattr(engine, "_fallbacks", ()) if n not in notes],
+        "notes": notes + [n for n in engine.notes if n not in notes],
     }
 
 

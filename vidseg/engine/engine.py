@@ -244,6 +244,32 @@ class Engine:
         arrival = Arrival(frame, self.io.upload(image), time.perf_counter())
         return self._finish(self._submit([self._live_stream], {0: arrival})[0])
 
+    def upload(self, image: np.ndarray) -> Tensor:
+        """A frame's uint8 HxWx3 image as the device tensor [1,3,H,W] the stages take (waits for the copy)."""
+        tensor, event = self.io.upload(_check_image(image))
+        if event is not None:
+            event.synchronize()
+        return tensor
+
+    def process_uploaded(self, frame: Any, image: Tensor) -> FrameResult:
+        """`process_frame` for a frame whose image is already on the device (from `upload`, or a camera driver
+        writing into device memory): no host-to-device copy on the path. `frame` has the fields of `SourceFrame`
+        (its host image gives the size and the adaptive policy's residual); state carries over as in
+        process_frame."""
+        if tuple(image.shape[-2:]) != tuple(frame.image.shape[:2]) or image.device != self.device:
+            raise ShapeError(
+                f"process_uploaded: image {tuple(image.shape)} on {image.device} does not match frame {frame.index} "
+                f"({frame.image.shape[0]}x{frame.image.shape[1]}) on {self.device}; use Engine.upload"
+            )
+        self._ensure_runner(frame.image.shape[:2])
+        arrival = Arrival(frame, (image, None), time.perf_counter())
+        return self._finish(self._submit([self._live_stream], {0: arrival})[0])
+
+    @property
+    def notes(self) -> tuple[str, ...]:
+        """Fallbacks and notices of the current or last run (also listed in `summary.fallbacks`)."""
+        return tuple(self._fallbacks)
+
     def reset(self) -> None:
         """Forget the state of `process_frame`'s stream (next frame is a key)."""
         self._live_stream = _Stream()
