@@ -29,3 +29,13 @@ def test_lr_branch_trains_in_train_mode_and_hr_stays_frozen(recipe, clips, tmp_p
     # AR-Seg's load_decoder: the LR classifier is the HR one, frozen.
     assert torch.equal(model.lr.final_conv.weight, model.hr.final_conv.weight)
     assert not model.lr.final_conv.weight.requires_grad
+
+
+def test_class_weights_favour_rare_classes(clips):
+    w = clips.class_weights(19)
+    counts = torch.bincount(torch.from_numpy(clips.clips[0].labels).long().ravel(), minlength=19)[:19]
+    present = counts > 0
+    assert w.shape == (19,) and torch.all(w[~present] == 1.0)
+    rare, common = counts.masked_fill(~present, 10**12).argmin(), counts.argmax()
+    assert w[rare] > w[common]
+    assert 0.25 <= float(w.min()) and float(w.max()) <= 8.0

@@ -62,6 +62,20 @@ class SyntheticClips:
                 write_clip(path, config, num_frames, gop=gop, bframes=0, bitrate=bitrate)
             self.clips.append(_decode_clip(path, chain_mode, with_flow))
 
+    def class_weights(self, num_classes: int, *, power: float = 0.5, clip: tuple[float, float] = (0.25, 8.0)
+                      ) -> Tensor:
+        """Cross-entropy class weights ~ frequency^-power (mean 1 over present classes, clipped): small classes
+        (poles, signs, people) otherwise vanish under road, building and sky. Absent classes get weight 1."""
+        counts = np.zeros(num_classes, np.float64)
+        for clip_data in self.clips:
+            valid = clip_data.labels[clip_data.labels < num_classes]
+            counts += np.bincount(valid.ravel(), minlength=num_classes)[:num_classes]
+        present = counts > 0
+        weights = np.ones(num_classes)
+        weights[present] = (counts[present] / counts[present].sum()) ** -power
+        weights[present] /= weights[present].mean()
+        return torch.from_numpy(np.clip(weights, *clip)).float()
+
     # -- sampling ------------------------------------------------------------------------------------------
     def _crop_box(self, rng: np.random.Generator, crop: tuple[int, int] | None) -> tuple[slice, slice]:
         """A random crop window, its corner on a 32-pixel lattice so feature grids stay aligned."""

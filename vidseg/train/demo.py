@@ -2,7 +2,7 @@
 
 Recipe (AR-Seg's, at demo scale, on vidseg's synthetic streets; every clip H.264-encoded with GOP 12 and decoded
 with its codec motion, as the engine will see video):
-  1. HR net per frame (cross-entropy, poly LR, flips, photometric jitter, random crops).
+  1. HR net per frame (class-balanced cross-entropy, poly LR, flips, photometric jitter, random crops).
   2. LR branch alone on 0.5x frames with the HR classifier copied and frozen, CE + FST on its feature
      (AR-Seg's stage 1); a copy of these weights is the "LR-only" baseline.
   3. LR branch + CReFF on (keyframe, frame at distance d) pairs with the codec motion chained to the keyframe,
@@ -45,9 +45,10 @@ class DemoRecipe:
     frames_per_scene: int = 24
     gop: int = 12
     batch: int = 8
-    steps_hr: int = 1200
-    steps_lr: int = 300
-    steps_arseg: int = 500
+    steps_hr: int = 1000
+    steps_lr: int = 250
+    steps_arseg: int = 450
+    class_balanced: bool = True  # CE weights ~ frequency^-1/2, so poles, signs and people are learnt too
     lr_hr: float = 0.05
     lr_lr: float = 0.02
     lr_arseg: float = 0.01
@@ -63,7 +64,8 @@ def train_demo(out_dir: str | Path, recipe: DemoRecipe = DemoRecipe(), *, device
                           num_frames=recipe.frames_per_scene, gop=recipe.gop, progress=progress)
     model = build_demo(pretrained=False)
     t0 = time.perf_counter()
-    kw = dict(batch=recipe.batch, device=device, crop=recipe.crop, progress=progress)
+    weight = data.class_weights(model.spec.num_classes) if recipe.class_balanced else None
+    kw = dict(batch=recipe.batch, device=device, crop=recipe.crop, class_weight=weight, progress=progress)
     train_hr(model, data, TrainConfig(steps=recipe.steps_hr, lr=recipe.lr_hr, warmup_steps=50, seed=recipe.seed),
              out / "hr", **kw)
     train_lr_only(model, data, TrainConfig(steps=recipe.steps_lr, lr=recipe.lr_lr, seed=recipe.seed + 1),

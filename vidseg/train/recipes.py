@@ -45,7 +45,7 @@ def copy_classifier(model: VideoSegModel) -> None:
 
 def train_hr(model: VideoSegModel, data: SyntheticClips, config: TrainConfig, out_dir: str | Path, *,
              batch: int = 8, device: str = "cpu", temporal_weight: float = 0.0, crop: tuple[int, int] | None = None,
-             progress: bool = True) -> list[dict]:
+             class_weight: Tensor | None = None, progress: bool = True) -> list[dict]:
     """Train the key stage's network per frame (+ ETC's motion loss when temporal_weight > 0)."""
     device = torch.device(device)
     model.to(device)
@@ -53,19 +53,20 @@ def train_hr(model: VideoSegModel, data: SyntheticClips, config: TrainConfig, ou
     net.requires_grad_(True)
     key = model.stages()["key"]
     rng = np.random.default_rng(config.seed)
+    weight = None if class_weight is None else class_weight.to(device)
 
     def step(_: int) -> dict[str, Tensor]:
         if temporal_weight > 0:
             b = {k: v.to(device) for k, v in data.consecutive(batch, rng).items()}
             logits, _ = key(b["image"])
             prev_logits, _ = key(b["prev_image"])
-            ce = segmentation_loss(logits, b["labels"])
+            ce = segmentation_loss(logits, b["labels"], weight=weight)
             tc = temporal_consistency_loss(logits, prev_logits, key.preprocess(b["image"]),
                                            key.preprocess(b["prev_image"]), b["flow"], weight=temporal_weight)
             return {"loss": ce + tc, "ce": ce, "temporal": tc}
         images, labels = data.frames(batch, rng, crop)
         logits, _ = key(images.to(device))
-        ce = segmentation_loss(logits, labels.to(device))
+        ce = segmentation_loss(logits, labels.to(device), weight=weight)
         return {"loss": ce, "ce": ce}
 
     trainer = Trainer({"net": net}, config, out_dir, device)
@@ -91,13 +92,15 @@ def _prepare_lr_training(model: VideoSegModel, device: torch.device) -> None:
 
 def train_lr_only(model: VideoSegModel, data: SyntheticClips, config: TrainConfig, out_dir: str | Path, *,
                   batch: int = 8, device: str = "cpu", lr_scale: float | None = None,
-                  crop: tuple[int, int] | None = None, progress: bool = True) -> list[dict]:
+                  crop: tuple[int, int] | None = None, class_weight: Tensor | None = None,
+                  progress: bool = True) -> list[dict]:
     """AR-Seg stage 1: the LR net without CReFF on downscaled frames; CE + FST(LR feature, HR feature)."""
     device = torch.device(device)
     _prepare_lr_training(model, device)
     model.lr.fuse_attention.requires_grad_(False)
     scale = model.spec.lr_scale if lr_scale is None else lr_scale
     rng = np.random.default_rng(config.seed)
+    weight = None if class_weight is None else class_weight.to(device)
 
     def step(_: int) -> dict[str, Tensor]:
         images, labels = data.frames(batch, rng, crop)
@@ -107,7 +110,7 @@ def train_lr_only(model: VideoSegModel, data: SyntheticClips, config: TrainConfi
         x = F.interpolate(x, size=(int(x.shape[-2] * scale), int(x.shape[-1] * scale)), mode="bilinear",
                           align_corners=True)
         logits, feat = model.lr.forward_key(x)
-        ce = segmentation_loss(logits, labels)
+        ce = segmentation_loss(logits, labels, weight=weight)
         fst = feature_similarity_loss(feat, hr_feat)
         return {"loss": ce + fst, "ce": ce, "fst": fst}
 
@@ -120,13 +123,15 @@ def train_lr_only(model: VideoSegModel, data: SyntheticClips, config: TrainConfi
 
 def train_arseg(model: VideoSegModel, data: SyntheticClips, config: TrainConfig, out_dir: str | Path, *,
                 batch: int = 8, device: str = "cpu", lr_scale: float | None = None,
-                crop: tuple[int, int] | None = None, progress: bool = True) -> list[dict]:
+                crop: tuple[int, int] | None = None, class_weight: Tensor | None = None,
+                progress: bool = True) -> list[dict]:
     """AR-Seg stage 2 (FST): LR + CReFF on keyframe pairs with codec motion; CE + MSE(fused, HR feature)."""
     device = torch.device(device)
     _prepare_lr_training(model, device)
     nonkey = model.stages(lr_scale=lr_scale)["nonkey"]
     dense_mode = "arseg" if getattr(model, "warp_convention", "exact") == "arseg" else "area"
     rng = np.random.default_rng(config.seed)
+    weight = None if class_weight is None else class_weight.to(device)
     probe = torch.zeros(1, 3, *data.size, dtype=torch.uint8)
     grid = tuple(_hr_targets(model, probe.to(device)).shape[-2:])
 
@@ -135,7 +140,7 @@ def train_arseg(model: VideoSegModel, data: SyntheticClips, config: TrainConfig,
         key_feat = _hr_targets(model, b["key_image"])
         hr_feat = _hr_targets(model, b["image"])
         logits, fused = nonkey(b["image"], key_feat, b["motion"])
-        ce = segmentation_loss(logits, b["labels"])
+        ce = segmentation_loss(logits, b["labels"], weight=weight)
         fst = feature_similarity_loss(fused, hr_feat)
         return {"loss": ce + fst, "ce": ce, "fst": fst}
 
