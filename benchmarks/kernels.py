@@ -3,6 +3,7 @@
     python benchmarks/kernels.py                        # CUDA: times, bandwidth, memory -> benchmarks/results/
     python benchmarks/kernels.py --dtypes float32,float16 --sweep
     python benchmarks/kernels.py --device cpu --interpret --out /tmp/k   # smoke check of this script only
+    python benchmarks/kernels.py --device cpu --cpu-fast [--threads 1] [--small]   # CPU creff kernel vs reference
 
 Per case and implementation: median time with 20/80 % quantiles (CUDA events, warm-up, L2 flushed before every
 run), effective bandwidth = bytes the op must move / median time (and the fraction of the device's peak), peak
@@ -12,7 +13,9 @@ the max abs difference from the reference. Targets: fused CReFF >= 3x faster tha
 compositions (reference.local_attention, an unfold-based one) with >= 10x less extra memory; fused warp at >= 70 %
 of peak bandwidth. `--sweep` also times a few launch configurations of each kernel and reports the best.
 CPU interpreter timings measure Python, not kernels: a `--device cpu` run is marked smoke and writes nothing unless
---out is given.
+--out is given. `--cpu-fast` instead times creff's CPU kernel (vidseg.kernels.cpu) against reference.creff at the
+seeds' shapes (`--small`: quarter-size maps), interleaved (A B A B ...) because the CPU is shared, and reports
+medians with 20/80 % quantiles and the speed-up; it writes only with --out.
 """
 
 from __future__ import annotations
@@ -58,6 +61,12 @@ GPU_CREFF_CASES = (
     ("cityscapes-psp18", 1, 512, 128, 256, 7),
     ("cityscapes-bise18", 1, 256, 128, 256, 7),
     ("camvid-psp18", 1, 64, 720, 960, 7),
+)
+# (label, N, C, H, W, window): AR-Seg's non-key fusion on CPU.
+CPU_CREFF_CASES = (
+    ("cityscapes-bise18", 1, 256, 128, 256, 7),
+    ("cityscapes-psp18", 1, 512, 128, 256, 7),
+    ("camvid-psp18 half-res", 1, 64, 360, 480, 7),
 )
 SMOKE_WARP_CASES = (("smoke per-pixel", 2, 4, 9, 11, None), ("smoke 3x3 blocks", 1, 3, 9, 11, (3, 4)))
 SMOKE_CREFF_CASES = (("smoke", 2, 3, 9, 11, 7),)
@@ -351,6 +360,85 @@ def to_markdown(report: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
+def cpu_fast(args) -> dict:
+    """creff's CPU kernel against the reference, timed interleaved; returns the report (also printed)."""
+    from vidseg.kernels import cpu, reference
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    rows = []
+    torch.manual_seed(0)
+    for label, n, c, h, w, window in CPU_CREFF_CASES:
+        if args.small:
+            h, w = h // 2, w // 2
+        a = tuple(torch.randn(n, c, h, w) * 0.2 for _ in range(4)) + (window,)  # q, k, v, residual, window
+        impls = {"reference": lambda a=a: reference.creff(*a), "cpu": lambda a=a: cpu.creff(*a)}
+        expected = impls["reference"]()
+        err = (impls["cpu"]() - expected).abs().max().item()
+        for _ in range(args.warmup):
+            for fn in impls.values():
+                fn()
+        times = {name: [] for name in impls}
+        for _ in range(args.iters):  # A B A B: both see the same load
+            for name, fn in impls.items():
+                t0 = time.perf_counter()
+                fn()
+                times[name].append((time.perf_counter() - t0) * 1e3)
+        results = {name: _quantiles(t) for name, t in times.items()}
+        speedup = results["reference"]["median_ms"] / results["cpu"]["median_ms"]
+        rows.append(
+            {
+                "op": "creff",
+                "case": label,
+                "shape": [n, c, h, w],
+                "window": window,
+                "dtype": "float32",
+                "results": results,
+                "speedup": speedup,
+                "max_abs_err": err,
+            }
+        )
+        print(f"creff {label} {[n, c, h, w]}: done", file=sys.stderr)
+    env = {
+        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "device": "cpu",
+        "cpu": platform.processor() or platform.machine(),
+        "cpu_count": os.cpu_count(),
+        "torch_threads": torch.get_num_threads(),
+        "load_average": os.getloadavg(),
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "warmup": args.warmup,
+        "iters": args.iters,
+    }
+    lines = [
+        "# creff CPU kernel vs reference",
+        "",
+        f"{env['date']}, torch {env['torch']}, {env['cpu_count']} CPUs, {env['torch_threads']} torch threads, "
+        f"load average {env['load_average'][0]:.1f}; {env['warmup']} warm-up and {env['iters']} interleaved runs.",
+        "",
+        "| case | shape | reference ms (q20-q80) | cpu ms (q20-q80) | speed-up | max err |",
+        "| --- | --- | --- | --- | --- | --- |",
+    ]
+    for row in rows:
+        ref, fast = row["results"]["reference"], row["results"]["cpu"]
+        lines.append(
+            f"| {row['case']} | {row['shape']} | {ref['median_ms']:.0f} ({ref['q20_ms']:.0f}-{ref['q80_ms']:.0f}) | "
+            f"{fast['median_ms']:.0f} ({fast['q20_ms']:.0f}-{fast['q80_ms']:.0f}) | {row['speedup']:.1f}x | "
+            f"{row['max_abs_err']:.1e} |"
+        )
+    report = {"environment": env, "rows": rows}
+    markdown = "\n".join(lines) + "\n"
+    if args.out is not None:
+        out = Path(args.out)
+        out = out.with_suffix("") if out.suffix in (".json", ".md") else out
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.with_name(out.name + ".json").write_text(json.dumps(report, indent=2) + "\n")
+        out.with_name(out.name + ".md").write_text(markdown)
+    print(markdown)
+    return report
+
+
 def _default_out(device_name: str) -> Path:
     slug = "".join(ch if ch.isalnum() else "-" for ch in device_name.lower()).strip("-")
     return Path(__file__).parent / "results" / f"kernels-{slug}-{datetime.date.today():%Y%m%d}"
@@ -368,18 +456,25 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--peak-gbps", type=float, default=None, help="device peak DRAM bandwidth in GB/s")
     p.add_argument("--sweep", action="store_true", help="also time a few launch configurations per kernel")
     p.add_argument("--out", default=None, help="output path without extension (.json and .md are written)")
+    p.add_argument("--cpu-fast", action="store_true", help="time creff's CPU kernel against the reference (CPU)")
+    p.add_argument("--small", action="store_true", help="--cpu-fast at half the map height and width")
+    p.add_argument("--threads", type=int, default=None, help="--cpu-fast: torch CPU threads (default: torch's)")
     args = p.parse_args(argv)
-    if args.device == "cpu" and not args.interpret:
-        p.error("--device cpu runs the kernels under Triton's interpreter: add --interpret")
+    if args.cpu_fast and args.device != "cpu":
+        p.error("--cpu-fast times the CPU kernel: add --device cpu")
+    if args.device == "cpu" and not args.interpret and not args.cpu_fast:
+        p.error("--device cpu runs the kernels under Triton's interpreter: add --interpret (or --cpu-fast)")
     if args.device == "cuda" and not torch.cuda.is_available():
         p.error("no CUDA device: use --device cpu --interpret for a smoke check")
     args.warmup = args.warmup if args.warmup is not None else (5 if args.device == "cuda" else 1)
-    args.iters = args.iters if args.iters is not None else (100 if args.device == "cuda" else 2)
+    args.iters = args.iters if args.iters is not None else (100 if args.device == "cuda" else 5 if args.cpu_fast else 2)
     return args
 
 
 def main(argv=None) -> dict:
     args = parse_args(argv)
+    if args.cpu_fast:
+        return cpu_fast(args)
     if args.interpret:
         # Must precede the kernels' import: triton.jit picks the interpreter when a kernel is defined.
         os.environ["TRITON_INTERPRET"] = "1"

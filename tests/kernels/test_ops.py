@@ -41,13 +41,14 @@ def _fusion_reference(key, lr, motion, convention="arseg", window=3):
     return reference.creff(lr, warped, warped, lr, window)
 
 
-def test_ops_on_cpu_are_the_reference():
+def test_warp_on_cpu_is_the_reference():
     x, m = torch.randn(2, 5, 13, 29), torch.randn(2, 2, 4, 8) * 4
     for convention in reference.WARP_CONVENTIONS:
         assert torch.equal(ops.warp(x, m, convention), reference.warp(x, m, convention))
     q, k, v = torch.randn(3, 2, 5, 13, 29).unbind(0)
-    assert torch.equal(ops.creff(q, k, v, q), reference.creff(q, k, v, q))
-    assert ops.implementation("cpu") == "reference"
+    # creff on CPU runs the tiled kernel (tests/kernels/test_cpu.py): the reference's sums in another order.
+    torch.testing.assert_close(ops.creff(q, k, v, q), reference.creff(q, k, v, q), atol=1e-5, rtol=1e-5)
+    assert ops.implementation("cpu", "warp") == "reference" and ops.implementation("cpu", "creff") == "cpu"
 
 
 def test_outputs_are_contiguous_like_the_fake():
@@ -98,7 +99,8 @@ def test_torch_export_keeps_the_custom_ops():
     ep = torch.export.export(_Fusion().eval(), args)
     targets = {str(node.target) for node in ep.graph.nodes if node.op == "call_function"}
     assert targets == OP_TARGETS
-    torch.testing.assert_close(ep.module()(*args), _fusion_reference(*args), rtol=0, atol=0)
+    # The op runs creff's CPU kernel here: the reference's sums in another order (fp32 tolerance).
+    torch.testing.assert_close(ep.module()(*args), _fusion_reference(*args), rtol=1e-5, atol=1e-5)
 
 
 def test_torch_compile_sees_the_custom_ops():
@@ -114,7 +116,7 @@ def test_torch_compile_sees_the_custom_ops():
     out = torch.compile(_Fusion(), backend=record, fullgraph=True)(*args)
     targets = {str(node.target) for gm in graphs for node in gm.graph.nodes if node.op == "call_function"}
     assert {"vidseg.warp", "vidseg.creff"} <= targets  # Dynamo records the op packets
-    torch.testing.assert_close(out, _fusion_reference(*args), rtol=0, atol=0)
+    torch.testing.assert_close(out, _fusion_reference(*args), rtol=1e-5, atol=1e-5)  # CPU kernel: fp32 tolerance
 
 
 def _check_onnx(model_proto, args, expected):

@@ -2,8 +2,9 @@
 
 One entry point per op for model code: `warp(...)` and `creff(...)` below. They call the custom ops so that
 torch.compile and torch.export see one opaque node with a fake (meta) implementation, and dispatch to the
-Triton kernels on CUDA (`vidseg.kernels.triton`, imported on the first CUDA call, when Triton is installed) and to
-the reference elsewhere; `implementation(device)` says which one runs. While exporting to ONNX (the flag is set
+Triton kernels on CUDA (`vidseg.kernels.triton`, imported on the first CUDA call, when Triton is installed), creff
+to the tiled GEMM kernel on CPU (`vidseg.kernels.cpu`), and to the reference elsewhere (warp on CPU: grid_sample is
+already a fused kernel); `implementation(device, op)` says which one runs. While exporting to ONNX (the flag is set
 by both the TorchScript and the dynamo exporter), or when autograd needs a gradient, they call the reference
 composition directly, which lowers to standard operators (GridSample, Pad, Mul, ReduceSum, Softmax).
 An ExportedProgram that already holds vidseg:: nodes is lowered by `vidseg.export.program`, which decomposes them
@@ -20,7 +21,7 @@ from types import ModuleType
 import torch
 from torch import Tensor
 
-from vidseg.kernels import reference
+from vidseg.kernels import cpu, reference
 
 __all__ = ["warp", "creff", "implementation"]
 
@@ -55,9 +56,13 @@ def _fused() -> ModuleType | None:
     return kernels
 
 
-def implementation(device: torch.device | str) -> str:
-    """Which implementation the ops run on `device`: "triton" (fused kernels) or "reference" (PyTorch)."""
-    return "triton" if torch.device(device).type == "cuda" and _fused() is not None else "reference"
+def implementation(device: torch.device | str, op: str = "creff") -> str:
+    """Which implementation `op` ("warp" or "creff") runs on `device`: "triton" (fused kernels), "cpu" (creff's
+    tiled CPU kernel) or "reference" (PyTorch)."""
+    kind = torch.device(device).type
+    if kind == "cuda" and _fused() is not None:
+        return "triton"
+    return "cpu" if kind == "cpu" and op == "creff" else "reference"
 
 
 @_warp_op.register_kernel("cuda")
@@ -74,6 +79,11 @@ def _creff_cuda(q: Tensor, k: Tensor, v: Tensor, residual: Tensor, window: int) 
     if kernels is None:
         return reference.creff(q, k, v, residual, window).contiguous()
     return kernels.creff(q, k, v, residual, window)
+
+
+@_creff_op.register_kernel("cpu")
+def _creff_cpu(q: Tensor, k: Tensor, v: Tensor, residual: Tensor, window: int) -> Tensor:
+    return cpu.creff(q, k, v, residual, window)
 
 
 def _use_reference(*tensors: Tensor) -> bool:
