@@ -103,7 +103,9 @@ def _select(suite, args):
                              args.precision or ("fp32",), keyframe_interval=args.interval, lr_scale=args.lr_scale)
         e2e = tuple(c.name for c in cases if c.method != "per-frame" and c.backend == "torch")[:2]
         accuracy = tuple(c.name for c in cases if c.backend == "torch" and c.precision == "fp32")
-        suite = replace(suite, name=f"{suite.name}-custom", cases=cases, e2e=e2e, accuracy=accuracy, targets=())
+        what = ", ".join(dict.fromkeys(args.model))
+        suite = replace(suite, name=f"{suite.name}-custom", cases=cases, e2e=e2e, accuracy=accuracy, targets=(),
+                        description=f"custom selection: {what} ({len(cases)} configurations)")
     elif args.method or args.engine or args.precision:
         cases = [c for c in suite.cases
                  if (not args.method or c.method in args.method or c.method == "per-frame")
