@@ -24,6 +24,7 @@ which cost the same compute, and say so in their notes; their accuracy is not me
 
 from __future__ import annotations
 
+import inspect
 import math
 import tempfile
 import time
@@ -40,7 +41,7 @@ from vidseg.config import EngineConfig
 from vidseg.engine.engine import Engine
 from vidseg.errors import CheckpointError, ConfigError
 from vidseg.models.profile import count_macs
-from vidseg.models.registry import build
+from vidseg.models.registry import build, model_builder
 from vidseg.video.decode import open_video
 from vidseg.video.synthetic import SceneConfig, write_clip
 
@@ -123,10 +124,9 @@ def gmacs_per_frame(case: BenchCase, res: tuple[int, int], round_frames: int) ->
     keyframe, as in `measure_model_only`.
     """
     with torch.device("meta"):
-        try:
-            model = build(case.model)
-        except CheckpointError:
-            model = build(case.model, pretrained=False)
+        # Shapes are all that count: never read weights into meta tensors (a no-op that warns per tensor).
+        pretrained = "pretrained" in inspect.signature(model_builder(case.model)).parameters
+        model = build(case.model, pretrained=False) if pretrained else build(case.model)
         stages = model.stages(lr_scale=case.lr_scale)
         macs = {}
         for name, stage in stages.items():
