@@ -46,8 +46,8 @@ class DemoRecipe:
     gop: int = 12
     batch: int = 8
     steps_hr: int = 1000
-    steps_lr: int = 250
-    steps_arseg: int = 450
+    steps_lr: int = 600
+    steps_arseg: int = 2000
     class_balanced: bool = True  # CE weights ~ frequency^-1/2, so poles, signs and people are learnt too
     lr_hr: float = 0.05
     lr_lr: float = 0.02
