@@ -12,14 +12,15 @@ import argparse
 
 import torch
 
-from vidseg.models import build, list_models
+from vidseg.models import list_models
 from vidseg.models.profile import count_macs, count_params
+from vidseg.models.registry import build_architecture
 
 
 def zoo_rows(res: tuple[int, int]) -> list[dict]:
     rows = []
     for name in list_models():
-        model = build(name, pretrained=False) if name == "demo" else build(name)
+        model = build_architecture(name)
         stages = model.stages()
         macs = {}
         for stage_name, stage in stages.items():
@@ -28,7 +29,8 @@ def zoo_rows(res: tuple[int, int]) -> list[dict]:
                            for shape, dtype in stage.input_shapes(*res).values())
             macs[stage_name] = count_macs(meta, *inputs) / 1e9
         rows.append({
-            "name": name, "seed": model.spec.seed.split(" (")[0] or "-", "input": "x".join(map(str, model.spec.input_size)),
+            "name": name, "seed": model.spec.seed.split(" (")[0] or "-",
+            "input": "x".join(map(str, model.spec.input_size)),
             "methods": ", ".join(model.methods), "params_m": count_params(model) / 1e6, "gmacs": macs,
         })
     return rows

@@ -24,7 +24,6 @@ which cost the same compute, and say so in their notes; their accuracy is not me
 
 from __future__ import annotations
 
-import inspect
 import math
 import tempfile
 import time
@@ -41,7 +40,7 @@ from vidseg.config import EngineConfig
 from vidseg.engine.engine import Engine
 from vidseg.errors import CheckpointError, ConfigError
 from vidseg.models.profile import count_macs
-from vidseg.models.registry import build, model_builder
+from vidseg.models.registry import build, build_architecture
 from vidseg.video.decode import open_video
 from vidseg.video.synthetic import SceneConfig, write_clip
 
@@ -124,9 +123,7 @@ def gmacs_per_frame(case: BenchCase, res: tuple[int, int], round_frames: int) ->
     keyframe, as in `measure_model_only`.
     """
     with torch.device("meta"):
-        # Shapes are all that count: never read weights into meta tensors (a no-op that warns per tensor).
-        pretrained = "pretrained" in inspect.signature(model_builder(case.model)).parameters
-        model = build(case.model, pretrained=False) if pretrained else build(case.model)
+        model = build_architecture(case.model)  # shapes are all that count: no weights into meta tensors
         stages = model.stages(lr_scale=case.lr_scale)
         macs = {}
         for name, stage in stages.items():

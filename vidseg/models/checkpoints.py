@@ -317,11 +317,11 @@ _REGISTERED: dict[str, dict[str, _Signature] | None] = {}
 def _registered_signatures(name: str) -> dict[str, _Signature] | None:
     """Signatures of a registered model, built once on the meta device (no memory, no init cost)."""
     if name not in _REGISTERED:
-        from vidseg.models.registry import build
+        from vidseg.models.registry import build_architecture
 
         try:
             with torch.device("meta"):
-                _REGISTERED[name] = _signatures(build(name))
+                _REGISTERED[name] = _signatures(build_architecture(name))
         except Exception as err:  # noqa: BLE001 - a model that cannot be built here simply is not suggested
             log.debug("cannot build %s on the meta device to compare checkpoints: %s", name, err)
             _REGISTERED[name] = None

@@ -12,7 +12,7 @@ from collections.abc import Callable
 from vidseg.errors import ConfigError
 from vidseg.models.base import VideoSegModel
 
-__all__ = ["register_model", "build", "list_models", "model_builder"]
+__all__ = ["register_model", "build", "build_architecture", "list_models", "model_builder"]
 
 # Modules whose import registers builders; loaded on first use so `import vidseg` stays light.
 _MODEL_MODULES = (
@@ -80,3 +80,13 @@ def build(name: str, **kwargs) -> VideoSegModel:
     """Build a registered model with random (or built-in, for the demo) weights, in eval mode."""
     model = model_builder(name)(**kwargs)
     return model.eval()
+
+
+def build_architecture(name: str) -> VideoSegModel:
+    """The model's modules without any packaged weights (e.g. on the meta device, to count shapes or MACs):
+    builders that ship weights (the demo) take pretrained=False."""
+    import inspect
+
+    builder = model_builder(name)
+    kwargs = {"pretrained": False} if "pretrained" in inspect.signature(builder).parameters else {}
+    return builder(**kwargs).eval()
