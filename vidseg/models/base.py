@@ -8,7 +8,7 @@ the names become the ONNX/TensorRT binding names. Stage names and their tensors:
 |----------|-----------------------------------------------------|---------------------|----------------------|
 | key      | image                                               | logits, features    | every method (HR)    |
 | nonkey   | image, key_features, motion                         | logits, features    | arseg (LR + CReFF)   |
-| flow     | image, ref_image                                    | flow                | flowwarp; arseg w/o codec motion |
+| flow     | image, ref_image                                    | flow                | flowwarp; arseg (no MVs) |
 | refine   | image, prev_logits, flow                            | logits              | flowwarp             |
 
 - image, ref_image: uint8 RGB [N, 3, H, W] at the frame's full resolution; normalisation (and any downscale,
