@@ -170,8 +170,9 @@ def _run(engine, source: Path, sinks: list, args: argparse.Namespace) -> int:
     total, _ = _probe(source)
     if args.max_frames is not None and total is not None:
         total = min(total, args.max_frames)
+    # delay: a run that fails at once (not a video, ...) prints its one-line error without an empty bar first.
     bar = tqdm(total=total, unit="frame", desc=source.name, disable=args.no_progress, file=sys.stderr,
-               dynamic_ncols=True)
+               dynamic_ncols=True, delay=1.0)
     interrupted = False
     with _one_line_warnings():
         try:
