@@ -47,7 +47,7 @@ class DemoRecipe:
     batch: int = 8
     steps_hr: int = 1000
     steps_lr: int = 600
-    steps_arseg: int = 2000
+    steps_arseg: int = 4000
     class_balanced: bool = True  # CE weights ~ frequency^-1/2, so poles, signs and people are learnt too
     lr_hr: float = 0.05
     lr_lr: float = 0.02
