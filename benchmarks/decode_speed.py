@@ -16,7 +16,6 @@ grid. Median of --repeats runs with the 20/80 % quantiles; frames/s = frames / m
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import sys
@@ -27,6 +26,7 @@ from pathlib import Path
 import av
 import numpy as np
 
+from vidseg.bench.report import write_record
 from vidseg.video.decode import open_video
 from vidseg.video.motion import MotionChain
 
@@ -126,11 +126,8 @@ def main(argv=None) -> dict:
                         "cpus": os.cpu_count(), "machine": platform.machine()},
     }
     if args.out:
-        out = Path(args.out)
-        out.parent.mkdir(parents=True, exist_ok=True)
-        out.with_name(out.name + ".json").write_text(json.dumps(report, indent=2) + "\n")
-        out.with_name(out.name + ".md").write_text(markdown + "\n")
-        print(f"wrote {out}.json and {out}.md", file=sys.stderr)
+        written = write_record(args.out, report, markdown)
+        print(f"wrote {written[0]} and {written[1]}", file=sys.stderr)
     return report
 
 

@@ -19,7 +19,6 @@ Clips come from vidseg.video.synthetic.write_clip (libx264 veryfast: one referen
 from __future__ import annotations
 
 import argparse
-import json
 import platform
 import sys
 import tempfile
@@ -28,6 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
+from vidseg.bench.report import write_record
 from vidseg.video.decode import open_video
 from vidseg.video.motion import MotionChain
 from vidseg.video.synthetic import SceneConfig, load_ground_truth, write_clip
@@ -134,11 +134,8 @@ def main(argv=None) -> dict:
                         "machine": platform.machine(), "processor": platform.processor() or platform.machine()},
     }
     if args.out:
-        out = Path(args.out)
-        out.parent.mkdir(parents=True, exist_ok=True)
-        out.with_name(out.name + ".json").write_text(json.dumps(report, indent=2) + "\n")
-        out.with_name(out.name + ".md").write_text(markdown + "\n")
-        print(f"wrote {out}.json and {out}.md", file=sys.stderr)
+        written = write_record(args.out, report, markdown)
+        print(f"wrote {written[0]} and {written[1]}", file=sys.stderr)
     return report
 
 

@@ -58,6 +58,15 @@ def markdown_table(rows: Sequence[dict], columns: Sequence[tuple[str, str, str]]
     return lines
 
 
+def write_record(stem: str | Path, payload: dict, markdown: str) -> tuple[Path, Path]:
+    """A benchmark script's record: <stem>.json (everything) and <stem>.md (the table), side by side."""
+    stem = Path(stem)
+    json_path = write_json(stem.with_name(stem.name + ".json"), payload)
+    md_path = stem.with_name(stem.name + ".md")
+    md_path.write_text(markdown + "\n")
+    return json_path, md_path
+
+
 def write_markdown(path: Path, rows: Sequence[dict], env: dict, notes: Sequence[str] = (),
                    sections: Sequence[tuple[str, Sequence[str]]] = ()) -> Path:
     """The result table, then each (title, markdown lines) section, then the notes as a list."""

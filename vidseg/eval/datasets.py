@@ -17,6 +17,7 @@ import numpy as np
 from PIL import Image
 
 from vidseg.errors import DatasetError
+from vidseg.video.sinks import CITYSCAPES_CLASSES, CITYSCAPES_TRAINID_TO_LABELID
 from vidseg.video.synthetic import load_ground_truth
 
 __all__ = [
@@ -36,13 +37,9 @@ __all__ = [
     "load_label",
 ]
 
-CITYSCAPES_CLASSES = (
-    "road", "sidewalk", "building", "wall", "fence", "pole", "traffic light", "traffic sign", "vegetation",
-    "terrain", "sky", "person", "rider", "car", "truck", "bus", "train", "motorcycle", "bicycle",
-)  # fmt: skip
-
-# labelId -> trainId (cityscapesscripts/helpers/labels.py; every other id, incl. unlabeled, is 255).
-_CITYSCAPES_TRAIN_LABEL_IDS = (7, 8, 11, 12, 13, 17, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 31, 32, 33)
+# Class names and labelIds come from the one Cityscapes table (video/sinks.py); every other labelId, incl.
+# unlabeled, maps to 255 (cityscapesscripts/helpers/labels.py).
+_CITYSCAPES_TRAIN_LABEL_IDS = tuple(int(i) for i in CITYSCAPES_TRAINID_TO_LABELID[: len(CITYSCAPES_CLASSES)])
 CITYSCAPES_LABEL_TO_TRAIN = np.full(256, 255, dtype=np.uint8)
 CITYSCAPES_LABEL_TO_TRAIN[list(_CITYSCAPES_TRAIN_LABEL_IDS)] = np.arange(19, dtype=np.uint8)
 CITYSCAPES_LABEL_TO_TRAIN.setflags(write=False)
