@@ -48,6 +48,40 @@ def test_run_writes_every_output_and_prints_the_summary(clip, tiny, tmp_path, ca
         assert sum(1 for _ in video.decode(video=0)) == 10
 
 
+def test_overlay_keeps_the_timing_of_a_variable_frame_rate_video(tiny, tmp_path):
+    """Phones and network cameras write variable frame rates: the overlay shows each frame when the source did."""
+    from fractions import Fraction
+
+    import av
+
+    source = tmp_path / "vfr.mkv"
+    steps_ms = [33, 50, 17, 100, 33, 67, 33, 33]
+    with av.open(str(source), "w") as container:
+        stream = container.add_stream("libx264", rate=30)
+        stream.width, stream.height, stream.pix_fmt = 96, 64, "yuv420p"
+        stream.codec_context.time_base = Fraction(1, 1000)
+        t = 0
+        for image, step in zip(make_frames(len(steps_ms)), steps_ms, strict=True):
+            frame = av.VideoFrame.from_ndarray(image, format="rgb24")
+            frame.pts, frame.time_base = t, Fraction(1, 1000)
+            t += step
+            for packet in stream.encode(frame):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+    out = tmp_path / "out"
+    assert cli.main([str(source), "--model", "tiny", "--method", "arseg", "--device", "cpu", "--save", "overlay",
+                     "--out", str(out), "--no-progress"]) == 0
+
+    def times(path):
+        with av.open(str(path)) as video:
+            pts = [float(f.pts * f.time_base) for f in video.decode(video=0)]
+        return [p - pts[0] for p in pts]
+
+    assert times(out / "vfr_overlay.mp4") == pytest.approx(times(source), abs=2e-3)
+    assert times(source) == pytest.approx(np.cumsum([0] + steps_ms[:-1]) / 1000, abs=1e-6)
+
+
 def test_method_defaults_to_the_models_keyframe_method(clip, tiny, capsys):
     assert cli.main([str(clip), "--model", "tiny", "--device", "cpu", "--keyframe-interval", "5",
                      "--no-progress"]) == 0

@@ -120,6 +120,23 @@ def test_ctrl_c_in_the_consumer_closes_the_run_and_flushes():
     assert sink.written == [0, 1, 2, 3] and sink.closed
 
 
+def test_sinks_get_the_frames_timestamps_and_three_argument_sinks_still_work():
+    class TimedSink(RecordingSink):
+        def __init__(self) -> None:
+            super().__init__()
+            self.times: list = []
+
+        def write(self, index, image, labels, pts=None) -> None:
+            super().write(index, image, labels)
+            self.times.append(pts)
+
+    timed, plain = TimedSink(), RecordingSink()
+    engine = Engine(cpu_config(), model=TinyModel())
+    list(engine.run(camera(make_frames(5), fps=1000), sinks=[timed, plain]))
+    assert timed.times == pytest.approx([i / 1000 for i in range(5)])
+    assert plain.written == [0, 1, 2, 3, 4]
+
+
 def test_a_sink_error_is_carried_to_the_consumer():
     class Broken(RecordingSink):
         def write(self, index, image, labels):

@@ -101,6 +101,30 @@ def test_overlay_video_keeps_timing_of_skipped_frames(tmp_path):
     assert [round(f.pts * 25) for f in frames] == [0, 1, 5, 6]
 
 
+def test_overlay_video_keeps_the_timestamps_of_a_variable_frame_rate_source(tmp_path):
+    """Frames written with pts (seconds) are shown at those times, relative to the first; a repeated or
+    decreasing pts is nudged forward one tick instead of failing the encoder."""
+    need_encoder("libx264")
+    path = tmp_path / "vfr.mp4"
+    times = [12.5, 12.533, 12.6, 12.617, 12.617, 12.9]
+    with OverlayVideoSink(path, fps=30) as sink:
+        for i, t in enumerate(times):
+            sink.write(i, _image(value=30 * i), _labels(index=i), pts=t)
+    _, frames = _read_all(path)
+    got = [f.pts - frames[0].pts for f in frames]
+    assert got == pytest.approx([0.0, 0.033, 0.1, 0.117, 0.117, 0.4], abs=2e-3)
+    assert all(b > a for a, b in zip(got, got[1:], strict=False))
+
+
+def test_npz_sink_stores_timestamps(tmp_path):
+    path = tmp_path / "labels.npz"
+    with NPZSink(path) as sink:
+        sink.write(0, None, _labels(), pts=0.5)
+        sink.write(1, None, _labels())
+    with np.load(path) as data:
+        assert data["pts"][0] == 0.5 and np.isnan(data["pts"][1])
+
+
 def test_overlay_video_survives_ctrl_c(tmp_path):
     """KeyboardInterrupt between writes: the with block still finalises a playable file of the frames done."""
     path = tmp_path / "interrupted.mp4"

@@ -35,7 +35,7 @@ from vidseg.engine.backends import build_runner
 from vidseg.engine.backends.base import Runner
 from vidseg.engine.backends.eager import resolve_device
 from vidseg.engine.methods import ARSeg, Method, Plan, StageTiming, execute_plans, fit_motion, make_method
-from vidseg.engine.pipeline import Arrival, DeviceIO, Download, Prefetcher, Skipped, Writer
+from vidseg.engine.pipeline import Arrival, DeviceIO, Download, Prefetcher, Skipped, Writer, frame_time
 from vidseg.engine.schedule import FrameMeta, IntervalPolicy, KeyDecision, KeyframePolicy, PolicyState, make_policy
 from vidseg.errors import ConfigError, InputError, ShapeError
 from vidseg.models.base import VideoSegModel, logits_to_labels
@@ -214,9 +214,10 @@ class Engine:
         """Run over a source: a video path, a numpy array (HxWx3 or TxHxWx3), or an iterable of frames / arrays.
 
         Without `callback`: an iterator of FrameResult (close it to stop early; outputs are flushed). With it:
-        callback(result) for each frame, then the RunSummary. sinks get write(index, image, labels) from a
-        writer thread and are closed at the end, also when the run fails or is interrupted. live (default:
-        config.live): drop frames that arrive while the engine is busy; a file is then read at its frame rate.
+        callback(result) for each frame, then the RunSummary. sinks get write(index, image, labels, pts=seconds
+        or None) (or the three-argument write) from a writer thread and are closed at the end, also when the run
+        fails or is interrupted. live (default: config.live): drop frames that arrive while the engine is busy; a
+        file is then read at its frame rate.
         """
         live = self.config.live if live is None else live
         results = self._iterate(source, sinks, live, max_frames)
@@ -459,7 +460,7 @@ class Engine:
         if stats is not None:
             stats.add(result)
         if writer is not None:
-            writer.put(frame.index, frame.image, result.labels)
+            writer.put(frame.index, frame.image, result.labels, frame_time(frame))
         return result
 
     def _note(self, message: str) -> None:

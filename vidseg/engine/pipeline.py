@@ -19,6 +19,7 @@ it; nothing is swallowed or merely printed inside a thread.
 
 from __future__ import annotations
 
+import inspect
 import queue
 import threading
 import time
@@ -114,7 +115,7 @@ class Prefetcher:
 
     def _wait_until(self, frame: Any) -> bool:
         """Sleep until the frame's presentation time (relative to the first frame); False when stopped."""
-        t = _frame_time(frame)
+        t = frame_time(frame)
         if t is None:
             return True
         if self._clock_zero is None:
@@ -182,19 +183,34 @@ class Prefetcher:
             self._thread.join(timeout=0.05)
 
 
-def _frame_time(frame: Any) -> float | None:
+def frame_time(frame: Any) -> float | None:
+    """A frame's presentation time in seconds (``frame.time``, else ``frame.pts``), None where it has none or
+    it is not a number."""
     t = getattr(frame, "time", None)
     if t is None:
         t = getattr(frame, "pts", None)
-    return None if t is None else float(t)
+    try:
+        return None if t is None else float(t)
+    except (TypeError, ValueError):
+        return None
+
+
+def _takes_pts(sink: Any) -> bool:
+    try:
+        parameters = inspect.signature(sink.write).parameters.values()
+    except (TypeError, ValueError):  # a builtin without a signature: call it the old way
+        return False
+    return any(p.name == "pts" or p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters)
 
 
 class Writer:
-    """Calls `sink.write(index, image, labels)` for every result, in order, in a thread; `close()` drains the
-    queue, closes every sink and re-raises the first error of the thread (also raised at the next `put`)."""
+    """Calls `sink.write(index, image, labels, pts=pts)` for every result, in order, in a thread; `close()`
+    drains the queue, closes every sink and re-raises the first error of the thread (also raised at the next
+    `put`). A sink whose `write` takes no ``pts`` (the older three-argument protocol) is called without it."""
 
     def __init__(self, sinks: Sequence[Any], depth: int = 8) -> None:
         self.sinks = list(sinks)
+        self._takes_pts = [_takes_pts(sink) for sink in self.sinks]
         self._queue: queue.Queue = queue.Queue(maxsize=max(1, depth))
         self._error: BaseException | None = None
         self._closed = False
@@ -208,16 +224,19 @@ class Writer:
                 return
             if self._error is not None:
                 continue  # keep draining so put() never blocks; the error is raised by the consumer
-            index, image, labels = item
+            index, image, labels, pts = item
             try:
-                for sink in self.sinks:
-                    sink.write(index, image, labels)
+                for sink, takes_pts in zip(self.sinks, self._takes_pts, strict=True):
+                    if takes_pts:
+                        sink.write(index, image, labels, pts=pts)
+                    else:
+                        sink.write(index, image, labels)
             except BaseException as err:  # carried to the consumer
                 self._error = err
 
-    def put(self, index: int, image: np.ndarray, labels: np.ndarray) -> None:
+    def put(self, index: int, image: np.ndarray, labels: np.ndarray, pts: float | None = None) -> None:
         self._raise()
-        self._queue.put((index, image, labels))
+        self._queue.put((index, image, labels, pts))
 
     def _raise(self) -> None:
         if self._error is not None:

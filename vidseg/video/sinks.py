@@ -1,6 +1,6 @@
 """Writing results: label palettes, and sinks for overlay videos, label PNGs and NPZ archives.
 
-Every sink is a context manager with ``write(index, image, labels)`` and ``close()``:
+Every sink is a context manager with ``write(index, image, labels, pts=None)`` and ``close()``:
 
     with OverlayVideoSink("out.mp4", fps=video.fps, palette="cityscapes") as sink:
         for result in engine.run(video):
@@ -8,7 +8,9 @@ Every sink is a context manager with ``write(index, image, labels)`` and ``close
 
 ``index`` is the frame index (strictly increasing; gaps are allowed, e.g. frames dropped in live mode: a video
 keeps their timing), ``image`` uint8 RGB [H, W, 3] (or None where a sink does not need it), ``labels`` integer
-class ids [H, W] (trainIds; 255 = ignore, drawn transparent). Leaving the ``with`` block by an exception,
+class ids [H, W] (trainIds; 255 = ignore, drawn transparent), ``pts`` the frame's presentation time in seconds
+when the source has one (`OverlayVideoSink` then keeps a variable-frame-rate source's timing; `NPZSink` stores
+it). Leaving the ``with`` block by an exception,
 including KeyboardInterrupt (Ctrl-C between writes), still closes the sink: the video is finalised and playable
 with the frames written so far, every PNG written so far is complete, the NPZ holds every frame written so far.
 """
@@ -187,10 +189,12 @@ class _Sink:
 class OverlayVideoSink(_Sink):
     """An H.264 video (PyAV, libx264, yuv420p) of the frames with label colours alpha-blended on top.
 
-    path: output file (.mp4, .mkv, ...). fps: frame rate; frame ``index`` is shown at ``index / fps`` so dropped
-    frames keep the timing. palette / alpha: see `overlay`. crf: x264 quality (lower = better). An odd frame width
-    or height is padded by one replicated pixel row / column (4:2:0 needs even sizes). When ``image`` is None the
-    colour labels alone are written. The video is created at the first write (its size is the first frame's).
+    path: output file (.mp4, .mkv, ...). fps: nominal frame rate. Frames written with ``pts`` (seconds) are shown
+    at those times, relative to the first, so a variable-frame-rate source (phones, network cameras) keeps its
+    timing; without it frame ``index`` is shown at ``index / fps`` (dropped frames keep the timing either way).
+    palette / alpha: see `overlay`. crf: x264 quality (lower = better). An odd frame width or height is padded by
+    one replicated pixel row / column (4:2:0 needs even sizes). When ``image`` is None the colour labels alone are
+    written. The video is created at the first write (its size is the first frame's).
     """
 
     def __init__(self, path: str | os.PathLike, *, fps: float | Fraction = 25, palette: str | np.ndarray = "cityscapes",
@@ -205,6 +209,9 @@ class OverlayVideoSink(_Sink):
         self._container = None
         self._stream = None
         self._size: tuple[int, int] | None = None
+        self._time_base = 1 / self.rate
+        self._origin: float | None = None  # pts (s) of the first frame, when frames carry timestamps
+        self._last: tuple[int, int] | None = None  # (index, ticks) of the last frame written
 
     def _open(self, height: int, width: int) -> None:
         import av
@@ -217,11 +224,11 @@ class OverlayVideoSink(_Sink):
             raise InputError(f"{self.path}: cannot write a {self.codec} video: {err}") from err
         stream.width, stream.height = width + width % 2, height + height % 2
         stream.pix_fmt = "yuv420p"
-        stream.codec_context.time_base = 1 / self.rate
+        stream.codec_context.time_base = self._time_base
         self._stream = stream
         self._size = (height, width)
 
-    def write(self, index: int, image, labels) -> None:
+    def write(self, index: int, image, labels, pts: float | None = None) -> None:
         import av
 
         frame_rgb = colorize(labels, self.palette) if image is None else overlay(image, labels, self.palette,
@@ -230,16 +237,32 @@ class OverlayVideoSink(_Sink):
             raise ShapeError(f"{self.path}: frame {index} is {frame_rgb.shape[:2]}, the video is {self._size}")
         index = self._next_index(index)
         if self._stream is None:
+            if pts is not None:  # MPEG's 90 kHz clock: fine enough for any source's timestamps
+                self._time_base, self._origin = Fraction(1, 90000), float(pts)
             self._open(*frame_rgb.shape[:2])
         h, w = self._size
         if h % 2 or w % 2:
             frame_rgb = np.pad(frame_rgb, ((0, h % 2), (0, w % 2), (0, 0)), mode="edge")
         frame = av.VideoFrame.from_ndarray(frame_rgb, format="rgb24")
-        frame.pts = index
-        frame.time_base = 1 / self.rate
+        frame.pts = self._ticks(index, pts)
+        frame.time_base = self._time_base
         for packet in self._stream.encode(frame):
             self._container.mux(packet)
         self.count += 1
+
+    def _ticks(self, index: int, pts: float | None) -> int:
+        """The frame's pts in the stream's time base: from its timestamp where frames carry them, else from its
+        index; always after the previous frame's (an encoder refuses repeated or decreasing pts)."""
+        if self._origin is None:
+            ticks = index
+        elif pts is not None:
+            ticks = round((float(pts) - self._origin) / self._time_base)
+        else:  # a frame without a timestamp in a timed stream: one nominal period per index step
+            ticks = self._last[1] + round((index - self._last[0]) / (self.rate * self._time_base))
+        if self._last is not None:
+            ticks = max(ticks, self._last[1] + 1)
+        self._last = (index, ticks)
+        return ticks
 
     def close(self) -> None:
         if self._closed:
@@ -271,7 +294,7 @@ class LabelPNGSink(_Sink):
         if self.label_ids is not None and self.label_ids.shape != (256,):
             raise ShapeError(f"label_ids must be a 256-entry lookup table, got shape {self.label_ids.shape}")
 
-    def write(self, index: int, image, labels) -> None:
+    def write(self, index: int, image, labels, pts: float | None = None) -> None:
         labels = _labels_u8(labels)
         index = self._next_index(index)
         name = self.pattern.format(index=index)
@@ -291,7 +314,8 @@ def _write_png(path: Path, array: np.ndarray) -> None:
 
 class NPZSink(_Sink):
     """All frames' labels in one ``.npz`` (``np.load(path)``): arrays ``labels_<index:06d>`` (uint8 [H, W]),
-    ``index`` (int64 [N], the frame indices in order) and, with ``images=True``, ``image_<index:06d>``.
+    ``index`` (int64 [N], the frame indices in order), ``pts`` (float64 [N], presentation times in seconds, NaN
+    where a frame had none) and, with ``images=True``, ``image_<index:06d>``.
 
     Frames are appended to the archive as they come (memory stays flat); ``close()`` adds ``index`` and moves
     ``<path>.part`` to ``path``.
@@ -305,12 +329,13 @@ class NPZSink(_Sink):
         self._part = self.path.with_name(self.path.name + ".part")
         self._zip = zipfile.ZipFile(self._part, "w", zipfile.ZIP_DEFLATED if compress else zipfile.ZIP_STORED)
         self._indices: list[int] = []
+        self._pts: list[float] = []
 
     def _add(self, name: str, array: np.ndarray) -> None:
         with self._zip.open(f"{name}.npy", "w", force_zip64=True) as f:
             np.lib.format.write_array(f, np.ascontiguousarray(array), allow_pickle=False)
 
-    def write(self, index: int, image, labels) -> None:
+    def write(self, index: int, image, labels, pts: float | None = None) -> None:
         labels = _labels_u8(labels)
         image = _image_u8(image) if self.images else None  # check both before writing either
         index = self._next_index(index)
@@ -318,6 +343,7 @@ class NPZSink(_Sink):
         if image is not None:
             self._add(f"image_{index:06d}", image)
         self._indices.append(index)
+        self._pts.append(np.nan if pts is None else float(pts))
         self.count += 1
 
     def close(self) -> None:
@@ -326,6 +352,7 @@ class NPZSink(_Sink):
         super().close()
         try:
             self._add("index", np.asarray(self._indices, np.int64))
+            self._add("pts", np.asarray(self._pts, np.float64))
         finally:
             self._zip.close()
             os.replace(self._part, self.path)
