@@ -137,6 +137,24 @@ def test_sinks_get_the_frames_timestamps_and_three_argument_sinks_still_work():
     assert plain.written == [0, 1, 2, 3, 4]
 
 
+def test_the_runner_build_is_start_up_not_the_first_frames_latency(monkeypatch):
+    import vidseg.engine.engine as engine_module
+
+    real_build = engine_module.build_runner
+
+    def slow_build(*args, **kwargs):
+        time.sleep(0.3)
+        return real_build(*args, **kwargs)
+
+    monkeypatch.setattr(engine_module, "build_runner", slow_build)
+    engine = Engine(cpu_config(), model=TinyModel())
+    results = list(engine.run(make_frames(3)))
+    assert engine.summary.startup_s >= 0.3 and engine.summary.wall_s >= engine.summary.startup_s
+    assert results[0].latency < 0.3
+    list(engine.run(make_frames(2)))  # the runner is kept: no start-up in a second run
+    assert engine.summary.startup_s == 0.0
+
+
 def test_a_sink_error_is_carried_to_the_consumer():
     class Broken(RecordingSink):
         def write(self, index, image, labels):

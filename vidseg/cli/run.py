@@ -220,7 +220,8 @@ def print_summary(summary, outputs: list | None = None) -> None:
     table.add_row("backend", summary.backend)
     table.add_row("frames", f"{summary.frames} ({summary.keyframes} keyframes)" +
                   (" - interrupted" if summary.interrupted else ""))
-    table.add_row("frames/s", f"{summary.fps:.2f} ({summary.wall_s:.2f} s wall)")
+    startup = f", of which {summary.startup_s:.2f} s engine start-up" if summary.startup_s >= 0.005 else ""
+    table.add_row("frames/s", f"{summary.fps:.2f} ({summary.wall_s:.2f} s wall{startup})")
     for kind in ("key", "non-key", "all"):
         lat = summary.latency[kind]
         if lat.count:
