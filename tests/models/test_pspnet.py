@@ -81,6 +81,22 @@ def test_etc_pspnet_layout_and_parameters():
     assert model.net.checkpoint_layout == "etc"
 
 
+def test_etc_dilation_surgery_matches_the_seed_listing():
+    """etc.md §1 / etc_state_dicts.txt: layer3/4 run at stride 1 and only each block's conv2 is dilated (2 / 4)."""
+    net = PSPNetSemseg(19, layout=ETC, cls_dim=256, final_conv_alias=False)
+    expected = {  # name: (stride, dilation, padding), as the seed's inspection lists them
+        "layer3.0.conv1": (1, 1, 1), "layer3.0.conv2": (1, 2, 2), "layer3.0.downsample.0": (1, 1, 0),
+        "layer3.1.conv1": (1, 1, 1), "layer3.1.conv2": (1, 2, 2),
+        "layer4.0.conv1": (1, 1, 1), "layer4.0.conv2": (1, 4, 4), "layer4.0.downsample.0": (1, 1, 0),
+        "layer4.1.conv1": (1, 1, 1), "layer4.1.conv2": (1, 4, 4),
+        "layer2.0.conv1": (2, 1, 1), "layer2.0.downsample.0": (2, 1, 0),
+    }
+    convs = dict(net.named_modules())
+    for name, (stride, dilation, padding) in expected.items():
+        conv = convs[name]
+        assert (conv.stride, conv.dilation, conv.padding) == ((stride,) * 2, (dilation,) * 2, (padding,) * 2), name
+
+
 def test_camvid_pspnet_parameters_and_aux_heads_not_run():
     net = PSPNetCamVid(12).eval()
     assert count_params(net) == 17_461_979  # arseg.md §6
