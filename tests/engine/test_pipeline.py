@@ -262,6 +262,28 @@ def test_process_frame_equals_run_and_carries_state():
     assert engine.process_frame(frames[0]).is_key
 
 
+def test_process_frame_keeps_one_state_per_camera_stream():
+    """Two cameras interleaved through one engine give what each gives alone; reset(stream) restarts one."""
+    front, rear = make_frames(9), make_frames(7)[::-1].copy()
+    config = cpu_config(method="flowwarp")
+    alone = {name: list(Engine(config, model=TinyModel()).run(frames))
+             for name, frames in (("front", front), ("rear", rear))}
+    engine = Engine(config, model=TinyModel())
+    got: dict[str, list] = {"front": [], "rear": []}
+    for i in range(9):
+        got["front"].append(engine.process_frame(front[i], stream="front"))
+        if i < 7:
+            got["rear"].append(engine.process_frame(rear[i], stream="rear"))
+    for name in ("front", "rear"):
+        assert [r.stream for r in got[name]] == [name] * len(alone[name])
+        for a, b in zip(got[name], alone[name], strict=True):
+            assert (a.index, a.is_key, a.key_distance) == (b.index, b.is_key, b.key_distance)
+            np.testing.assert_array_equal(a.labels, b.labels)
+    engine.reset("rear")
+    assert engine.process_frame(rear[0], stream="rear").is_key
+    assert not engine.process_frame(front[0], stream="front").is_key  # index 9: distance 1 from key 8
+
+
 def test_process_frame_takes_dense_motion_for_arseg():
     frames = make_frames(3)
     engine = Engine(cpu_config(method="arseg"), model=TinyModel())

@@ -21,8 +21,8 @@ import math
 import time
 import warnings
 from collections import deque
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Hashable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -54,7 +54,7 @@ class FrameResult:
     labels: uint8 [H, W] class ids at the frame's size. is_key / key_distance / reason: the policy's decision.
     timings: stage name -> seconds spent in that stage for this frame. latency: seconds from the start of this
     frame's processing to its labels on the host. logits: float [K, h, w] when the config asks for them.
-    stream: index of the source in `run_many` (0 otherwise).
+    stream: the source's position in `run_many`, or the ``stream`` key given to `process_frame` (0 otherwise).
     """
 
     index: int
@@ -66,7 +66,7 @@ class FrameResult:
     logits: np.ndarray | None = None
     reason: str = ""
     latency: float = 0.0
-    stream: int = 0
+    stream: Hashable = 0
 
 
 @dataclass(frozen=True)
@@ -190,8 +190,7 @@ class Engine:
         self._build_s = 0.0  # seconds spent building the runner during the current run
         self._fallbacks: list[str] = []
         self._notified: set[str] = set()
-        self._live_stream = _Stream()
-        self._live_index = 0
+        self._live: dict[Hashable, tuple[_Stream, int]] = {}  # process_frame's streams: state, next index
 
     # runner ------------------------------------------------------------------------------------------------
     @property
@@ -234,20 +233,20 @@ class Engine:
         return self.summary
 
     def process_frame(self, image: np.ndarray, *, motion: Any = None, pict_type: str = "?",
-                      index: int | None = None, pts: Any = None) -> FrameResult:
+                      index: int | None = None, pts: Any = None, stream: Hashable = 0) -> FrameResult:
         """One frame from a camera or robot loop, processed synchronously; state carries over between calls.
 
         motion: codec motion (a MotionField) or a dense backward motion [2,h,w] (numpy or torch, pixels of its
-        grid) from this frame to the previous one given; None when unknown. `reset()` starts a new stream.
+        grid) from this frame to the previous one given; None when unknown. stream: which camera the frame
+        comes from (any hashable key): each stream keeps its own keyframe state, so several cameras share one
+        engine (one set of weights and compiled stages) without mixing. `reset()` starts a stream anew.
         """
         image = _check_image(image)
-        index = self._live_index if index is None else index
-        self._live_index = index + 1
         if motion is not None:
             motion = as_motion_field(motion, image.shape[:2])
-        frame = SourceFrame(index, image, pts, pict_type, motion)
+        frame = SourceFrame(self._live_index(stream, index), image, pts, pict_type, motion)
         arrival = Arrival(frame, self.io.upload(image), time.perf_counter())
-        return self._finish(self._submit([self._live_stream], {0: arrival})[0])
+        return self._process_live(stream, arrival)
 
     def upload(self, image: np.ndarray) -> Tensor:
         """A frame's uint8 HxWx3 image as the device tensor [1,3,H,W] the stages take (waits for the copy)."""
@@ -256,29 +255,43 @@ class Engine:
             event.synchronize()
         return tensor
 
-    def process_uploaded(self, frame: Any, image: Tensor) -> FrameResult:
+    def process_uploaded(self, frame: Any, image: Tensor, *, stream: Hashable = 0) -> FrameResult:
         """`process_frame` for a frame whose image is already on the device (from `upload`, or a camera driver
         writing into device memory): no host-to-device copy on the path. `frame` has the fields of `SourceFrame`
         (its host image gives the size and the adaptive policy's residual); state carries over as in
-        process_frame."""
+        process_frame (per ``stream``)."""
         if tuple(image.shape[-2:]) != tuple(frame.image.shape[:2]) or image.device != self.device:
             raise ShapeError(
                 f"process_uploaded: image {tuple(image.shape)} on {image.device} does not match frame {frame.index} "
                 f"({frame.image.shape[0]}x{frame.image.shape[1]}) on {self.device}; use Engine.upload"
             )
         self._ensure_runner(frame.image.shape[:2])
+        self._live_index(stream, frame.index)
         arrival = Arrival(frame, (image, None), time.perf_counter())
-        return self._finish(self._submit([self._live_stream], {0: arrival})[0])
+        return self._process_live(stream, arrival)
+
+    def _live_index(self, stream: Hashable, index: int | None) -> int:
+        """The frame index of a process_frame stream (counted from 0 unless given); the next one is index + 1."""
+        state, next_index = self._live.get(stream) or (_Stream(), 0)
+        index = next_index if index is None else int(index)
+        self._live[stream] = (state, index + 1)
+        return index
+
+    def _process_live(self, stream: Hashable, arrival: Arrival) -> FrameResult:
+        result = self._finish(self._submit([self._live[stream][0]], {0: arrival})[0])
+        return replace(result, stream=stream)
 
     @property
     def notes(self) -> tuple[str, ...]:
         """Fallbacks and notices of the current or last run (also listed in `summary.fallbacks`)."""
         return tuple(self._fallbacks)
 
-    def reset(self) -> None:
-        """Forget the state of `process_frame`'s stream (next frame is a key)."""
-        self._live_stream = _Stream()
-        self._live_index = 0
+    def reset(self, stream: Hashable | None = None) -> None:
+        """Forget the state of one `process_frame` stream, or of all of them (None): its next frame is a key."""
+        if stream is None:
+            self._live.clear()
+        else:
+            self._live.pop(stream, None)
 
     def close(self) -> None:
         if self._runner is not None:
