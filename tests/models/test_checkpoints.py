@@ -141,6 +141,27 @@ def test_optional_prefix_is_tolerated_and_said(tmp_path, caplog):
     load_checkpoint(build("psp18-cityscapes"), phase1)
 
 
+@pytest.mark.parametrize(("name", "title", "head"), [
+    ("etc-psp18-cityscapes", "etc", "aux."),
+    ("bise18-cityscapes", "cityscapes-bise18 HR", "conv_out16."),
+    ("arseg-psp18-cityscapes", PSP_CITY, "aux."),
+])
+def test_files_stripped_of_training_only_heads_load_and_give_the_same_labels(tmp_path, name, title, head):
+    """Deployment checkpoints often drop the auxiliary heads; no stage runs them, so the labels are unchanged."""
+    state = random_state_dict(_listing(title))
+    stripped = {k: v for k, v in state.items() if not k.startswith(f"module.{head}")}
+    assert len(stripped) < len(state)
+    outputs = []
+    for sd in (state, stripped):
+        model = build(name).eval()
+        parts = model.checkpoint_parts()
+        part = "lr" if "lr" in parts else next(iter(parts))
+        load_checkpoint(model, _write(tmp_path, "AR" if part == "lr" else "ckpt", sd), part=part)
+        outputs.append(parts[part].state_dict())
+    shared = [k for k in outputs[0] if not k.startswith(head)]
+    assert all(torch.equal(outputs[0][k], outputs[1][k]) for k in shared)
+
+
 def test_equal_fits_need_a_part_or_an_hr_ar_folder(tmp_path):
     state = random_state_dict(_listing(PSP_CITY))  # an LR/AR file: the HR part (same class) fits it too
     with pytest.raises(CheckpointError, match=r"fits parts 'hr', 'lr' of model 'arseg-psp18-cityscapes' equally"):

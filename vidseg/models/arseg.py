@@ -260,7 +260,7 @@ def _arseg_net(kind: str, num_classes: int, *, fuse: bool) -> nn.Module:
 def _hr_net(kind: str, num_classes: int) -> nn.Module:
     if kind == "psp18-cityscapes":  # the seed's HR net is PSPNetWithFuse; its HR file lacks fuse_attention.*
         net = _arseg_net(kind, num_classes, fuse=True)
-        net.checkpoint_optional = ("fuse_attention.",)
+        net.checkpoint_optional = (*getattr(net, "checkpoint_optional", ()), "fuse_attention.")
         return net
     return _arseg_net(kind, num_classes, fuse=False)
 

@@ -126,6 +126,7 @@ class BiSeNetV1(nn.Module):
     """
 
     checkpoint_aliases = {"feat_conv_out.": "conv_out.conv.", "final_conv.": "conv_out.conv_out."}
+    checkpoint_optional = ("conv_out16.", "conv_out32.")  # training-only heads: files stripped of them load
 
     def __init__(self, num_classes: int = 19, *, width: float = 1.0) -> None:
         super().__init__()

@@ -132,6 +132,8 @@ class PSPNetSemseg(nn.Module):
     key sets; vidseg keeps one module and `vidseg.models.checkpoints` folds/re-emits the alias.
     """
 
+    checkpoint_optional = ("aux.",)  # the training-only head: files stripped of it load (ETC loads non-strictly)
+
     def __init__(
         self,
         num_classes: int = 19,

@@ -163,6 +163,7 @@ class SANet(nn.Module):
     """SANet (PATCHED reading): normalised image -> (logits [N,K,8h',8w'], fused features [N,128,h',w'])."""
 
     feature_channels = 128
+    checkpoint_optional = ("conv_out16.",)  # the training-only head: files stripped of it load
 
     def __init__(self, num_classes: int = 19, *, pixel_shuffle: bool = True) -> None:
         super().__init__()
