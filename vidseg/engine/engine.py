@@ -260,14 +260,14 @@ class Engine:
         writing into device memory): no host-to-device copy on the path. `frame` has the fields of `SourceFrame`
         (its host image gives the size and the adaptive policy's residual); state carries over as in
         process_frame (per ``stream``)."""
-        if tuple(image.shape[-2:]) != tuple(frame.image.shape[:2]) or image.device != self.device:
+        if tuple(image.shape[-2:]) != tuple(frame.image.shape[:2]) or not self.io.holds(image):
             raise ShapeError(
                 f"process_uploaded: image {tuple(image.shape)} on {image.device} does not match frame {frame.index} "
                 f"({frame.image.shape[0]}x{frame.image.shape[1]}) on {self.device}; use Engine.upload"
             )
         self._ensure_runner(frame.image.shape[:2])
         self._live_index(stream, frame.index)
-        arrival = Arrival(frame, (image, None), time.perf_counter())
+        arrival = Arrival(frame, self.io.adopt(image), time.perf_counter())  # compute waits for its producer
         return self._process_live(stream, arrival)
 
     def _live_index(self, stream: Hashable, index: int | None) -> int:

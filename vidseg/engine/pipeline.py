@@ -283,8 +283,10 @@ class DeviceIO:
     """Host<->device transfers for one device. On CUDA: a copy stream, a compute stream, pinned buffers."""
 
     def __init__(self, device: torch.device, *, channels_last: bool = False) -> None:
-        self.device = device
         self.cuda = device.type == "cuda"
+        if self.cuda and device.index is None:  # "cuda" is the current GPU; tensors always name theirs ("cuda:0")
+            device = torch.device("cuda", torch.cuda.current_device())
+        self.device = device
         self.channels_last = channels_last
         if self.cuda:
             self.copy_stream = torch.cuda.Stream(device)
@@ -311,6 +313,19 @@ class DeviceIO:
     def _nchw(self, hwc: Tensor) -> Tensor:
         x = hwc.permute(2, 0, 1).unsqueeze(0)  # a channels_last view of the HWC buffer
         return x if self.channels_last else x.contiguous()
+
+    def holds(self, tensor: Tensor) -> bool:
+        """Whether the tensor is on this device (a bare "cuda" device is the current GPU)."""
+        return tensor.device == self.device
+
+    def adopt(self, tensor: Tensor) -> Any:
+        """A tensor already on the device, written by work on the caller's current stream -> what `accept` takes:
+        on CUDA an event on that stream, so the compute stream waits for the tensor's producer."""
+        if not self.cuda:
+            return tensor, None
+        event = torch.cuda.Event()
+        event.record(torch.cuda.current_stream(self.device))
+        return tensor, event
 
     def accept(self, prepared: Any) -> Tensor:
         """On the compute stream: wait for the upload, mark the memory as used by this stream."""
