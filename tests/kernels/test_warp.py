@@ -162,3 +162,13 @@ def test_seed_shapes_on_gpu(kernels, convention, dtype):
         # Larger maps: the reference's normalised-grid rounding grows with W (see TOL).
         tol = dict(atol=1e-4, rtol=1e-4) if dtype == torch.float32 else TOL[dtype]
         torch.testing.assert_close(out, reference.warp(x, m, convention), **tol)
+
+
+def test_launches_are_guarded_to_the_tensors_gpu(kernels):
+    # Triton launches on the *current* CUDA device: the wrappers make it the tensors' device (cuda:1 here).
+    from vidseg.kernels.triton._common import device_guard
+
+    guard = device_guard(torch.device("cuda", 1))
+    assert isinstance(guard, torch.cuda.device) and guard.idx == 1
+    with device_guard(torch.device("cpu")):  # the interpreter: no guard, and no CUDA call
+        pass

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+
 import torch
 from torch import Tensor
 
@@ -34,6 +36,12 @@ def check_same_device(op: str, **tensors: Tensor) -> torch.device:
 def nchw_contiguous(t: Tensor) -> Tensor:
     """The kernels index contiguous NCHW memory; other layouts (channels_last, views) are copied once."""
     return t if t.is_contiguous() else t.contiguous()
+
+
+def device_guard(device: torch.device):
+    """Triton launches on the current CUDA device and its current stream: make that the tensors' GPU (a kernel
+    launched on another GPU would read foreign pointers). CPU tensors (the interpreter) need no guard."""
+    return torch.cuda.device(device) if device.type == "cuda" else contextlib.nullcontext()
 
 
 def check_image(op: str, channels: int, height: int, width: int) -> None:

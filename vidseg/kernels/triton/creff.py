@@ -37,6 +37,7 @@ from vidseg.kernels.triton._common import (
     check_image,
     check_launch,
     check_same_device,
+    device_guard,
     nchw_contiguous,
 )
 
@@ -164,8 +165,9 @@ def creff(
     check_launch("creff", tile_h=tile_h, tile_w=tile_w)
     q, k, v, residual = (nchw_contiguous(t) for t in (q, k, v, residual))
     grid = (triton.cdiv(height, tile_h) * triton.cdiv(width, tile_w), n)
-    _creff_kernel[grid](
-        q, k, v, residual, out, c, height, width,
-        WINDOW=window, WP=triton.next_power_of_2(window), TILE_H=tile_h, TILE_W=tile_w, num_warps=num_warps,
-    )  # fmt: skip
+    with device_guard(device):
+        _creff_kernel[grid](
+            q, k, v, residual, out, c, height, width,
+            WINDOW=window, WP=triton.next_power_of_2(window), TILE_H=tile_h, TILE_W=tile_w, num_warps=num_warps,
+        )  # fmt: skip
     return out

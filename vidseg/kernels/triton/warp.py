@@ -31,6 +31,7 @@ from vidseg.kernels.triton._common import (
     check_image,
     check_launch,
     check_same_device,
+    device_guard,
     nchw_contiguous,
 )
 
@@ -203,8 +204,9 @@ def warp(
     splits = min(max(1, triton.cdiv(8 * _sm_count(device), pixel_blocks * n)), triton.cdiv(c, block_c))
     c_per_prog = triton.cdiv(triton.cdiv(c, splits), block_c) * block_c
     grid = (pixel_blocks, triton.cdiv(c, c_per_prog), n)
-    _warp_kernel[grid](
-        x, motion, out, c, height, width, hb, wb, bh, bw, c_per_prog, ax, bx, ay, by,
-        BLOCK_C=block_c, BLOCK_P=block_p, num_warps=num_warps,
-    )  # fmt: skip
+    with device_guard(device):
+        _warp_kernel[grid](
+            x, motion, out, c, height, width, hb, wb, bh, bw, c_per_prog, ax, bx, ay, by,
+            BLOCK_C=block_c, BLOCK_P=block_p, num_warps=num_warps,
+        )  # fmt: skip
     return out
