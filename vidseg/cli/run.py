@@ -48,7 +48,9 @@ def build_parser() -> argparse.ArgumentParser:
     keys.add_argument("--keyframe-interval", type=int, metavar="L", help="a keyframe every L frames (default 12)")
     keys.add_argument("--keyframes", choices=("gop", "adaptive"),
                       help="gop: every codec I-frame; adaptive: when motion since the key passes a threshold")
-    p.add_argument("--lr-scale", type=float, default=0.5, help="downscale of the AR-Seg non-key branch")
+    p.add_argument("--lr-scale", type=float, default=None,
+                   help="downscale of the AR-Seg non-key branch (default: the scale in the AR checkpoint's name, "
+                        "else 0.5)")
     p.add_argument("--out", type=Path, help="output directory (default: vidseg-out)")
     p.add_argument("--save", help=f"comma-separated outputs: {', '.join(SAVE_KINDS)} (default: overlay with --demo)")
     p.add_argument("--device", default="auto", help="cpu, cuda, cuda:N or auto (default)")
@@ -72,10 +74,16 @@ def main(argv: list[str] | None = None) -> int:
         raise InputError("give an input video (vidseg-run INPUT) or --demo for a synthetic clip")
     if args.input is not None and args.demo:
         raise ConfigError("give either an input video or --demo, not both")
+    if args.input is not None and Path(args.input).is_dir():
+        raise InputError(f"{args.input}: is a directory, not a video file; give the path of a video file")
     if args.input is not None and not Path(args.input).is_file():
         raise InputError(f"{args.input}: no such file; check the path")
+    if args.max_frames is not None and args.max_frames < 1:
+        raise ConfigError(f"--max-frames must be >= 1, got {args.max_frames}; leave it out to process every frame")
     save = _parse_save(args.save, demo=args.demo)
     out = args.out or Path("vidseg-out")
+    if (save or args.demo) and out.exists() and not out.is_dir():
+        raise ConfigError(f"--out {out}: exists and is not a directory; give a directory path (it is created)")
 
     from vidseg.engine.engine import Engine, load_model
 
@@ -110,6 +118,8 @@ def _parse_save(save: str | None, *, demo: bool) -> tuple[str, ...]:
     if save is None:
         return ("overlay",) if demo else ()
     kinds = tuple(s.strip() for s in save.split(",") if s.strip())
+    if not kinds:
+        raise ConfigError(f"--save {save!r} names no output; choose from {', '.join(SAVE_KINDS)}")
     unknown = [k for k in kinds if k not in SAVE_KINDS]
     if unknown:
         raise ConfigError(f"unknown --save kind(s) {', '.join(unknown)}; choose from {', '.join(SAVE_KINDS)}")
@@ -216,7 +226,8 @@ def print_summary(summary, outputs: list | None = None) -> None:
     table = Table(title=f"vidseg-run: {summary.source}", show_header=False, title_justify="left")
     table.add_column(style="bold")
     table.add_column()
-    table.add_row("method", f"{summary.method} (keyframes: {summary.policy})")
+    scale = f", LR scale {summary.lr_scale:g}" if summary.lr_scale is not None else ""
+    table.add_row("method", f"{summary.method}{scale} (keyframes: {summary.policy})")
     table.add_row("backend", summary.backend)
     table.add_row("frames", f"{summary.frames} ({summary.keyframes} keyframes)" +
                   (" - interrupted" if summary.interrupted else ""))
