@@ -29,7 +29,8 @@ class EngineConfig:
         motion), "flowwarp" (HR keyframes, light flow + warp + guided refinement).
     keyframes: "interval" (every `keyframe_interval` frames), "gop" (every codec I-frame), "adaptive"
         (motion/residual energy since the key passes `adaptive_threshold`, at most `keyframe_interval` apart).
-    lr_scale: downscale factor of the non-keyframe LR branch (AR-Seg).
+    lr_scale: downscale factor of the non-keyframe LR branch (AR-Seg); None: the scale an AR-Seg checkpoint's
+        file name carries (`PSPNet_resnet18_0.3_99_.pth` -> 0.3), else the model's own (0.5).
     device: "cpu", "cuda", "cuda:N" or "auto".
     live: drop frames that arrive while the engine is busy (latency bounded) instead of processing all.
     providers: ONNX Runtime execution providers for the onnx backend (e.g. ("CUDAExecutionProvider",)); never
@@ -44,7 +45,7 @@ class EngineConfig:
     keyframes: str = "interval"
     keyframe_interval: int = 12
     adaptive_threshold: float = 2.0
-    lr_scale: float = 0.5
+    lr_scale: float | None = None
     device: str = "auto"
     channels_last: bool = True
     live: bool = False
@@ -62,7 +63,7 @@ class EngineConfig:
         _check_choice("keyframes", self.keyframes, KEYFRAME_POLICIES)
         if self.keyframe_interval < 1:
             raise ConfigError(f"keyframe_interval must be >= 1, got {self.keyframe_interval}")
-        if not 0.0 < self.lr_scale <= 1.0:
+        if self.lr_scale is not None and not 0.0 < self.lr_scale <= 1.0:
             raise ConfigError(f"lr_scale must be in (0, 1], got {self.lr_scale}")
         if self.queue_depth < 1 or self.batch < 1:
             raise ConfigError("queue_depth and batch must be >= 1")

@@ -86,7 +86,7 @@ def test_method_defaults_to_the_models_keyframe_method(clip, tiny, capsys):
     assert cli.main([str(clip), "--model", "tiny", "--device", "cpu", "--keyframe-interval", "5",
                      "--no-progress"]) == 0
     printed = capsys.readouterr().out
-    assert "arseg (keyframes: every 5 frames)" in printed
+    assert "arseg, LR scale 0.5 (keyframes: every 5 frames)" in printed
 
 
 def test_ctrl_c_leaves_flushed_outputs(clip, tiny, tmp_path, capsys):

@@ -284,6 +284,18 @@ def test_process_frame_keeps_one_state_per_camera_stream():
     assert not engine.process_frame(front[0], stream="front").is_key  # index 9: distance 1 from key 8
 
 
+def test_the_lr_scale_comes_from_the_ar_checkpoints_name_unless_given():
+    """AR-Seg trains one LR network per scale and names its file by it (evaluation matches `--test_scale`)."""
+    weights = "ckpt/HR/PSPNet_resnet18_1.0_99_.pth,ckpt/AR/PSPNet_resnet18_0.3_99_.pth"
+    engine = Engine(cpu_config(method="arseg", weights=weights), model=TinyModel())
+    assert engine.lr_scale == 0.3 and engine.stages["nonkey"].lr_scale == 0.3
+    assert Engine(cpu_config(method="arseg"), model=TinyModel()).lr_scale == TinyModel().spec.lr_scale
+    with pytest.warns(RuntimeWarning, match="differs from the 0.3"):
+        assert Engine(cpu_config(method="arseg", weights=weights, lr_scale=0.5), model=TinyModel()).lr_scale == 0.5
+    list(engine.run(make_frames(2)))
+    assert engine.summary.lr_scale == 0.3
+
+
 def test_process_frame_takes_dense_motion_for_arseg():
     frames = make_frames(3)
     engine = Engine(cpu_config(method="arseg"), model=TinyModel())

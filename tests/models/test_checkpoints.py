@@ -16,6 +16,7 @@ from vidseg.models.checkpoints import (
     arseg_checkpoint_scale,
     find_arseg_checkpoints,
     load_checkpoint,
+    lr_scale_in_names,
     matching_models,
     read_state_dict,
     save_checkpoint,
@@ -306,3 +307,10 @@ def test_load_weights_pairs_files_with_parts_and_reads_bundles(tmp_path):
     loaded = load_weights(build("gsvnet-swiftnet18"), tmp_path / "g.tar").checkpoint_parts()
     assert all(torch.equal(loaded["flow"].state_dict()[k], v) for k, v in flow.items())
     assert all(torch.equal(loaded["gsv"].state_dict()[k], v) for k, v in grm.items())
+
+
+def test_lr_scale_in_names():
+    assert lr_scale_in_names("HR/PSPNet_resnet18_1.0_99_.pth, AR/PSPNet_resnet18_0.7_99_.pth") == 0.7
+    assert lr_scale_in_names(["BiSeNet_resnet18_0.3_40_.pth"]) == 0.3
+    assert lr_scale_in_names("model_best.pth") is None and lr_scale_in_names(None) is None
+    assert lr_scale_in_names("a/PSPNet_r18_0.3_1_.pth,b/PSPNet_r18_0.5_1_.pth") is None  # they disagree

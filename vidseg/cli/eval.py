@@ -46,7 +46,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--engine", choices=BACKENDS, default="torch", help="backend (default torch: eager PyTorch)")
     p.add_argument("--precision", choices=PRECISIONS, default="fp32")
     p.add_argument("--keyframe-interval", type=int, metavar="L", help="see 'keyframes' below")
-    p.add_argument("--lr-scale", type=float, default=0.5, help="downscale of the AR-Seg non-key branch")
+    p.add_argument("--lr-scale", type=float, default=None,
+                   help="downscale of the AR-Seg non-key branch (default: the scale in the AR checkpoint's name, "
+                        "else 0.5)")
     p.add_argument("--max-distance", type=int, metavar="D",
                    help="largest keyframe distance scored (default 11; synthetic: GOP or interval - 1)")
     p.add_argument("--tc", action="store_true", help="temporal consistency with the ground-truth flow (synthetic)")

@@ -111,6 +111,7 @@ class RunSummary:
     fallbacks: tuple[str, ...]
     interrupted: bool = False
     startup_s: float = 0.0  # building the runner at the first frame (in wall_s; not in any frame's latency)
+    lr_scale: float | None = None  # the arseg LR branch's scale (None for other methods)
 
     @property
     def fps(self) -> float:
@@ -175,7 +176,8 @@ class Engine:
                 f"model {self.spec.name!r} does not support method {self.config.method!r}; it supports "
                 f"{', '.join(self.model.methods)}"
             )
-        self.stages = self.model.stages(lr_scale=self.config.lr_scale)
+        self.lr_scale = _resolve_lr_scale(self.config, self.spec.lr_scale)
+        self.stages = self.model.stages(lr_scale=self.lr_scale)
         self.method: Method = make_method(self.config.method, tuple(self.stages))
         self.policy: KeyframePolicy = make_policy(self.config) if self.method.uses_keyframes else IntervalPolicy(1)
         self.device = resolve_device(self.config.device)
@@ -506,6 +508,7 @@ class Engine:
             fallbacks=tuple(self._fallbacks),
             interrupted=interrupted,
             startup_s=self._build_s,
+            lr_scale=self.lr_scale if isinstance(self.method, ARSeg) else None,
         )
 
     # several streams ---------------------------------------------------------------------------------------
@@ -594,6 +597,21 @@ def as_motion_field(motion: Any, size: tuple[int, int], *, cell: int = 4) -> Mot
     frame_px = cells * torch.tensor([size[1] / gw, size[0] / gh]).view(2, 1, 1)  # MotionField: frame pixels
     ok = np.ones((gh, gw), bool)
     return MotionField(frame_px.numpy().astype(np.float32), ok, np.full((gh, gw), -1, np.int8), tuple(size), cell)
+
+
+def _resolve_lr_scale(config: EngineConfig, model_scale: float) -> float:
+    """The LR branch's scale: the config's; else the one the AR-Seg checkpoint's name carries (an LR net is
+    trained for one scale: AR-Seg ships 0.3x-0.9x CamVid files); else the model's. A config scale that
+    contradicts the file name is used, with a warning."""
+    from vidseg.models.checkpoints import lr_scale_in_names
+
+    named = lr_scale_in_names(config.weights) if config.method == "arseg" else None
+    if config.lr_scale is None:
+        return named if named is not None else model_scale
+    if named is not None and not math.isclose(named, config.lr_scale):
+        warnings.warn(f"lr_scale {config.lr_scale:g} differs from the {named:g} in the AR checkpoint's name "
+                      f"({config.weights}); its LR network was trained at {named:g}", RuntimeWarning, stacklevel=3)
+    return config.lr_scale
 
 
 def load_model(config: EngineConfig) -> VideoSegModel:

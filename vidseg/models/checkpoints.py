@@ -520,6 +520,17 @@ def arseg_checkpoint_scale(path: str | Path) -> float:
     return scale
 
 
+def lr_scale_in_names(weights: str | Path | Sequence[str | Path] | None) -> float | None:
+    """The LR scale that the AR-Seg AR/LR file among `weights` (a path, a "HR.pth,AR.pth" list or a sequence)
+    carries in its name, as the seed's evaluation matches files to `--test_scale`; None when no file names one
+    below 1 (HR files) or files disagree."""
+    if not weights:
+        return None
+    paths = str(weights).split(",") if isinstance(weights, (str, Path)) else [str(p) for p in weights]
+    scales = {s for s in (_scale_or_none(Path(p.strip()).name) for p in paths) if s is not None and 0 < s < 1}
+    return scales.pop() if len(scales) == 1 else None
+
+
 def _scale_or_none(name: str) -> float | None:
     match = _ARSEG_NAME.match(name)
     try:
