@@ -154,56 +154,61 @@ class TensorRTRunner(Runner):
         height, width = frame_size
         model_name = config.model or "demo"
         self.engines: dict[str, TrtEngine] = {}
-        for stage_name, stage in stages.items():
-            onnx_path, _ = onnx_artifact(
-                stage,
-                height,
-                width,
-                stage_name=stage_name,
-                model_name=model_name,
-                batch=config.batch,
-                dynamic_batch=config.batch > 1,
-                cache=self.cache,
-            )
-            problems = check_trt_ops(onnx.load(str(onnx_path)))
-            if problems:
-                raise ExportError(f"stage {stage_name!r} has operators TensorRT cannot parse: {'; '.join(problems)}")
-            shapes = stage.input_shapes(height, width, config.batch)
-            if config.batch > 1:
-                profiles = {n: ShapeProfile.batch(s, config.batch) for n, (s, _) in shapes.items()}
-            else:
-                profiles = {n: ShapeProfile.static(s) for n, (s, _) in shapes.items()}
+        # Builder, runtime and contexts work on the current GPU: make it this runner's (cuda:N)
+        with torch.cuda.device(device):
+            for stage_name, stage in stages.items():
+                onnx_path, _ = onnx_artifact(
+                    stage,
+                    height,
+                    width,
+                    stage_name=stage_name,
+                    model_name=model_name,
+                    batch=config.batch,
+                    dynamic_batch=config.batch > 1,
+                    cache=self.cache,
+                )
+                problems = check_trt_ops(onnx.load(str(onnx_path)))
+                if problems:
+                    raise ExportError(
+                        f"stage {stage_name!r} has operators TensorRT cannot parse: {'; '.join(problems)}"
+                    )
+                shapes = stage.input_shapes(height, width, config.batch)
+                if config.batch > 1:
+                    profiles = {n: ShapeProfile.batch(s, config.batch) for n, (s, _) in shapes.items()}
+                else:
+                    profiles = {n: ShapeProfile.static(s) for n, (s, _) in shapes.items()}
 
-            def calibrator(trt_module, calib_cache, stage_name=stage_name):
-                frames = calibration_frames(calibration_video, frame_size, count=calibration_frames_count)
-                samples = calibration_samples(stages, stage_name, frames, frame_size)
-                batches = CalibrationBatcher(samples, stages[stage_name].input_names, config.batch)
-                return make_entropy_calibrator(trt_module, batches, device, calib_cache, log=self.cache.log)
+                def calibrator(trt_module, calib_cache, stage_name=stage_name):
+                    frames = calibration_frames(calibration_video, frame_size, count=calibration_frames_count)
+                    samples = calibration_samples(stages, stage_name, frames, frame_size)
+                    batches = CalibrationBatcher(samples, stages[stage_name].input_names, config.batch)
+                    return make_entropy_calibrator(trt_module, batches, device, calib_cache, log=self.cache.log)
 
-            calibration_id = ""
-            if calibration_video is not None:
-                st = os.stat(calibration_video)
-                calibration_id = f"{os.path.abspath(calibration_video)}:{st.st_size}:{st.st_mtime_ns}:"
-                calibration_id += f"{calibration_frames_count}"
-            engine_path, _ = engine_artifact(
-                onnx_path,
-                label=f"{model_name}-{stage_name}-{height}x{width}-b{config.batch}",
-                precision=config.precision,
-                profiles=profiles,
-                gpu=self.gpu,
-                cache=self.cache,
-                calibrator_factory=calibrator,
-                calibration_id=calibration_id,
-                workspace_bytes=workspace_bytes,
-                trt=trt,
-            )
-            engine = TrtEngine(trt, engine_path.read_bytes(), label=f"{stage_name} engine {engine_path.name}")
-            engine.check_bindings(stage, stage_name)
-            self.engines[stage_name] = engine
+                calibration_id = ""
+                if calibration_video is not None:
+                    st = os.stat(calibration_video)
+                    calibration_id = f"{os.path.abspath(calibration_video)}:{st.st_size}:{st.st_mtime_ns}:"
+                    calibration_id += f"{calibration_frames_count}"
+                engine_path, _ = engine_artifact(
+                    onnx_path,
+                    label=f"{model_name}-{stage_name}-{height}x{width}-b{config.batch}",
+                    precision=config.precision,
+                    profiles=profiles,
+                    gpu=self.gpu,
+                    cache=self.cache,
+                    calibrator_factory=calibrator,
+                    calibration_id=calibration_id,
+                    workspace_bytes=workspace_bytes,
+                    trt=trt,
+                )
+                engine = TrtEngine(trt, engine_path.read_bytes(), label=f"{stage_name} engine {engine_path.name}")
+                engine.check_bindings(stage, stage_name)
+                self.engines[stage_name] = engine
 
     def run(self, stage: str, inputs: dict[str, Tensor]) -> dict[str, Tensor]:
         stream = torch.cuda.current_stream(self.device)
-        return self.engines[stage].run(inputs, stream.cuda_stream, self.device)
+        with torch.cuda.device(self.device):  # TensorRT enqueues on the current GPU
+            return self.engines[stage].run(inputs, stream.cuda_stream, self.device)
 
     def describe(self) -> str:
         name, capability = self.gpu
