@@ -14,7 +14,9 @@ Contract:
     stream, unsupported display matrix) raises `InputError`; FFmpeg's errors are translated in one place
     (`_input_error`) and chained (``from err``). A stream that breaks off mid-way first yields every frame that
     can still be decoded (the decoder is drained), then raises an `InputError` saying how many frames were
-    decoded and where it stopped. "Breaks off" also covers streams that end cleanly but early: fewer frames than
+    decoded and where it stopped. A damaged packet mid-way (flagged corrupt by the demuxer, or refused by the
+    decoder as invalid data) is skipped and decoding goes on; once the stream ends, an `InputError` says how many
+    packets were skipped. "Breaks off" also covers streams that end cleanly but early: fewer frames than
     the container's frame count, or (when the count is unknown, e.g. Matroska) a last frame well before the
     stream's declared duration.
   * Display rotation (the stream's display matrix, multiples of 90 degrees) is applied to the image and to the
@@ -133,29 +135,34 @@ class VideoSource:
     def _decode(self) -> Iterator[Frame]:
         self._check_file()
         failure: av.FFmpegError | None = None
-        corrupt_at: float | None = None
+        skipped: list[float] = []  # times (s; -1 unknown) of packets skipped as cut off or undecodable
         stream = None
         try:
             try:
                 container = self._container = av.open(self.path, "r")
                 stream = self._select_stream(container)
                 for packet in container.demux(stream):  # the last packet is PyAV's flush packet
-                    if packet.is_corrupt:  # a cut-off packet (truncated file): stop before decoding garbage
-                        corrupt_at = float(packet.pts * packet.time_base) if packet.pts is not None else -1.0
-                        break
+                    if packet.is_corrupt:  # a cut-off or damaged packet: skip it rather than decode garbage
+                        skipped.append(_packet_time(packet))
+                        continue
                     if self._nal_length is not None and packet.size and packet.pts is not None:
                         self._reference_by_pts[packet.pts] = _h264_reference(memoryview(packet), self._nal_length)
-                    for frame in stream.decode(packet):
+                    try:
+                        frames = stream.decode(packet)
+                    except av.error.InvalidDataError:  # one damaged packet: the frames after it still decode
+                        skipped.append(_packet_time(packet))
+                        continue
+                    for frame in frames:
                         yield self._make_frame(frame)
             except av.FFmpegError as err:
                 failure = err
-            if stream is not None and (failure is not None or corrupt_at is not None):
+            if stream is not None and failure is not None:
                 try:  # drain what the (frame-threaded) decoder still holds
                     for frame in stream.decode(None):
                         yield self._make_frame(frame)
                 except av.FFmpegError:
                     pass
-            self._check_complete(failure, corrupt_at)
+            self._check_complete(failure, skipped)
         finally:
             if self._container is not None:
                 self._container.close()
@@ -171,8 +178,15 @@ class VideoSource:
     def _select_stream(self, container):
         # A cover image (attached picture, e.g. album art in an audio file) is not a video stream.
         videos = [s for s in container.streams.video if not _is_cover(s)]
+        # No stream, or none whose codec parameters could be read: typically an MP4 cut in or before its index.
+        if all(s.codec_context is None for s in container.streams):
+            raise InputError(f"{self.path}: no readable stream: not a video, or a file truncated or corrupt in its "
+                             "header or index (e.g. an MP4 cut before the end of its moov atom); check that the "
+                             "file is complete")
+        videos = [s for s in videos if s.codec_context is not None]
         if not videos:
-            found = ", ".join(f"{s.type} ({s.codec_context.name})" for s in container.streams) or "none"
+            found = ", ".join(f"{s.type} ({s.codec_context.name if s.codec_context else 'unknown codec'})"
+                              for s in container.streams)
             raise InputError(f"{self.path}: no video stream (streams found: {found}); give a video file")
         stream = videos[0]
         ctx = stream.codec_context
@@ -249,16 +263,20 @@ class VideoSource:
         if rotation in (90, 270):
             self.size = (self._coded_size[1], self._coded_size[0])
 
-    def _check_complete(self, failure: av.FFmpegError | None, corrupt_at: float | None) -> None:
+    def _check_complete(self, failure: av.FFmpegError | None, skipped: list[float]) -> None:
         n = self.frames_decoded
         if failure is not None:
             raise _input_error(self, failure) from failure
-        if corrupt_at is not None:
-            where = f" at {corrupt_at:.3f} s" if corrupt_at >= 0 else ""
-            raise InputError(f"{self.path}: truncated or corrupt: the packet{where} is cut off; decoding stopped "
-                             f"after {n} frames ({self._where()}); frames up to there were returned")
+        if skipped:
+            where = f" (first at {skipped[0]:.3f} s)" if skipped[0] >= 0 else ""
+            raise InputError(
+                f"{self.path}: truncated or corrupt: {len(skipped)} packet(s) cut off or damaged{where} were "
+                f"skipped; decoding went on and ended after {n} frames ({self._where()}); every decodable frame "
+                "was returned. Re-encode or re-download the file for a clean copy"
+            )
         if n == 0:
-            raise InputError(f"{self.path}: the video stream holds no decodable frame (empty or corrupt)")
+            raise InputError(f"{self.path}: the video stream holds no decodable frame: it has no frames, or the "
+                             "file is truncated or corrupt; check that the file is complete")
         if self.length is not None and n < self.length:
             raise InputError(f"{self.path}: truncated: the container declares {self.length} frames but the stream "
                              f"ends after {n} ({self._where()}); frames up to there were returned")
@@ -285,9 +303,14 @@ def _input_error(source: VideoSource, err: av.FFmpegError) -> InputError:
         message = f"{message} (FFmpeg log: {log[1][2].strip()})"
     n = source.frames_decoded
     if source._container is None or n == 0:
-        return InputError(f"{source.path}: cannot decode it as a video: {message}")
+        return InputError(f"{source.path}: cannot decode it as a video: {message}; it is not a video, or it is "
+                          "truncated or corrupt (`ffprobe FILE` shows what it holds)")
     return InputError(f"{source.path}: decoding stopped after {n} frames ({source._where()}): {message}; "
                       "the file is truncated or corrupt; frames up to there were returned")
+
+
+def _packet_time(packet) -> float:
+    return float(packet.pts * packet.time_base) if packet.pts is not None and packet.time_base else -1.0
 
 
 def _is_cover(stream) -> bool:
