@@ -143,6 +143,7 @@ class _Stream:
     chain: MotionChain | None = None  # codec motion chained back to the key (arseg; built on first use)
     no_codec_motion: bool = False  # a predicted frame came without motion: the codec exports none
     key_gray: np.ndarray | None = None
+    size: tuple[int, int] | None = None  # (H, W) of the stream's first frame: every later frame must match
 
 
 @dataclass
@@ -225,6 +226,8 @@ class Engine:
         file is then read at its frame rate.
         """
         live = self.config.live if live is None else live
+        if max_frames is not None and max_frames < 1:
+            raise ConfigError(f"max_frames must be >= 1, got {max_frames}; pass None to process every frame")
         results = self._iterate(source, sinks, live, max_frames)
         if callback is None:
             return results
@@ -354,6 +357,8 @@ class Engine:
         arrivals: stream index -> its frame. Identical stage calls of several streams run batched.
         """
         ids = sorted(arrivals)
+        for i in ids:
+            self._check_frame_size(streams[i], arrivals[i].frame)
         self._ensure_runner(arrivals[ids[0]].frame.image.shape[:2])
         started = time.perf_counter()  # after the one-off runner build, which the summary reports as start-up
         with self.io.compute():
@@ -377,6 +382,30 @@ class Engine:
                          started, i)
                 for j, i in enumerate(ids)
             ]
+
+    def _check_frame_size(self, stream: _Stream, frame: Any) -> None:
+        """A stream keeps one frame size: its state (key features, motion chain) and compiled stages are built
+        for it. The first frame must span one cell of the feature grid, and a pixel in the low-resolution branch."""
+        size = tuple(frame.image.shape[:2])
+        if stream.size is None:
+            smallest = max(1, int(self.spec.feature_stride))
+            scales = [s.lr_scale for s in self.stages.values() if getattr(s, "lr_scale", None)]
+            while scales and int(smallest * min(scales)) < 1:
+                smallest += 1
+            if min(size) < smallest:
+                raise ShapeError(
+                    f"frame {frame.index} is {size[0]}x{size[1]}: too small for {self.spec.name!r}, which needs at "
+                    f"least {smallest}x{smallest} pixels (feature stride {self.spec.feature_stride}"
+                    + (f", low-resolution scale {min(scales)}" if scales else "") + "); upscale the frames"
+                )
+            stream.size = size
+        elif size != stream.size:
+            raise ShapeError(
+                f"frame {frame.index} is {size[0]}x{size[1]} but the stream's frames are "
+                f"{stream.size[0]}x{stream.size[1]}: the size changed mid-stream; scale the frames to one size "
+                "(for a video: split it where the resolution changes, or re-encode with ffmpeg -vf scale=W:H), "
+                "or call Engine.reset() before a frame of a new size (process_frame)"
+            )
 
     def _prepare_frame(self, stream: _Stream, frame: Any, image: Tensor, skipped: Sequence[Skipped] = ()
                        ) -> tuple[KeyDecision, Plan, dict[str, Tensor]]:
@@ -671,8 +700,32 @@ def _check_image(image: Any) -> np.ndarray:
     if not isinstance(image, np.ndarray) or image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
         shape = getattr(image, "shape", None)
         dtype = getattr(image, "dtype", type(image).__name__)
-        raise InputError(f"frames must be RGB uint8 arrays of shape HxWx3, got {shape} {dtype}")
+        raise InputError(f"frames must be RGB uint8 arrays of shape HxWx3, got {shape} {dtype}{_image_hint(image)}")
+    if image.size == 0:
+        raise InputError(f"frames must have pixels, got an empty {image.shape[0]}x{image.shape[1]} image")
     return image
+
+
+def _image_hint(image: Any) -> str:
+    """How to turn a common wrong frame layout into an RGB uint8 HxWx3 array."""
+    if isinstance(image, Tensor):
+        return "; convert a tensor with image.cpu().numpy() (and CHW to HWC with .permute(1, 2, 0) first)"
+    if not isinstance(image, np.ndarray):
+        return "; pass a numpy array"
+    if image.ndim == 4 and image.shape[0] == 1:
+        return "; pass one frame, image[0], not a batch"
+    if image.ndim == 2:
+        return "; make a grey image RGB with np.repeat(image[..., None], 3, axis=2)"
+    if image.ndim == 3 and image.shape[2] == 4:
+        return "; drop the alpha channel with image[..., :3]"
+    if image.ndim == 3 and image.shape[0] in (1, 3, 4) and image.shape[2] not in (1, 3, 4):
+        return "; a CHW array becomes HWC with image.transpose(1, 2, 0)"
+    if image.dtype != np.uint8 and np.issubdtype(image.dtype, np.floating):
+        return ("; convert floats with (image * 255).round().astype(np.uint8) when they are in [0, 1], "
+                "image.astype(np.uint8) when in [0, 255]")
+    if image.dtype != np.uint8:
+        return "; convert values in [0, 255] with image.astype(np.uint8)"
+    return ""
 
 
 def _gray(image: np.ndarray) -> np.ndarray:
