@@ -65,6 +65,16 @@ def test_outputs_are_contiguous_like_the_fake():
     torch.library.opcheck(torch.ops.vidseg.warp.default, (x, m, "arseg"))
     torch.library.opcheck(torch.ops.vidseg.creff.default, (x, x, x, x, 3))
 
+def test_the_entry_points_keep_a_channels_last_networks_layout():
+    """The ops themselves return NCHW (their fakes promise it); warp/creff hand a channels_last network its
+    layout back, so the layers after them and the logits stay channels_last (no full-size transpose later)."""
+    x = torch.randn(1, 4, 9, 11).to(memory_format=torch.channels_last)
+    m = torch.randn(1, 2, 9, 11)
+    for out in (ops.warp(x, m, "exact"), ops.creff(x, x, x, x, 3)):
+        assert out.is_contiguous(memory_format=torch.channels_last) and not out.is_contiguous()
+    torch.testing.assert_close(ops.creff(x, x, x, x, 3), reference.creff(x, x, x, x, 3), atol=1e-5, rtol=1e-5)
+    assert ops.warp(x.contiguous(), m).is_contiguous()
+
 
 def test_cuda_kernels_call_the_triton_wrappers(kernels, device):
     # The functions registered for the CUDA dispatch key, called directly (CPU tensors run the interpreter).

@@ -92,15 +92,26 @@ def _use_reference(*tensors: Tensor) -> bool:
     return torch.is_grad_enabled() and any(t.requires_grad for t in tensors)
 
 
+def _like(out: Tensor, layout_of: Tensor) -> Tensor:
+    """`out` in `layout_of`'s memory format. The ops return NCHW; a channels_last network keeps channels_last
+    after them, or every later layer runs the slow NCHW path and the logits need a full-resolution transpose
+    (on the CPU that alone cost the demo's non-key frame more than its network did)."""
+    if layout_of.dim() == 4 and not layout_of.is_contiguous() and \
+            layout_of.is_contiguous(memory_format=torch.channels_last):
+        return out.contiguous(memory_format=torch.channels_last)
+    return out
+
+
 def warp(x: Tensor, motion: Tensor, convention: str = "exact") -> Tensor:
-    """Backward bilinear warp (semantics: `vidseg.kernels.reference.warp`)."""
+    """Backward bilinear warp (semantics: `vidseg.kernels.reference.warp`); keeps x's memory format."""
     if _use_reference(x, motion):
         return reference.warp(x, motion, convention)
-    return torch.ops.vidseg.warp(x, motion, convention)
+    return _like(torch.ops.vidseg.warp(x, motion, convention), x)
 
 
 def creff(q: Tensor, k: Tensor, v: Tensor, residual: Tensor, window: int = 7) -> Tensor:
-    """CReFF aggregation plus residual (semantics: `vidseg.kernels.reference.creff`)."""
+    """CReFF aggregation plus residual (semantics: `vidseg.kernels.reference.creff`); keeps the residual's
+    memory format."""
     if _use_reference(q, k, v, residual):
         return reference.creff(q, k, v, residual, window)
-    return torch.ops.vidseg.creff(q, k, v, residual, window)
+    return _like(torch.ops.vidseg.creff(q, k, v, residual, window), residual)

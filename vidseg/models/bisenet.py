@@ -112,10 +112,16 @@ class BiSeNetOutput(nn.Module):
         super().__init__()
         self.conv = ConvBNReLU(cin, mid, 3, 1, 1)
         self.conv_out = nn.Conv2d(mid, num_classes, 1)
-        self.up = nn.Upsample(scale_factor=float(up_factor), mode="bilinear", align_corners=False)
+        self.up_factor = up_factor
 
     def forward(self, x: Tensor) -> Tensor:
-        return self.up(self.conv_out(self.conv(x)))
+        # The seed's nn.Upsample(scale_factor=8): the same sampling positions (the scale is exactly in/out), so
+        # bit-identical, but given as a size PyTorch's CPU kernel runs 2x faster on channels_last logits.
+        return self.upsample(self.conv_out(self.conv(x)))
+
+    def upsample(self, y: Tensor) -> Tensor:
+        size = (y.shape[-2] * self.up_factor, y.shape[-1] * self.up_factor)
+        return F.interpolate(y, size=size, mode="bilinear", align_corners=False)
 
 
 class BiSeNetV1(nn.Module):
@@ -153,7 +159,7 @@ class BiSeNetV1(nn.Module):
         return self.feat_conv_out(self.ffm(feat_sp, feat_cp8))
 
     def head(self, feature: Tensor) -> Tensor:
-        return self.conv_out.up(self.final_conv(feature))
+        return self.conv_out.upsample(self.final_conv(feature))
 
     def forward_key(self, x: Tensor) -> tuple[Tensor, Tensor]:
         feat = self.features(x)
