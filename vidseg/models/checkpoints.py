@@ -27,6 +27,7 @@ import argparse
 import logging
 import pickle
 import re
+import warnings
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -133,15 +134,24 @@ def read_state_dict(source: str | Path | Mapping[str, Tensor], *, entry: str | N
     origin = f"checkpoint {str(path)!r}"
     if not path.is_file():
         raise CheckpointError(f"{origin} does not exist or is not a file")
+    if path.stat().st_size == 0:
+        raise CheckpointError(f"{origin} is empty (0 bytes); give the path of a saved checkpoint")
     try:
         # argparse.Namespace is a plain attribute bag (GSVNet stores its CLI args beside the weights); allowing it
         # keeps weights_only's guarantee that no callable is run.
-        with torch.serialization.safe_globals([argparse.Namespace]):
+        # A plain pickle (protocol > 2) makes torch warn before it fails: the CheckpointError says it all.
+        with torch.serialization.safe_globals([argparse.Namespace]), warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message="Detected pickle protocol", category=UserWarning)
             obj = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as err:
-        found = re.search(r"Unsupported global: GLOBAL (\S+)", str(err))
+        # "Unsupported global: GLOBAL x.y" (a class or function) or "unsupported GLOBAL posix.system whose
+        # module posix is blocked" (os, subprocess, builtins.eval ...).
+        found = re.search(r"unsupported(?: global:)? GLOBAL (\S+)", str(err), re.IGNORECASE)
         if found is None:  # not a pickled object: a corrupt or foreign file that the unpickler stumbled on
-            raise CheckpointError(f"{origin} is not a readable PyTorch checkpoint (unpickling failed)") from err
+            raise CheckpointError(
+                f"{origin} is not a readable PyTorch checkpoint (unpickling failed): the file is corrupt or was not "
+                "written by torch.save; save the weights with torch.save(model.state_dict(), path)"
+            ) from err
         raise CheckpointError(
             f"{origin} holds pickled Python objects, not only tensors (first: {found.group(1)}), and vidseg never "
             f"unpickles objects (torch.load with weights_only=True). If you trust the file, re-save its weights "
