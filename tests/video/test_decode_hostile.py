@@ -75,3 +75,14 @@ def test_one_frame_and_odd_pixel_formats_decode(clip_dir):
         with open_video(path) as video:
             frames = list(video)
         assert len(frames) == 3 and frames[0].image.shape == (32, 48, 3) and frames[0].image.dtype == np.uint8
+
+
+def test_a_cut_inside_the_first_frame_says_no_frame_could_be_decoded(clip_dir):
+    full = encode(clip_dir / "fast.mp4", translation_frames((64, 96), 5, (1, 1)),
+                  container_options={"movflags": "+faststart"})
+    with av.open(str(full)) as container:
+        first = next(p for p in container.demux(video=0) if p.size)
+    cut = clip_dir / "fast_cut.mp4"
+    cut.write_bytes(full.read_bytes()[: first.pos + first.size // 2])  # index intact, first packet cut off
+    with pytest.raises(InputError, match="truncated or corrupt: no frame could be decoded; 1 packet"):
+        open_video(cut)

@@ -269,6 +269,9 @@ class VideoSource:
             raise _input_error(self, failure) from failure
         if skipped:
             where = f" (first at {skipped[0]:.3f} s)" if skipped[0] >= 0 else ""
+            if n == 0:
+                raise InputError(f"{self.path}: truncated or corrupt: no frame could be decoded; {len(skipped)} "
+                                 f"packet(s) are cut off or damaged{where}; check that the file is complete")
             raise InputError(
                 f"{self.path}: truncated or corrupt: {len(skipped)} packet(s) cut off or damaged{where} were "
                 f"skipped; decoding went on and ended after {n} frames ({self._where()}); every decodable frame "
