@@ -72,6 +72,32 @@ def test_cuda_without_a_gpu_is_unavailable(monkeypatch):
 
 
 @pytest.mark.slow
+def test_a_bare_cuda_device_names_the_current_gpu(monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "current_device", lambda: 1)
+    assert resolve_device("cuda") == resolve_device("auto") == torch.device("cuda", 1)
+    assert resolve_device("cuda:0") == torch.device("cuda", 0)
+
+
+def test_a_compile_failure_leaves_the_shared_weights_as_they_were(monkeypatch):
+    """The compile backend casts the (shared) stage weights for fp16; when compiling then fails, --engine auto
+    goes on to the next backend, which must get the fp32 weights back, bit for bit."""
+    from vidseg.engine.backends.compiled import CompiledRunner
+
+    def fail(self):
+        raise BackendUnavailable("compiler failed (test)")
+
+    monkeypatch.setattr(CompiledRunner, "warm_up", fail)
+    model = TinyModel()
+    stages = model.stages()
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    config = EngineConfig(method="arseg", device="cpu", precision="fp16", backend="compile")
+    with pytest.raises(BackendUnavailable, match="compiler failed"):
+        CompiledRunner(stages, config, (64, 96), torch.device("cpu"), cast=True)
+    after = model.state_dict()
+    assert all(after[k].dtype == v.dtype and torch.equal(after[k], v) for k, v in before.items())
+
+
 def test_compile_backend_matches_eager():
     """The one torch.compile run (~45 s on 2 cores): the per-frame key stage of the tiny model."""
     frames = make_frames(3)

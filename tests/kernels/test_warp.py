@@ -160,7 +160,8 @@ def test_seed_shapes_on_gpu(kernels, convention, dtype):
         m = torch.randn(1, 2, *motion_hw, device="cuda") * 8
         out = kernels.warp(x, m, convention)
         # Larger maps: the reference's normalised-grid rounding grows with W (see TOL).
-        tol = dict(atol=1e-4, rtol=1e-4) if dtype == torch.float32 else TOL[dtype]
+        # fp32: the interpreter uses up to 90 % of 1e-4 on the arseg convention; a GPU's FMAs may round otherwise.
+        tol = dict(atol=2e-4, rtol=2e-4) if dtype == torch.float32 else TOL[dtype]
         torch.testing.assert_close(out, reference.warp(x, m, convention), **tol)
 
 

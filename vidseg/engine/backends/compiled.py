@@ -29,18 +29,26 @@ class CompiledRunner(EagerRunner):
 
     def __init__(self, stages: dict[str, Stage], config: EngineConfig, frame_size: tuple[int, int],
                  device: torch.device, *, mode: str | None = None, cast: bool | None = None) -> None:
-        # On CUDA the stage is cast rather than autocast: fewer casts inside the graph.
-        super().__init__(stages, config, frame_size, device, cast=(device.type == "cuda") if cast is None else cast,
-                         warmup=False)
         if device.type == "cuda" and importlib.util.find_spec("triton") is None:
             raise BackendUnavailable("the compile backend on CUDA needs Triton: pip install triton")
-        self.mode = mode or ("reduce-overhead" if device.type == "cuda" else "default")
-        self.cuda_graphs = device.type == "cuda" and self.mode in ("reduce-overhead", "max-autotune")
-        self._compiled = {
-            name: torch.compile(stage, mode=self.mode, dynamic=False, fullgraph=False)
-            for name, stage in stages.items()
-        }
-        self.warm_up()  # compile (and record CUDA graphs) now, not on the first frames of a stream
+        # On CUDA the stage is cast rather than autocast: fewer casts inside the graph. Casting changes the
+        # stages' (shared) weights in place, so they are restored if compiling fails: `--engine auto` then
+        # runs the next backend on the weights as they were, not on fp16-rounded ones.
+        cast = (device.type == "cuda") if cast is None else cast
+        saved = _snapshot(stages) if cast and config.precision != "fp32" else None
+        try:
+            super().__init__(stages, config, frame_size, device, cast=cast, warmup=False)
+            self.mode = mode or ("reduce-overhead" if device.type == "cuda" else "default")
+            self.cuda_graphs = device.type == "cuda" and self.mode in ("reduce-overhead", "max-autotune")
+            self._compiled = {
+                name: torch.compile(stage, mode=self.mode, dynamic=False, fullgraph=False)
+                for name, stage in stages.items()
+            }
+            self.warm_up()  # compile (and record CUDA graphs) now, not on the first frames of a stream
+        except BaseException:
+            if saved is not None:
+                _restore(saved)
+            raise
 
     def run(self, stage: str, inputs: dict[str, Tensor]) -> dict[str, Tensor]:
         module = self.stages[stage]
@@ -64,3 +72,18 @@ class CompiledRunner(EagerRunner):
 
     def describe(self) -> str:
         return super().describe().replace(self.name, f"{self.name} [{self.mode}]", 1)
+
+
+def _snapshot(stages: dict[str, Stage]) -> list[tuple[Tensor, Tensor]]:
+    """Every parameter and buffer of the stages (shared ones once) with a copy of its data."""
+    seen: dict[int, tuple[Tensor, Tensor]] = {}
+    for stage in stages.values():
+        for tensor in (*stage.parameters(), *stage.buffers()):
+            seen.setdefault(id(tensor), (tensor, tensor.data.clone()))
+    return list(seen.values())
+
+
+def _restore(saved: list[tuple[Tensor, Tensor]]) -> None:
+    with torch.no_grad():
+        for tensor, data in saved:
+            tensor.data = data

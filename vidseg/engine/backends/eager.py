@@ -27,9 +27,10 @@ DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
 
 
 def resolve_device(device: str) -> torch.device:
-    """'auto' -> cuda when available, else cpu; 'cuda' without a GPU -> BackendUnavailable."""
+    """'auto' -> cuda when available, else cpu; 'cuda' without a GPU -> BackendUnavailable. A bare 'cuda' gets
+    the current GPU's index: tensors always name theirs ("cuda:0"), and ONNX Runtime / TensorRT need it."""
     if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        device = "cuda" if torch.cuda.is_available() else "cpu"
     try:
         dev = torch.device(device)
     except RuntimeError as err:
@@ -41,6 +42,8 @@ def resolve_device(device: str) -> torch.device:
         )
     if dev.type not in ("cpu", "cuda"):
         raise ConfigError(f"device {device!r} is not supported; use cpu, cuda, cuda:N or auto")
+    if dev.type == "cuda" and dev.index is None:
+        dev = torch.device("cuda", torch.cuda.current_device())
     return dev
 
 
