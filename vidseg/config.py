@@ -62,9 +62,11 @@ class EngineConfig:
         _check_choice("precision", self.precision, PRECISIONS)
         _check_choice("keyframes", self.keyframes, KEYFRAME_POLICIES)
         if self.keyframe_interval < 1:
-            raise ConfigError(f"keyframe_interval must be >= 1, got {self.keyframe_interval}")
+            raise ConfigError(f"keyframe_interval (--keyframe-interval) must be >= 1 (1: every frame is a "
+                              f"keyframe), got {self.keyframe_interval}")
         if self.lr_scale is not None and not 0.0 < self.lr_scale <= 1.0:
-            raise ConfigError(f"lr_scale must be in (0, 1], got {self.lr_scale}")
+            raise ConfigError(f"lr_scale (--lr-scale) must be in (0, 1] (AR-Seg uses 0.3-0.9; 0.5 by "
+                              f"default), got {self.lr_scale}")
         if self.queue_depth < 1 or self.batch < 1:
             raise ConfigError("queue_depth and batch must be >= 1")
 
