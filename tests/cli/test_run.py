@@ -111,8 +111,7 @@ def test_ctrl_c_leaves_flushed_outputs(clip, tiny, tmp_path, capsys):
 def test_errors_print_one_line(tmp_path, capsys):
     code = cli.main([str(tmp_path / "missing.mp4"), "--model", "bise18-camvid", "--device", "cpu"])
     assert code == 2
-    err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and err[0].startswith("error:") and "missing.mp4" in err[0]
+    assert "missing.mp4" in _one_error_line(capsys)
     assert cli.main(["--save", "gif", "--demo"]) == 2
     assert "unknown --save" in capsys.readouterr().err
     assert cli.main([]) == 2
@@ -137,3 +136,42 @@ def test_demo_renders_a_synthetic_clip_and_writes_the_overlay(tiny, tmp_path, ca
     assert cli.main(["--demo", "--model", "tiny", "--device", "cpu", "--out", str(out), "--no-progress"]) == 0
     assert (out / "demo.mp4").exists() and (out / "demo_overlay.mp4").exists()
     assert f"{cli.DEMO_FRAMES} (" in capsys.readouterr().out
+
+
+# Hostile paths and options: one `error:` line, a non-zero exit code, no traceback, nothing touched.
+
+def _one_error_line(capsys) -> str:
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error:"), err
+    return err[0]
+
+
+def test_a_directory_is_not_called_missing(tmp_path, capsys):
+    folder = tmp_path / "clips.mp4"
+    folder.mkdir()
+    assert cli.main([str(folder), "--device", "cpu", "--no-progress"]) == 2
+    line = _one_error_line(capsys)
+    assert "is a directory" in line and "no such file" not in line
+
+
+@pytest.mark.parametrize("n", ["0", "-3"])
+def test_max_frames_below_one_is_refused(clip, tiny, tmp_path, capsys, n):
+    code = cli.main([str(clip), "--model", "tiny", "--device", "cpu", "--max-frames", n, "--no-progress"])
+    assert code == 2
+    assert "--max-frames must be >= 1" in _one_error_line(capsys)
+
+
+def test_out_that_is_a_file_is_refused_before_any_work(clip, tiny, tmp_path, capsys):
+    out = tmp_path / "taken"
+    out.write_text("someone's file")
+    code = cli.main([str(clip), "--model", "tiny", "--device", "cpu", "--save", "labels", "--out", str(out),
+                     "--no-progress"])
+    assert code == 2
+    assert "not a directory" in _one_error_line(capsys)
+    assert out.read_text() == "someone's file"
+
+
+def test_save_naming_nothing_is_refused(clip, tiny, capsys):
+    code = cli.main([str(clip), "--model", "tiny", "--device", "cpu", "--save", ",", "--no-progress"])
+    assert code == 2
+    assert "names no output" in _one_error_line(capsys)
