@@ -22,7 +22,7 @@ import time
 import warnings
 from collections import deque
 from collections.abc import Callable, Hashable, Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -143,7 +143,7 @@ class _Stream:
     chain: MotionChain | None = None  # codec motion chained back to the key (arseg; built on first use)
     no_codec_motion: bool = False  # a predicted frame came without motion: the codec exports none
     key_gray: np.ndarray | None = None
-    size: tuple[int, int] | None = None  # (H, W) of the stream's first frame: every later frame must match
+    size: tuple[int, int] | None = None  # (H, W) of the frames the state belongs to
 
 
 @dataclass
@@ -384,28 +384,30 @@ class Engine:
             ]
 
     def _check_frame_size(self, stream: _Stream, frame: Any) -> None:
-        """A stream keeps one frame size: its state (key features, motion chain) and compiled stages are built
-        for it. The first frame must span one cell of the feature grid, and a pixel in the low-resolution branch."""
+        """Every frame must span one cell of the feature grid, and a pixel in the low-resolution branch. A
+        stream's state (key features, motion chain) belongs to one frame size: when the size changes mid-stream
+        (adaptive-bitrate streams, joined clips), the stream starts over with a keyframe at the new size, said
+        once per change. (Backends built for fixed shapes, ONNX and TensorRT, then refuse the new size.)"""
         size = tuple(frame.image.shape[:2])
-        if stream.size is None:
-            smallest = max(1, int(self.spec.feature_stride))
-            scales = [s.lr_scale for s in self.stages.values() if getattr(s, "lr_scale", None)]
-            while scales and int(smallest * min(scales)) < 1:
-                smallest += 1
-            if min(size) < smallest:
-                raise ShapeError(
-                    f"frame {frame.index} is {size[0]}x{size[1]}: too small for {self.spec.name!r}, which needs at "
-                    f"least {smallest}x{smallest} pixels (feature stride {self.spec.feature_stride}"
-                    + (f", low-resolution scale {min(scales)}" if scales else "") + "); upscale the frames"
-                )
-            stream.size = size
-        elif size != stream.size:
+        if size == stream.size:
+            return
+        smallest = max(1, int(self.spec.feature_stride))
+        scales = [s.lr_scale for s in self.stages.values() if getattr(s, "lr_scale", None)]
+        while scales and int(smallest * min(scales)) < 1:
+            smallest += 1
+        if min(size) < smallest:
             raise ShapeError(
-                f"frame {frame.index} is {size[0]}x{size[1]} but the stream's frames are "
-                f"{stream.size[0]}x{stream.size[1]}: the size changed mid-stream; scale the frames to one size "
-                "(for a video: split it where the resolution changes, or re-encode with ffmpeg -vf scale=W:H), "
-                "or call Engine.reset() before a frame of a new size (process_frame)"
+                f"frame {frame.index} is {size[0]}x{size[1]}: too small for {self.spec.name!r}, which needs at "
+                f"least {smallest}x{smallest} pixels (feature stride {self.spec.feature_stride}"
+                + (f", low-resolution scale {min(scales)}" if scales else "") + "); upscale the frames"
             )
+        if stream.size is not None:
+            self._note(f"frame size changed at frame {frame.index} ({stream.size[0]}x{stream.size[1]} -> "
+                       f"{size[0]}x{size[1]}): a new keyframe starts there")
+            fresh = _Stream()
+            for f in fields(_Stream):
+                setattr(stream, f.name, getattr(fresh, f.name))
+        stream.size = size
 
     def _prepare_frame(self, stream: _Stream, frame: Any, image: Tensor, skipped: Sequence[Skipped] = ()
                        ) -> tuple[KeyDecision, Plan, dict[str, Tensor]]:

@@ -194,7 +194,8 @@ class OverlayVideoSink(_Sink):
     timing; without it frame ``index`` is shown at ``index / fps`` (dropped frames keep the timing either way).
     palette / alpha: see `overlay`. crf: x264 quality (lower = better). An odd frame width or height is padded by
     one replicated pixel row / column (4:2:0 needs even sizes). When ``image`` is None the colour labels alone are
-    written. The video is created at the first write (its size is the first frame's).
+    written. The video keeps its first frame's size: a later frame of another size (a stream that changed
+    resolution) is scaled to it. The video is created at the first write (its size is the first frame's).
     """
 
     def __init__(self, path: str | os.PathLike, *, fps: float | Fraction = 25, palette: str | np.ndarray = "cityscapes",
@@ -233,8 +234,6 @@ class OverlayVideoSink(_Sink):
 
         frame_rgb = colorize(labels, self.palette) if image is None else overlay(image, labels, self.palette,
                                                                                   self.alpha)
-        if self._size is not None and frame_rgb.shape[:2] != self._size:
-            raise ShapeError(f"{self.path}: frame {index} is {frame_rgb.shape[:2]}, the video is {self._size}")
         index = self._next_index(index)
         if self._stream is None:
             if pts is not None:  # MPEG's 90 kHz clock: fine enough for any source's timestamps
@@ -244,6 +243,8 @@ class OverlayVideoSink(_Sink):
         if h % 2 or w % 2:
             frame_rgb = np.pad(frame_rgb, ((0, h % 2), (0, w % 2), (0, 0)), mode="edge")
         frame = av.VideoFrame.from_ndarray(frame_rgb, format="rgb24")
+        if frame_rgb.shape[:2] != (h + h % 2, w + w % 2):
+            frame = frame.reformat(width=w + w % 2, height=h + h % 2)
         frame.pts = self._ticks(index, pts)
         frame.time_base = self._time_base
         for packet in self._stream.encode(frame):
