@@ -20,6 +20,7 @@ from vidseg.models.checkpoints import (
     matching_models,
     read_state_dict,
     save_checkpoint,
+    weight_files,
 )
 
 ARSEG = load_listing("arseg")
@@ -258,6 +259,15 @@ def test_arseg_file_names(tmp_path):
     assert (hr.name, ar.name) == ("PSPNet_resnet18_1.0_99_.pth", "PSPNet_resnet18_0.7_80_.pth")
     with pytest.raises(CheckpointError, match=r"no AR-Seg AR checkpoints for scale 0.4 .*found: PSPNet_resnet18_0.5"):
         find_arseg_checkpoints(cfg, 0.4)
+    # --weights may name the folder itself, as AR-Seg's evaluation takes it: the AR file of the scale
+    assert [p.name for p in weight_files(str(cfg), 0.7)] == [hr.name, ar.name]
+    assert lr_scale_in_names(cfg, 0.5) == 0.5
+    with pytest.raises(CheckpointError, match=r"2 AR-Seg AR checkpoints .* pass --lr-scale"):
+        weight_files(cfg)  # two AR files and no scale
+    (cfg / "AR" / "PSPNet_resnet18_0.7_80_.pth").unlink()
+    assert lr_scale_in_names(str(cfg)) == 0.5  # the only AR file
+    with pytest.raises(CheckpointError, match="is a directory"):
+        weight_files(tmp_path)
 
 
 def test_gsvnet_tar_bundle_with_args_loads_each_part_from_its_entry(tmp_path):
@@ -314,3 +324,21 @@ def test_lr_scale_in_names():
     assert lr_scale_in_names(["BiSeNet_resnet18_0.3_40_.pth"]) == 0.3
     assert lr_scale_in_names("model_best.pth") is None and lr_scale_in_names(None) is None
     assert lr_scale_in_names("a/PSPNet_r18_0.3_1_.pth,b/PSPNet_r18_0.5_1_.pth") is None  # they disagree
+
+
+def test_an_arseg_checkpoint_folder_runs_through_the_engine_at_its_files_scale(tmp_path):
+    """`--weights checkpoints/camvid-bise18` as AR-Seg's evaluation takes it: HR/ and AR/ files found, the LR
+    branch at the scale the AR file is named for."""
+    from vidseg.config import EngineConfig
+    from vidseg.engine.engine import Engine
+
+    cfg = tmp_path / "camvid-bise18"
+    hr = random_state_dict(_listing("camvid-bise18 HR"))
+    ar = random_state_dict(_listing("camvid-bise18 LR/AR"))
+    _write(cfg, "HR", hr, "BiSeNet_resnet18_1.0_99_.pth")
+    _write(cfg, "AR", ar, "BiSeNet_resnet18_0.3_99_.pth")
+    engine = Engine(EngineConfig(model="arseg-bise18-camvid", weights=str(cfg), method="arseg", device="cpu"))
+    assert engine.lr_scale == 0.3
+    key = "cp.resnet.conv1.weight"
+    assert torch.equal(engine.model.checkpoint_parts()["lr"].state_dict()[key], ar["module." + key])
+    assert torch.equal(engine.model.checkpoint_parts()["hr"].state_dict()[key], hr["module." + key])

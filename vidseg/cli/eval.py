@@ -41,7 +41,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data", type=Path, required=True, help="dataset root (synthetic: folder of clips or one clip)")
     p.add_argument("--dataset", choices=("cityscapes", "camvid", "synthetic"), required=True)
     p.add_argument("--model", help="registered model name; see vidseg-run --list-models")
-    p.add_argument("--weights", help="checkpoint path; AR-Seg pairs take 'HR.pth,AR.pth'")
+    p.add_argument("--weights", help="checkpoint path; AR-Seg pairs take 'HR.pth,AR.pth' or AR-Seg's "
+                   "checkpoints/<dataset>-<backbone> folder (HR/ and AR/)")
     p.add_argument("--method", choices=METHODS, help="default: the model's keyframe method when it has one")
     p.add_argument("--engine", choices=BACKENDS, default="torch", help="backend (default torch: eager PyTorch)")
     p.add_argument("--precision", choices=PRECISIONS, default="fp32")

@@ -38,7 +38,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("input", nargs="?", help="video file (H.264 carries codec motion vectors; HEVC/VP9 do not)")
     p.add_argument("--model", help="registered model name (default: the built-in demo model); see --list-models")
-    p.add_argument("--weights", help="checkpoint path; AR-Seg pairs take 'HR.pth,AR.pth'")
+    p.add_argument("--weights", help="checkpoint path; AR-Seg pairs take 'HR.pth,AR.pth' or AR-Seg's "
+                   "checkpoints/<dataset>-<backbone> folder (HR/ and AR/)")
     p.add_argument("--method", choices=METHODS, default=None,
                    help="per-frame: full network on every frame; arseg: keyframes + LR/CReFF with codec motion; "
                         "flowwarp: keyframes + flow warp and refinement (default: the model's first method)")

@@ -636,7 +636,7 @@ def _resolve_lr_scale(config: EngineConfig, model_scale: float) -> float:
     contradicts the file name is used, with a warning."""
     from vidseg.models.checkpoints import lr_scale_in_names
 
-    named = lr_scale_in_names(config.weights) if config.method == "arseg" else None
+    named = lr_scale_in_names(config.weights, config.lr_scale) if config.method == "arseg" else None
     if config.lr_scale is None:
         return named if named is not None else model_scale
     if named is not None and not math.isclose(named, config.lr_scale):
@@ -659,7 +659,7 @@ def load_model(config: EngineConfig) -> VideoSegModel:
     if config.weights:
         from vidseg.models.checkpoints import load_weights
 
-        load_weights(model, config.weights)
+        load_weights(model, config.weights, config.lr_scale)
     return model.eval()
 
 

@@ -258,20 +258,36 @@ def _fit(raw: Mapping[str, Tensor], sig: _Signature, origin: str, check_values: 
     return _Fit(sd, missing, optional_missing, unexpected, mismatched, notes)
 
 
-def load_weights(model: nn.Module, weights: str | Path | Sequence[str | Path]) -> nn.Module:
-    """Load what a user passes as --weights: one file, or several ("HR.pth,AR.pth") for a multi-part model.
-
-    With as many files as the model has parts, file i goes to part i (AR-Seg: hr then lr, the seed's own
-    HR/ and AR/ files). A file that bundles several parts under their `checkpoint_entry` keys (GSVNet's .tar:
-    the flow net and the refinement) loads every part it holds. Otherwise each file's part is recognised from its
-    keys (`load_checkpoint` with part=None).
-    """
+def weight_files(weights: str | Path | Sequence[str | Path], lr_scale: float | None = None) -> list[Path]:
+    """The files a --weights value names: a path, a comma list, or AR-Seg's `checkpoints/<cfg>` folder (holding
+    HR/ and AR/), which becomes its (HR file, AR file) pair as the seed's evaluation picks them: the AR file of
+    `lr_scale`, or the only one when no scale is given."""
     if isinstance(weights, (str, Path)):
         paths = [Path(p.strip()) for p in str(weights).split(",") if p.strip()]
     else:
         paths = [Path(p) for p in weights]
     if not paths:
         raise CheckpointError("no checkpoint file given")
+    if len(paths) == 1 and paths[0].is_dir():
+        folder = paths[0]
+        if not ((folder / "HR").is_dir() and (folder / "AR").is_dir()):
+            raise CheckpointError(f"{str(folder)!r} is a directory; give checkpoint files ('HR.pth,AR.pth'), or "
+                                  "an AR-Seg checkpoints/<dataset>-<backbone> folder holding HR/ and AR/")
+        return list(find_arseg_checkpoints(folder, lr_scale))
+    return paths
+
+
+def load_weights(model: nn.Module, weights: str | Path | Sequence[str | Path],
+                 lr_scale: float | None = None) -> nn.Module:
+    """Load what a user passes as --weights: one file, several ("HR.pth,AR.pth") for a multi-part model, or an
+    AR-Seg checkpoint folder (`weight_files`; lr_scale picks its AR file).
+
+    With as many files as the model has parts, file i goes to part i (AR-Seg: hr then lr, the seed's own
+    HR/ and AR/ files). A file that bundles several parts under their `checkpoint_entry` keys (GSVNet's .tar:
+    the flow net and the refinement) loads every part it holds. Otherwise each file's part is recognised from its
+    keys (`load_checkpoint` with part=None).
+    """
+    paths = weight_files(weights, lr_scale)
     parts = _parts(model)
     names = list(parts)
     if len(paths) > 1 and len(paths) == len(names):
@@ -530,14 +546,15 @@ def arseg_checkpoint_scale(path: str | Path) -> float:
     return scale
 
 
-def lr_scale_in_names(weights: str | Path | Sequence[str | Path] | None) -> float | None:
-    """The LR scale that the AR-Seg AR/LR file among `weights` (a path, a "HR.pth,AR.pth" list or a sequence)
-    carries in its name, as the seed's evaluation matches files to `--test_scale`; None when no file names one
-    below 1 (HR files) or files disagree."""
+def lr_scale_in_names(weights: str | Path | Sequence[str | Path] | None, lr_scale: float | None = None
+                      ) -> float | None:
+    """The LR scale that the AR-Seg AR/LR file among `weights` (as `weight_files` takes them) carries in its
+    name, as the seed's evaluation matches files to `--test_scale`; None when no file names one below 1 (HR
+    files) or files disagree."""
     if not weights:
         return None
-    paths = str(weights).split(",") if isinstance(weights, (str, Path)) else [str(p) for p in weights]
-    scales = {s for s in (_scale_or_none(Path(p.strip()).name) for p in paths) if s is not None and 0 < s < 1}
+    paths = weight_files(weights, lr_scale)
+    scales = {s for s in (_scale_or_none(p.name) for p in paths) if s is not None and 0 < s < 1}
     return scales.pop() if len(scales) == 1 else None
 
 
@@ -549,11 +566,12 @@ def _scale_or_none(name: str) -> float | None:
         return None
 
 
-def find_arseg_checkpoints(config_dir: str | Path, scale: float = 0.5) -> tuple[Path, Path]:
+def find_arseg_checkpoints(config_dir: str | Path, scale: float | None = 0.5) -> tuple[Path, Path]:
     """(HR file, AR file) in AR-Seg's `checkpoints/<cfg>/{HR,AR}/` for an LR scale, as evaluation.py picks them.
 
-    The seed takes `os.listdir(HR)[0]` and the AR file whose name field 2 equals the scale; an empty or ambiguous
-    directory raises CheckpointError listing what is there instead of depending on listing order.
+    The seed takes `os.listdir(HR)[0]` and the AR file whose name field 2 equals the scale (scale None: the AR
+    folder's only file); an empty or ambiguous directory raises CheckpointError listing what is there instead of
+    depending on listing order.
     """
     root = Path(config_dir)
 
@@ -566,10 +584,11 @@ def find_arseg_checkpoints(config_dir: str | Path, scale: float = 0.5) -> tuple[
             have = sorted(p.name for p in folder.glob("*.pth")) if folder.is_dir() else []
             what = "no" if not files else f"{len(files)}"
             cond = "" if want is None else f" for scale {want}"
+            remedy = "pass --lr-scale, or the files" if sub == "AR" and want is None and files else "pass the files"
             raise CheckpointError(
                 f"{what} AR-Seg {sub} checkpoints{cond} in {str(folder)!r} (found: {', '.join(have) or 'none'}); "
-                f"pass the files explicitly"
+                f"{remedy} explicitly"
             )
         return files[0]
 
-    return pick("HR", None), pick("AR", float(scale))
+    return pick("HR", None), pick("AR", None if scale is None else float(scale))
