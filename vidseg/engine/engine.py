@@ -270,7 +270,6 @@ class Engine:
                 f"process_uploaded: image {tuple(image.shape)} on {image.device} does not match frame {frame.index} "
                 f"({frame.image.shape[0]}x{frame.image.shape[1]}) on {self.device}; use Engine.upload"
             )
-        self._ensure_runner(frame.image.shape[:2])
         self._live_index(stream, frame.index)
         arrival = Arrival(frame, self.io.adopt(image), time.perf_counter())  # compute waits for its producer
         return self._process_live(stream, arrival)

@@ -194,8 +194,8 @@ class OverlayVideoSink(_Sink):
     timing; without it frame ``index`` is shown at ``index / fps`` (dropped frames keep the timing either way).
     palette / alpha: see `overlay`. crf: x264 quality (lower = better). An odd frame width or height is padded by
     one replicated pixel row / column (4:2:0 needs even sizes). When ``image`` is None the colour labels alone are
-    written. The video keeps its first frame's size: a later frame of another size (a stream that changed
-    resolution) is scaled to it. The video is created at the first write (its size is the first frame's).
+    written. The video is created at the first write, at that frame's size; a later frame of another size (a
+    stream that changed resolution) is scaled to it.
     """
 
     def __init__(self, path: str | os.PathLike, *, fps: float | Fraction = 25, palette: str | np.ndarray = "cityscapes",
@@ -240,11 +240,11 @@ class OverlayVideoSink(_Sink):
                 self._time_base, self._origin = Fraction(1, 90000), float(pts)
             self._open(*frame_rgb.shape[:2])
         h, w = self._size
-        if h % 2 or w % 2:
+        if frame_rgb.shape[:2] == (h, w) and (h % 2 or w % 2):
             frame_rgb = np.pad(frame_rgb, ((0, h % 2), (0, w % 2), (0, 0)), mode="edge")
         frame = av.VideoFrame.from_ndarray(frame_rgb, format="rgb24")
-        if frame_rgb.shape[:2] != (h + h % 2, w + w % 2):
-            frame = frame.reformat(width=w + w % 2, height=h + h % 2)
+        if frame_rgb.shape[:2] != (self._stream.height, self._stream.width):
+            frame = frame.reformat(width=self._stream.width, height=self._stream.height)
         frame.pts = self._ticks(index, pts)
         frame.time_base = self._time_base
         for packet in self._stream.encode(frame):
