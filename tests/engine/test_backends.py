@@ -8,9 +8,10 @@ import torch
 from engine_tiny import TinyModel, make_frames
 
 from vidseg.config import EngineConfig
+from vidseg.device import resolve_device
 from vidseg.engine.backends import auto_candidates, build_runner
 from vidseg.engine.backends.base import runner_class
-from vidseg.engine.backends.eager import EagerRunner, resolve_device
+from vidseg.engine.backends.eager import EagerRunner
 from vidseg.engine.engine import Engine
 from vidseg.errors import BackendUnavailable, ConfigError
 

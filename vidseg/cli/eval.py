@@ -158,7 +158,7 @@ def _write_json(path: Path, result, config: EngineConfig, args: argparse.Namespa
     import dataclasses
 
     from vidseg.bench.env import environment
-    from vidseg.engine.backends.eager import resolve_device
+    from vidseg.device import resolve_device
 
     record = {
         "results": result.to_dict(),

@@ -136,7 +136,7 @@ def _export_one(args, stages, name, stage, base: Path, height: int, width: int) 
 def _build_trt(args, stages, name, stage, onnx_path: Path, base: Path, height: int, width: int) -> dict:
     import torch
 
-    from vidseg.engine.backends.eager import resolve_device
+    from vidseg.device import resolve_device
     from vidseg.export import tensorrt as trt_export
 
     trt = trt_export.import_tensorrt()
@@ -178,7 +178,7 @@ def _build_trt(args, stages, name, stage, onnx_path: Path, base: Path, height: i
 
 
 def _build_aoti(args, stage, name, base: Path, height: int, width: int) -> dict:
-    from vidseg.engine.backends.eager import resolve_device
+    from vidseg.device import resolve_device
     from vidseg.export.aoti import compile_aoti
 
     device = resolve_device(args.device)

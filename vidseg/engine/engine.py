@@ -31,9 +31,9 @@ import torch
 from torch import Tensor
 
 from vidseg.config import EngineConfig
+from vidseg.device import resolve_device
 from vidseg.engine.backends import build_runner
 from vidseg.engine.backends.base import Runner
-from vidseg.engine.backends.eager import resolve_device
 from vidseg.engine.methods import ARSeg, Method, Plan, StageTiming, execute_plans, fit_motion, make_method
 from vidseg.engine.pipeline import Arrival, DeviceIO, Download, Prefetcher, Skipped, Writer, frame_time
 from vidseg.engine.schedule import FrameMeta, IntervalPolicy, KeyDecision, KeyframePolicy, PolicyState, make_policy
@@ -179,7 +179,8 @@ class Engine:
             )
         self.lr_scale = _resolve_lr_scale(self.config, self.spec.lr_scale)
         self.stages = self.model.stages(lr_scale=self.lr_scale)
-        self.method: Method = make_method(self.config.method, tuple(self.stages))
+        self.method: Method = make_method(self.config.method, tuple(self.stages),
+                                          flow_reference=self.spec.flow_reference)
         self.policy: KeyframePolicy = make_policy(self.config) if self.method.uses_keyframes else IntervalPolicy(1)
         self.device = resolve_device(self.config.device)
         # Codec motion: AR-Seg models whose warp follows the seed's convention also get the seed's motion resize.

@@ -183,12 +183,20 @@ class ARSeg(Method):
 
 
 class FlowWarp(Method):
-    """SwiftNet-seq / GSVNet: key stage on keys; flow (previous -> current) + guided refinement otherwise."""
+    """GSVNet / SwiftNet-seq: key stage on keys; otherwise flow (reference -> current) + warp and refinement of
+    the reference's logits. reference "previous": the last frame's result is carried forward frame by frame
+    (GSVNet); "key": the keyframe's result is warped to every non-keyframe (SwiftNet-seq)."""
 
     name = "flowwarp"
     required = ("key", "flow", "refine")
 
     _keep = (("prev_logits", "out.logits"), ("prev_image", "frame.image"))
+
+    def __init__(self, stages: Sequence[str], *, reference: str = "previous") -> None:
+        super().__init__(stages)
+        if reference not in ("previous", "key"):
+            raise ConfigError(f"unknown flow reference {reference!r}; choose 'previous' or 'key'")
+        self.reference = reference
 
     def key_plan(self) -> Plan:
         return Plan((_call("key", image="frame.image"),), keep=self._keep, is_key=True)
@@ -198,17 +206,19 @@ class FlowWarp(Method):
             _call("flow", image="frame.image", ref_image="state.prev_image"),
             _call("refine", image="frame.image", prev_logits="state.prev_logits", flow="out.flow"),
         )
-        return Plan(calls, keep=self._keep)
+        return Plan(calls, keep=self._keep if self.reference == "previous" else ())
 
 
 _METHODS: dict[str, type[Method]] = {m.name: m for m in (PerFrame, ARSeg, FlowWarp)}
 
 
-def make_method(name: str, stages: Sequence[str]) -> Method:
+def make_method(name: str, stages: Sequence[str], *, flow_reference: str = "previous") -> Method:
     try:
         cls = _METHODS[name]
     except KeyError:
         raise ConfigError(f"unknown method {name!r}; choose one of {', '.join(_METHODS)}") from None
+    if cls is FlowWarp:
+        return FlowWarp(stages, reference=flow_reference)
     return cls(stages)
 
 

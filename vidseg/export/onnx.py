@@ -37,6 +37,7 @@ import onnx
 import torch
 from torch import Tensor
 
+from vidseg.device import physical_cores
 from vidseg.errors import ExportError
 from vidseg.export import trt_onnx_ops
 from vidseg.export.cache import ArtifactCache, stage_key
@@ -56,7 +57,6 @@ __all__ = [
     "validation_inputs",
     "check_trt_ops",
     "graph_operators",
-    "physical_cores",
 ]
 
 DEFAULT_OPSET = 20  # TensorRT 10.0 parses opsets 9-20, 10.15 up to 24
@@ -379,19 +379,6 @@ def validate_onnx(path: str | os.PathLike, stage: Stage, input_sets: Sequence[tu
                 total[name] = total.get(name, 0) + g.argmax(1).numel()
     agreement = {n: agree_count[n] / total[n] for n in agree_count}
     return ValidationReport(frames=len(input_sets), max_abs_diff=max_diff, argmax_agreement=agreement)
-
-
-def physical_cores() -> int:
-    """Physical cores available to this process (SMT siblings counted once); the CPU EP's intra-op threads."""
-    allowed = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else list(range(os.cpu_count() or 1))
-    cores = set()
-    for cpu in allowed:
-        topo = Path(f"/sys/devices/system/cpu/cpu{cpu}/topology")
-        try:
-            cores.add(((topo / "physical_package_id").read_text().strip(), (topo / "core_id").read_text().strip()))
-        except OSError:
-            cores.add(("cpu", str(cpu)))
-    return max(1, len(cores))
 
 
 # -- TensorRT operator check -----------------------------------------------------------------------------------

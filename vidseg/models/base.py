@@ -63,6 +63,9 @@ class ModelSpec:
     logits_align_corners: bool = True  # how the seed resizes logits to the label map
     methods: tuple[str, ...] = ("per-frame",)
     lr_scale: float = 0.5
+    # flowwarp: the frame a non-keyframe's flow and warp start from: "previous" (GSVNet: the last frame's
+    # result is carried forward) or "key" (SwiftNet-seq: the keyframe's result is warped to every non-keyframe)
+    flow_reference: str = "previous"
     seed: str = ""  # the seed system, e.g. "AR-Seg (CVPR 2023)"
     source: str = ""  # repository and file of the original definition
     paper: str = ""

@@ -18,33 +18,12 @@ from torch import Tensor
 
 from vidseg.config import EngineConfig
 from vidseg.engine.backends.base import Runner
-from vidseg.errors import BackendUnavailable, ConfigError
+from vidseg.errors import ConfigError
 from vidseg.models.base import Stage
 
-__all__ = ["EagerRunner", "DTYPES", "resolve_device"]
+__all__ = ["EagerRunner", "DTYPES"]
 
 DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
-
-
-def resolve_device(device: str) -> torch.device:
-    """'auto' -> cuda when available, else cpu; 'cuda' without a GPU -> BackendUnavailable. A bare 'cuda' gets
-    the current GPU's index: tensors always name theirs ("cuda:0"), and ONNX Runtime / TensorRT need it."""
-    if device == "auto":
-        device = "cuda" if torch.cuda.is_available() else "cpu"
-    try:
-        dev = torch.device(device)
-    except RuntimeError as err:
-        raise ConfigError(f"unknown device {device!r}; use cpu, cuda, cuda:N or auto") from err
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise BackendUnavailable(
-            f"device {device!r} was asked for, but this PyTorch ({torch.__version__}) sees no CUDA GPU; "
-            "use --device cpu, or install a CUDA build of PyTorch on a machine with a GPU"
-        )
-    if dev.type not in ("cpu", "cuda"):
-        raise ConfigError(f"device {device!r} is not supported; use cpu, cuda, cuda:N or auto")
-    if dev.type == "cuda" and dev.index is None:
-        dev = torch.device("cuda", torch.cuda.current_device())
-    return dev
 
 
 def _channels_last(module: torch.nn.Module) -> None:

@@ -28,10 +28,11 @@ import torch
 from torch import Tensor
 
 from vidseg.config import EngineConfig
+from vidseg.device import physical_cores
 from vidseg.engine.backends.base import Runner
 from vidseg.errors import BackendUnavailable, ConfigError, ShapeError
 from vidseg.export.cache import ArtifactCache
-from vidseg.export.onnx import np_to_torch_dtype, onnx_artifact, physical_cores
+from vidseg.export.onnx import np_to_torch_dtype, onnx_artifact
 from vidseg.models.base import Stage
 
 __all__ = ["OnnxRuntimeRunner", "default_providers", "ORT_TYPES"]
