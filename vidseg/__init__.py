@@ -2,7 +2,7 @@
 
 Public API (imported lazily, so `import vidseg` is cheap):
     Engine, EngineConfig, FrameResult     run a model over a video (vidseg.engine)
-    open_video                            decode frames and codec motion vectors (vidseg.video)
+    open_source, open_video, Frame        frames (and codec motion vectors) from any input (vidseg.video)
     build_model, list_models              the model zoo (vidseg.models)
     load_checkpoint                       load a seed's or vidseg's checkpoint into a model
 """
@@ -28,6 +28,8 @@ __all__ = [
     "EngineConfig",
     "FrameResult",
     "open_video",
+    "open_source",
+    "Frame",
     "build_model",
     "list_models",
     "load_checkpoint",
@@ -43,6 +45,8 @@ _LAZY = {
     "Engine": ("vidseg.engine.engine", "Engine"),
     "FrameResult": ("vidseg.engine.engine", "FrameResult"),
     "open_video": ("vidseg.video.decode", "open_video"),
+    "open_source": ("vidseg.video.source", "open_source"),
+    "Frame": ("vidseg.video.frame", "Frame"),
     "build_model": ("vidseg.models.registry", "build"),
     "list_models": ("vidseg.models.registry", "list_models"),
     "load_checkpoint": ("vidseg.models.checkpoints", "load_checkpoint"),

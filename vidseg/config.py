@@ -7,16 +7,24 @@ back, so one config can be shared by threads and streams.
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from vidseg.errors import ConfigError
 
-__all__ = ["EngineConfig", "METHODS", "BACKENDS", "PRECISIONS", "KEYFRAME_POLICIES"]
+__all__ = ["EngineConfig", "METHODS", "BACKENDS", "PRECISIONS", "KEYFRAME_POLICIES", "MOTION_CHAINS"]
 
-METHODS = ("per-frame", "arseg", "flowwarp")
+# Methods by name -> the class implementing them ("module:Class", imported only when chosen): adding a method is
+# its module in vidseg/engine/methods/ plus one line here.
+METHODS = {
+    "per-frame": "vidseg.engine.methods.perframe:PerFrame",
+    "arseg": "vidseg.engine.methods.arseg:ARSeg",
+    "flowwarp": "vidseg.engine.methods.flowwarp:FlowWarp",
+}
 BACKENDS = ("auto", "torch", "compile", "onnx", "aoti", "trt")
 PRECISIONS = ("fp32", "fp16", "bf16", "int8")
 KEYFRAME_POLICIES = ("interval", "gop", "adaptive")
+MOTION_CHAINS = ("exact", "arseg")
 
 
 @dataclass(frozen=True)
@@ -26,11 +34,14 @@ class EngineConfig:
     model: a registry name (see `vidseg.models.list_models()`), or None for the built-in demo model.
     weights: checkpoint path(s); for two-branch models (AR-Seg) a "HR.pth,AR.pth" pair.
     method: "per-frame" (HR on every frame), "arseg" (HR keyframes, LR+CReFF non-keyframes fed by codec
-        motion), "flowwarp" (HR keyframes, light flow + warp + guided refinement).
+        motion), "flowwarp" (HR keyframes, light flow + warp + guided refinement); None: the model's default
+        (its first keyframe method).
     keyframes: "interval" (every `keyframe_interval` frames), "gop" (every codec I-frame), "adaptive"
         (motion/residual energy since the key passes `adaptive_threshold`, at most `keyframe_interval` apart).
     lr_scale: downscale factor of the non-keyframe LR branch (AR-Seg); None: the scale an AR-Seg checkpoint's
         file name carries (`PSPNet_resnet18_0.3_99_.pth` -> 0.3), else the model's own (0.5).
+    motion_chain: how codec motion is chained back to the keyframe (arseg): "exact" (sub-pixel, on the codec's
+        cell grid) or "arseg" (the seed's per-pixel integer chaining, for checkpoint fidelity; slower).
     device: "cpu", "cuda", "cuda:N" or "auto".
     live: drop frames that arrive while the engine is busy (latency bounded) instead of processing all.
     providers: ONNX Runtime execution providers for the onnx backend (e.g. ("CUDAExecutionProvider",)); never
@@ -39,13 +50,14 @@ class EngineConfig:
 
     model: str | None = None
     weights: str | None = None
-    method: str = "per-frame"
+    method: str | None = "per-frame"
     backend: str = "torch"
     precision: str = "fp32"
     keyframes: str = "interval"
     keyframe_interval: int = 12
     adaptive_threshold: float = 2.0
     lr_scale: float | None = None
+    motion_chain: str = "exact"
     device: str = "auto"
     channels_last: bool = True
     live: bool = False
@@ -57,10 +69,12 @@ class EngineConfig:
     calibration_video: str | None = None  # int8 TensorRT engines: calibrate on frames of this video
 
     def __post_init__(self) -> None:
-        _check_choice("method", self.method, METHODS)
+        if self.method is not None:
+            _check_choice("method", self.method, METHODS)
         _check_choice("backend", self.backend, BACKENDS)
         _check_choice("precision", self.precision, PRECISIONS)
         _check_choice("keyframes", self.keyframes, KEYFRAME_POLICIES)
+        _check_choice("motion_chain", self.motion_chain, MOTION_CHAINS)
         if self.keyframe_interval < 1:
             raise ConfigError(f"keyframe_interval (--keyframe-interval) must be >= 1 (1: every frame is a "
                               f"keyframe), got {self.keyframe_interval}")
@@ -75,6 +89,6 @@ class EngineConfig:
         return dataclasses.replace(self, **changes)
 
 
-def _check_choice(field: str, value: str, choices: tuple[str, ...]) -> None:
+def _check_choice(field: str, value: str, choices: Iterable[str]) -> None:
     if value not in choices:
         raise ConfigError(f"unknown {field} {value!r}; choose one of: {', '.join(choices)}")

@@ -11,11 +11,16 @@ from engine_tiny import TinyModel, make_frames
 
 from vidseg.config import EngineConfig
 from vidseg.engine.engine import Engine
-from vidseg.engine.methods import ARSeg, FlowWarp, PerFrame, execute_plans, fit_motion, make_method
+from vidseg.engine.methods import make_method
+from vidseg.engine.methods.arseg import ARSeg
+from vidseg.engine.methods.flowwarp import FlowWarp
+from vidseg.engine.methods.perframe import PerFrame
+from vidseg.engine.plans import execute_plans
 from vidseg.errors import ConfigError
 from vidseg.models.base import logits_to_labels
 from vidseg.video.decode import open_video
 from vidseg.video.motion import MotionChain
+from vidseg.video.motion import resize_motion as fit_motion
 
 INTERVAL = 5
 
@@ -152,7 +157,7 @@ def test_adaptive_policy_runs_on_codec_motion(h264_clip):
 
 
 def test_methods_refuse_models_without_their_stages():
-    assert make_method("per-frame", ["key"]).plan(False).calls[0].stage == "key"
+    assert make_method("per-frame", ["key"]).nonkey_plan().calls[0].stage == "key"
     with pytest.raises(ConfigError, match="flowwarp"):
         make_method("flowwarp", ["key", "nonkey"])
     with pytest.raises(ConfigError, match="unknown method"):

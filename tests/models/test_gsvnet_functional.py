@@ -18,7 +18,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from vidseg.engine.methods import execute_plans, make_method
+from vidseg.engine.methods import make_method
+from vidseg.engine.plans import execute_plans
 from vidseg.models.flowwarp import gsvnet_bisenet18, gsvnet_swiftnet18
 from vidseg.models.swiftnet import swiftnet18
 
@@ -238,8 +239,7 @@ def test_flowwarp_clip_matches_the_functional_digest(builder, mean_bgr, std_bgr,
         ref = _clip(frames, segnet, _sd(model.flownet), _sd(model.gsv), mean_bgr, std_bgr, scale)
         flow = stages["flow"].run(image=frames[1], ref_image=frames[0])["flow"]
         for t, frame in enumerate(frames):
-            (logits,), _ = execute_plans(
-                [method.plan(t == 0)], [{"image": frame}], [state], lambda s, inputs: stages[s].run(**inputs)
-            )
+            plan = method.key_plan() if t == 0 else method.nonkey_plan()
+            (logits,), _ = execute_plans([plan], [{"image": frame}], [state], lambda s, inputs: stages[s].run(**inputs))
             torch.testing.assert_close(logits, ref[t], rtol=1e-4, atol=1e-4 * float(ref[t].abs().max()))
     assert float(flow.abs().max()) > 0.5  # the warp was exercised with real displacements

@@ -29,7 +29,7 @@ def mvs(*blocks) -> np.ndarray:
 
 
 def frame(index, pict_type="P", motion=None) -> Frame:
-    return Frame(index, index / 25, pict_type, np.zeros((1, 1, 3), np.uint8), motion)
+    return Frame(index, np.zeros((1, 1, 3), np.uint8), index / 25, pict_type, motion)
 
 
 def constant(size, dx, dy, cell=4) -> MotionField:

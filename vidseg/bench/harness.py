@@ -38,6 +38,7 @@ from vidseg.bench.stats import paired_ratio, summarize
 from vidseg.bench.timing import interleave, synchronize, warm_up
 from vidseg.config import EngineConfig
 from vidseg.engine.engine import Engine
+from vidseg.engine.methods import make_method, method_class
 from vidseg.errors import CheckpointError, ConfigError
 from vidseg.models.profile import count_macs
 from vidseg.models.registry import build, build_architecture
@@ -66,8 +67,13 @@ class BenchCase:
     def name(self) -> str:
         if self.label:
             return self.label
-        extra = f" L{self.keyframe_interval} s{self.lr_scale:g}" if self.method != "per-frame" else ""
+        extra = f" L{self.keyframe_interval} s{self.lr_scale:g}" if self.keyed else ""
         return f"{self.model} {self.method} {self.backend} {self.precision}{extra}"
+
+    @property
+    def keyed(self) -> bool:
+        """Whether the case's method uses keyframes (its interval and LR scale matter)."""
+        return method_class(self.method).uses_keyframes
 
     def engine_config(self, device: str) -> EngineConfig:
         return EngineConfig(model=self.model, weights=self.weights, method=self.method, backend=self.backend,
@@ -129,13 +135,11 @@ def gmacs_per_frame(case: BenchCase, res: tuple[int, int], round_frames: int) ->
         for name, stage in stages.items():
             inputs = [torch.empty(shape, dtype=dtype) for shape, dtype in stage.input_shapes(*res).values()]
             macs[name] = count_macs(stage, *inputs)
-    if case.method == "per-frame":
-        keys = round_frames
-    else:
-        keys = math.ceil(round_frames / case.keyframe_interval)
+    keys = math.ceil(round_frames / case.keyframe_interval) if case.keyed else round_frames
     non_keys = round_frames - keys
-    nonkey = {"arseg": macs.get("nonkey", 0), "flowwarp": macs.get("flow", 0) + macs.get("refine", 0)}
-    total = keys * macs["key"] + non_keys * nonkey.get(case.method, 0)
+    method = make_method(case.method, tuple(stages))
+    nonkey = sum(macs[c.stage] for c in method.nonkey_plan().calls) if non_keys else 0
+    total = keys * macs["key"] + non_keys * nonkey
     return total / round_frames / 1e9
 
 
@@ -186,8 +190,8 @@ class ModelOnly:
             "method": self.case.method,
             "backend": self.case.backend,
             "precision": self.case.precision,
-            "keyframe_interval": self.case.keyframe_interval if self.case.method != "per-frame" else 1,
-            "lr_scale": self.case.lr_scale if self.case.method == "arseg" else None,
+            "keyframe_interval": self.case.keyframe_interval if self.case.keyed else 1,
+            "lr_scale": self.case.lr_scale if method_class(self.case.method).has_lr_branch else None,
             "fps": frames / sum(self.round_s) if self.round_s else float("nan"),
             "fps_median_round": round_frames / rounds.p50 if rounds.n else float("nan"),
             "round_s": list(self.round_s),
@@ -252,7 +256,7 @@ def measure_model_only(cases: Sequence[BenchCase], frames: Sequence, *, rounds: 
     if len(frames) < round_frames:
         raise ConfigError(f"the clip has {len(frames)} frames; a round needs {round_frames}")
     for case in cases:
-        if case.method != "per-frame" and round_frames % case.keyframe_interval:
+        if case.keyed and round_frames % case.keyframe_interval:
             raise ConfigError(f"round_frames={round_frames} must be a multiple of {case.name}'s keyframe interval")
     window = frames[:round_frames]
     engines: dict[str, Engine] = {}

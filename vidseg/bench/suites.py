@@ -16,6 +16,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
 from vidseg.bench.harness import BenchCase, Comparison
+from vidseg.engine.methods import baseline_method, method_class
 from vidseg.errors import ConfigError
 
 __all__ = ["Suite", "Target", "SUITES", "get_suite", "derive_comparisons", "custom_cases"]
@@ -70,9 +71,9 @@ def derive_comparisons(cases: Sequence[BenchCase]) -> tuple[Comparison, ...]:
 
     def find(case: BenchCase, **changes) -> BenchCase | None:
         other = replace(case, label=None, **changes)
-        if other.method == "per-frame":  # per-frame ignores interval and scale: any per-frame twin will do
+        if not other.keyed:  # per-frame ignores interval and scale: any per-frame twin will do
             for c in cases:
-                if (c.model, c.method, c.backend, c.precision) == (other.model, "per-frame", other.backend,
+                if (c.model, c.method, c.backend, c.precision) == (other.model, other.method, other.backend,
                                                                    other.precision):
                     return c
             return None
@@ -81,10 +82,11 @@ def derive_comparisons(cases: Sequence[BenchCase]) -> tuple[Comparison, ...]:
 
     out: list[Comparison] = []
     for case in cases:
-        if case.method != "per-frame":
-            base = find(case, method="per-frame")
+        if case.keyed:
+            base = find(case, method=baseline_method())
             if base is not None:
-                out.append(Comparison(base.name, case.name, f"{case.method} over per-frame HR ({case.backend})"))
+                out.append(Comparison(base.name, case.name,
+                                      f"{case.method} over {base.method} HR ({case.backend})"))
         if case.backend != "torch":
             base = find(case, backend="torch")
             if base is not None:
@@ -96,10 +98,6 @@ def derive_comparisons(cases: Sequence[BenchCase]) -> tuple[Comparison, ...]:
                 out.append(Comparison(base.name, case.name, f"{case.precision} over fp32 ({case.method}, "
                                                              f"{case.backend})"))
     return tuple(out)
-
-
-def _interval(method: str) -> int:
-    return {"arseg": 12, "flowwarp": 3}.get(method, 12)  # AR-Seg's L=12; GSVNet's l=3
 
 
 def custom_cases(models: Sequence[str], methods: Sequence[str], backends: Sequence[str], precisions: Sequence[str],
@@ -116,12 +114,12 @@ def custom_cases(models: Sequence[str], methods: Sequence[str], backends: Sequen
         for method in methods:
             if method not in supported:
                 continue
-            interval = keyframe_interval or _interval(method)
+            interval = keyframe_interval or method_class(method).default_interval
             for backend in backends:
                 for precision in precisions:
                     wanted = [BenchCase(model, method, backend, precision, interval, lr_scale)]
-                    if method != "per-frame":
-                        wanted.append(BenchCase(model, "per-frame", backend, precision, interval, lr_scale))
+                    if method_class(method).uses_keyframes:
+                        wanted.append(BenchCase(model, baseline_method(), backend, precision, interval, lr_scale))
                     if backend != "torch" or precision != "fp32":
                         wanted.append(BenchCase(model, method, "torch", "fp32", interval, lr_scale))
                     for case in wanted:

@@ -101,14 +101,14 @@ def _select(suite, args):
     if args.model:
         cases = custom_cases(args.model, args.method or METHODS, args.engine or ("torch",),
                              args.precision or ("fp32",), keyframe_interval=args.interval, lr_scale=args.lr_scale)
-        e2e = tuple(c.name for c in cases if c.method != "per-frame" and c.backend == "torch")[:2]
+        e2e = tuple(c.name for c in cases if c.keyed and c.backend == "torch")[:2]
         accuracy = tuple(c.name for c in cases if c.backend == "torch" and c.precision == "fp32")
         what = ", ".join(dict.fromkeys(args.model))
         suite = replace(suite, name=f"{suite.name}-custom", cases=cases, e2e=e2e, accuracy=accuracy, targets=(),
                         description=f"custom selection: {what} ({len(cases)} configurations)")
     elif args.method or args.engine or args.precision:
         cases = [c for c in suite.cases
-                 if (not args.method or c.method in args.method or c.method == "per-frame")
+                 if (not args.method or c.method in args.method or not c.keyed)
                  and (not args.engine or c.backend in args.engine or c.backend == "torch")
                  and (not args.precision or c.precision in args.precision or c.precision == "fp32")]
         suite = suite.with_cases(cases)
@@ -116,7 +116,7 @@ def _select(suite, args):
         suite = replace(suite, res=args.res)
     if args.rounds:
         suite = replace(suite, rounds=args.rounds)
-    intervals = {c.keyframe_interval for c in suite.cases if c.method != "per-frame"}
+    intervals = {c.keyframe_interval for c in suite.cases if c.keyed}
     if any(suite.round_frames % i for i in intervals):  # keep whole GOPs per round
         import math
 
@@ -284,7 +284,7 @@ def _accuracy(suite, tmp: Path, device: str, progress, notes: list[str], skip=fr
         if name in skip:
             notes.append(f"{name}: accuracy skipped (timed with random weights: no trained weights installed)")
             continue
-        gop = case.keyframe_interval if case.method != "per-frame" else 12
+        gop = case.keyframe_interval if case.keyed else 12
         clips = [harness.prepare_clip(tmp, suite.accuracy_res, suite.accuracy_frames, gop=gop, seed=101 + i)
                  for i in range(suite.accuracy_clips)]
         try:

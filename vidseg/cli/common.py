@@ -8,7 +8,7 @@ from collections.abc import Callable
 
 from vidseg.errors import VidsegError
 
-__all__ = ["cli_entry", "not_available"]
+__all__ = ["cli_entry"]
 
 
 def cli_entry(fn: Callable[[list[str] | None], int]) -> Callable[[list[str] | None], int]:
@@ -29,9 +29,3 @@ def cli_entry(fn: Callable[[list[str] | None], int]) -> Callable[[list[str] | No
         return code
 
     return main
-
-
-def not_available(command: str, issue: str) -> int:
-    """For a command whose implementation has not landed: say so and fail, never pretend."""
-    print(f"{command} is not available yet in this version of vidseg ({issue}).", file=sys.stderr)
-    return 2

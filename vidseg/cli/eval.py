@@ -85,9 +85,7 @@ def main(argv: list[str] | None = None) -> int:
     from vidseg.eval.evaluate import evaluate
 
     config = _config(args)
-    model = load_model(config)
-    if args.method is None:
-        config = config.replace(method=next((m for m in model.methods if m != "per-frame"), "per-frame"))
+    model = load_model(config)  # method None: the model's keyframe method
     with _progress(args) as progress:
         try:
             result = evaluate(config, args.dataset, args.data, model=model, max_distance=max_distance,
@@ -107,7 +105,7 @@ def _config(args: argparse.Namespace) -> EngineConfig:
         keyframes = {"keyframes": "interval", "keyframe_interval": args.keyframe_interval}
     elif args.dataset == "synthetic":
         keyframes = {"keyframes": "gop"}
-    return EngineConfig(model=args.model, weights=args.weights, method=args.method or "per-frame",
+    return EngineConfig(model=args.model, weights=args.weights, method=args.method,
                         backend=args.engine, precision=args.precision, lr_scale=args.lr_scale, device=args.device,
                         **keyframes)
 
@@ -163,7 +161,7 @@ def _write_json(path: Path, result, config: EngineConfig, args: argparse.Namespa
     record = {
         "results": result.to_dict(),
         "config": {
-            "engine": dataclasses.asdict(config),
+            "engine": {**dataclasses.asdict(config), "method": result.method},
             "dataset": args.dataset,
             "data": str(args.data),
             "split": result.split,

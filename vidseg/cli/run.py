@@ -89,10 +89,7 @@ def main(argv: list[str] | None = None) -> int:
     from vidseg.engine.engine import Engine, load_model
 
     config = _config(args)
-    model = load_model(config)
-    if args.method is None:  # the model's keyframe method when it has one
-        config = config.replace(method=next((m for m in model.methods if m != "per-frame"), "per-frame"))
-    engine = Engine(config, model=model)
+    engine = Engine(config, model=load_model(config))  # method None: the model's keyframe method
     source = _demo_clip(out) if args.demo else Path(args.input)
     sinks = _sinks(save, out, source, engine.spec.palette)
     return _run(engine, source, sinks, args)
@@ -105,7 +102,7 @@ def _config(args: argparse.Namespace) -> EngineConfig:
     return EngineConfig(
         model=args.model,
         weights=args.weights,
-        method=args.method or "per-frame",
+        method=args.method,
         backend=args.engine,
         precision=args.precision,
         lr_scale=args.lr_scale,

@@ -2,7 +2,9 @@
 
     Engine(EngineConfig(...)).run(source) -> FrameResult per frame     engine.py
     KeyframePolicy: IntervalPolicy, GopPolicy, AdaptivePolicy          schedule.py
-    Method: PerFrame, ARSeg, FlowWarp (plans of stage calls)           methods.py
+    Method: PerFrame, ARSeg, FlowWarp (plans, state, frame inputs)     methods/
+    Plan, execute_plans (stage calls as data, batched across streams)  plans.py
+    FrameResult, RunSummary                                            results.py
     Runner backends: torch, compile, onnx, aoti, trt                   backends/
     Prefetcher, Writer, DeviceIO (threads, streams, pinned memory)     pipeline.py
 
@@ -39,7 +41,10 @@ _LAZY = {
         for name in ("KeyframePolicy", "KeyDecision", "FrameMeta", "IntervalPolicy", "GopPolicy", "AdaptivePolicy",
                      "make_policy")
     },
-    **{name: "vidseg.engine.methods" for name in ("Method", "PerFrame", "ARSeg", "FlowWarp", "make_method")},
+    **{name: "vidseg.engine.methods" for name in ("Method", "make_method")},
+    "PerFrame": "vidseg.engine.methods.perframe",
+    "ARSeg": "vidseg.engine.methods.arseg",
+    "FlowWarp": "vidseg.engine.methods.flowwarp",
 }
 
 

@@ -6,7 +6,8 @@
 - `Prefetcher` runs a frame iterator in its own thread, ahead of inference. Offline, it blocks when its queue
   (depth from the config) is full, so every frame is processed. Live, it keeps only the newest frame: a frame
   that arrives while the engine is busy replaces the waiting one and is counted as dropped; the dropped frames'
-  picture types and motion travel with the next delivered frame (`Arrival.skipped`), so motion chains stay whole.
+  metadata (picture type, motion; not the pixels) travel with the next delivered frame (`Arrival.skipped`), so
+  motion chains and keyframe policies stay whole.
   A `prepare` function runs in the thread too (on CUDA: copy into pinned memory and upload on a copy stream).
 - `DeviceIO` owns the device side: uploads (pinned host buffer, non_blocking copy on a copy stream, an event the
   compute stream waits on) and downloads of label maps (non_blocking into pinned memory, an event to wait on).
@@ -19,6 +20,7 @@ it; nothing is swallowed or merely printed inside a thread.
 
 from __future__ import annotations
 
+import contextlib
 import inspect
 import queue
 import threading
@@ -31,7 +33,9 @@ import numpy as np
 import torch
 from torch import Tensor
 
-__all__ = ["Arrival", "Skipped", "Prefetcher", "Writer", "DeviceIO", "Download", "WorkerError"]
+from vidseg.video.frame import Frame
+
+__all__ = ["Arrival", "Prefetcher", "Writer", "DeviceIO", "Download", "WorkerError", "frame_time"]
 
 _END = object()
 
@@ -40,23 +44,15 @@ class WorkerError(RuntimeError):
     """Not raised to users: the original exception is re-raised; this only names the thread in logs."""
 
 
-@dataclass(frozen=True)
-class Skipped:
-    """A frame dropped in live mode, reduced to what keeps keyframe policies and motion chains right."""
-
-    index: int
-    pict_type: str
-    motion: Any
-
-
 @dataclass
 class Arrival:
-    """A frame handed to inference: the frame, its prepared tensors, when it arrived, what was dropped before."""
+    """A frame handed to inference: the frame, its prepared tensors, when it arrived, the frames dropped before it
+    (live mode; `Frame.without_image`)."""
 
-    frame: Any
+    frame: Frame
     prepared: Any
     arrived: float
-    skipped: tuple[Skipped, ...] = ()
+    skipped: tuple[Frame, ...] = ()
 
 
 @dataclass
@@ -139,10 +135,7 @@ class Prefetcher:
             old = self._slot
             if old is not None:
                 self.dropped += 1
-                f = old.frame
-                arrival.skipped = old.skipped + (
-                    Skipped(f.index, getattr(f, "pict_type", "?"), getattr(f, "motion", None)),
-                )
+                arrival.skipped = (*old.skipped, old.frame.without_image())
             self._slot = arrival
             self._cond.notify_all()
 
@@ -296,7 +289,7 @@ class DeviceIO:
         """Context in which the inference work is issued."""
         if self.cuda:
             return torch.cuda.stream(self.compute_stream)
-        return _NullContext()
+        return contextlib.nullcontext()
 
     def upload(self, image: np.ndarray) -> Any:
         """HxWx3 uint8 -> (device tensor [1,3,H,W] uint8, event). Thread-safe: called from the decode thread."""
@@ -368,10 +361,3 @@ class DeviceIO:
 
         return start
 
-
-class _NullContext:
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, *exc: object) -> bool:
-        return False

@@ -24,12 +24,15 @@ Energy units (adaptive policy):
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import ClassVar
 
+import numpy as np
+
 from vidseg.config import EngineConfig
 from vidseg.errors import ConfigError
+from vidseg.video.frame import Frame
 
 __all__ = [
     "FrameMeta",
@@ -41,6 +44,8 @@ __all__ = [
     "AdaptivePolicy",
     "make_policy",
     "mark_keyframes",
+    "frame_meta",
+    "thumbnail",
 ]
 
 
@@ -84,6 +89,8 @@ class KeyframePolicy(ABC):
     """decide(state, meta) -> (KeyDecision, new state). The first frame of a stream is always a key."""
 
     name: ClassVar[str] = "?"
+    uses_motion: ClassVar[bool] = False  # reads codec motion energy (the decoder must export vectors)
+    uses_residual: ClassVar[bool] = False  # reads the residual proxy when a frame carries no motion
 
     def initial_state(self) -> PolicyState:
         return PolicyState()
@@ -168,6 +175,8 @@ class AdaptivePolicy(KeyframePolicy):
     residual_threshold: float = 8.0
     max_interval: int = 12
     name: ClassVar[str] = "adaptive"
+    uses_motion: ClassVar[bool] = True
+    uses_residual: ClassVar[bool] = True
 
     def __post_init__(self) -> None:
         if self.threshold <= 0 or self.residual_threshold <= 0 or self.max_interval < 1:
@@ -214,6 +223,30 @@ def make_policy(config: EngineConfig) -> KeyframePolicy:
         residual_threshold=4.0 * config.adaptive_threshold,
         max_interval=config.keyframe_interval,
     )
+
+
+def frame_meta(frame: Frame, skipped: Sequence[Frame] = (), key_thumb: np.ndarray | None = None) -> FrameMeta:
+    """What a policy sees of a frame: its picture type, the codec motion energy of every hop since the last
+    processed frame (the frames a live run dropped, then this one; None when a hop has no motion), the residual
+    against the keyframe's `thumbnail` when given and there is no motion, and whether a dropped I-frame broke the
+    motion chain."""
+    energies = [None if h.motion is None else h.motion.energy() for h in (*skipped, frame)]
+    motion_energy = sum(energies) if all(e is not None for e in energies) else None  # type: ignore[arg-type]
+    residual = None
+    if key_thumb is not None and motion_energy is None:
+        residual = float(np.abs(thumbnail(frame.image) - key_thumb).mean()) / 255.0 * 100.0
+    return FrameMeta(
+        index=frame.index,
+        pict_type=frame.pict_type or "?",
+        motion_energy=motion_energy,
+        residual_energy=residual,
+        chain_broken=any(s.motion is None and s.pict_type.upper() == "I" for s in skipped),
+    )
+
+
+def thumbnail(image: np.ndarray) -> np.ndarray:
+    """A small grey image for the residual proxy (every 8th pixel)."""
+    return image[::8, ::8].astype(np.float32).mean(axis=2)
 
 
 def mark_keyframes(policy: KeyframePolicy, metas: Iterable[FrameMeta]) -> list[KeyDecision]:

@@ -190,11 +190,11 @@ def _cityscapes(config, model, Engine, root, split, max_distance, limit, tc, abs
     reader = CityscapesSequence(root, split, max_distance=d_max)
     classes = _check_classes(model, CITYSCAPES_CLASSES, "cityscapes")
     engine = Engine(config.replace(keyframes="interval", keyframe_interval=d_max + 1), model=model)
-    method = engine.method.name
-    encode = config.method == "arseg"
+    encode = engine.method.uses_motion  # codec motion: re-encode the clip so the decoder exports it
+    per_frame = not engine.method.uses_keyframes
     kd = KeyDistanceMIoU(len(classes), d_max)
     n = len(reader) if limit is None else min(limit, len(reader))
-    result = _result("cityscapes", root, split, config, classes, kd, absent, f"interval {d_max + 1} (key = gt - d)")
+    result = _result("cityscapes", root, split, engine, classes, kd, absent, f"interval {d_max + 1} (key = gt - d)")
     if encode:
         size = tuple(reader.clip(0, 0).label.shape)
         result.motion_source = f"codec (H.264 re-encode: {_encode_description(size)})"
@@ -203,9 +203,9 @@ def _cityscapes(config, model, Engine, root, split, max_distance, limit, tc, abs
             "with motion vectors; the engine sees the decoded frames (AR-Seg's protocol re-encodes each clip "
             "with x265, arseg.md §3.1)"
         )
-    elif method == "flowwarp":
+    elif engine.method.uses_flow:
         result.motion_source = "model flow stage"
-    elif method == "per-frame":
+    elif per_frame:
         result.keyframes = "every frame"
         result.notes.append(
             "per-frame: the labelled frame's prediction does not depend on earlier frames; it is "
@@ -214,7 +214,7 @@ def _cityscapes(config, model, Engine, root, split, max_distance, limit, tc, abs
     with contextlib.ExitStack() as stack:
         tmp = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="vidseg-eval-"))) if encode else None
         for i in range(n):
-            if method == "per-frame":
+            if per_frame:
                 clip = reader.clip(i, 0)
                 labels = _last(engine.run(clip.frames[-1]))
                 for d in range(d_max + 1):
@@ -296,16 +296,17 @@ def _camvid(config, model, Engine, root, split, max_distance, limit, tc, absent,
     reader = CamVidARSeg(root, split, distances=range(d_max + 1), gop=gop)
     classes = _check_classes(model, CAMVID_CLASSES, "camvid")
     engine = Engine(config.replace(keyframes="interval", keyframe_interval=d_max + 1), model=model)
-    arseg = config.method == "arseg"
+    arseg = engine.method.uses_motion
+    per_frame = not engine.method.uses_keyframes
     kd = KeyDistanceMIoU(len(classes), d_max)
-    result = _result("camvid", root, split, config, classes, kd, absent, "decoded I-frame of the GOP (d >= 1)")
+    result = _result("camvid", root, split, engine, classes, kd, absent, "decoded I-frame of the GOP (d >= 1)")
     result.motion_source = (
         "stored AR-Seg motion (.bin, chained to the key), per-pixel MotionField"
         if arseg
-        else ("none" if engine.method.name == "per-frame" else "model flow stage")
+        else ("none" if per_frame else "model flow stage")
     )
     result.notes.append("frames are AR-Seg's decoded frames (x265, 3 Mb/s); d = 0 runs the frame as a keyframe")
-    if engine.method.name == "per-frame":
+    if per_frame:
         result.keyframes = "every frame"
     n = len(reader) if limit is None else min(limit, len(reader))
     for i in range(n):
@@ -314,7 +315,7 @@ def _camvid(config, model, Engine, root, split, max_distance, limit, tc, absent,
             engine.reset()
             if d == 0:
                 labels = engine.process_frame(sample.frame, pict_type="I", index=0).labels
-            elif engine.method.name == "per-frame":  # AR-Seg's HR rows: the HR model on the decoded frame at d
+            elif per_frame:  # AR-Seg's HR rows: the HR model on the decoded frame at d
                 labels = engine.process_frame(sample.frame, pict_type="P", index=0).labels
             else:
                 engine.process_frame(sample.keyframe, pict_type="I", index=0)
@@ -372,9 +373,10 @@ def _synthetic(config, model, Engine, root, split, max_distance, limit, tc, abse
         gop = max(c.gop for c in clips)
         max_distance = (config.keyframe_interval if keyed and config.keyframes != "gop" else gop) - 1
     kd = KeyDistanceMIoU(len(classes), max_distance, ignore_index=clips[0].ignore_index)
-    result = _result("synthetic", root, split, config, classes, kd, absent, engine.policy.describe())
-    result.motion_source = {"arseg": "codec (the clip's own H.264 motion vectors)", "flowwarp": "model flow stage"}.get(
-        engine.method.name, "none"
+    result = _result("synthetic", root, split, engine, classes, kd, absent, engine.policy.describe())
+    result.motion_source = (
+        "codec (the clip's own H.264 motion vectors)" if engine.method.uses_motion
+        else ("model flow stage" if engine.method.uses_flow else "none")
     )
     if not keyed:
         result.keyframes = "every frame"
@@ -431,12 +433,12 @@ def _synthetic(config, model, Engine, root, split, max_distance, limit, tc, abse
 # -- helpers ------------------------------------------------------------------------------------------------
 
 
-def _result(dataset, root, split, config, classes, kd, absent, keyframes) -> EvalResult:
+def _result(dataset, root, split, engine, classes, kd, absent, keyframes) -> EvalResult:
     return EvalResult(
         dataset=dataset,
         data=str(root),
         split=split,
-        method=config.method,
+        method=engine.method.name,
         class_names=classes,
         key_distance=kd,
         absent=absent,

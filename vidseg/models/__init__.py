@@ -1,10 +1,9 @@
 """PyTorch definitions of the seeds' networks, as stages (see `vidseg.models.base`)."""
 
-from vidseg.models.base import STAGE_NAMES, ModelSpec, Stage, VideoSegModel, logits_to_labels
+from vidseg.models.base import ModelSpec, Stage, VideoSegModel, logits_to_labels
 from vidseg.models.registry import build, list_models, register_model
 
 __all__ = [
-    "STAGE_NAMES",
     "ModelSpec",
     "Stage",
     "VideoSegModel",

@@ -128,10 +128,11 @@ class ARSegModel(VideoSegModel):
                 f"unknown warp convention {warp_convention!r} for {spec.name}; choose one of "
                 f"{', '.join(WARP_CONVENTIONS)} ('arseg' reproduces the released checkpoints)"
             )
-        self.spec = spec
+        # The seed's warp goes with the seed's motion resize (the engine reads it from the spec).
+        self.spec = dataclasses.replace(spec, motion_convention="arseg" if warp_convention == "arseg" else "exact")
         self.hr = hr
         self.lr = lr
-        self.preprocess = Preprocess(spec)
+        self.preprocess = Preprocess(self.spec)
         self.warp_convention = warp_convention
 
     def stages(self, *, lr_scale: float | None = None) -> dict[str, Stage]:

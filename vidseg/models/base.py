@@ -38,12 +38,8 @@ __all__ = [
     "Preprocess",
     "Stage",
     "VideoSegModel",
-    "STAGE_NAMES",
     "logits_to_labels",
 ]
-
-STAGE_NAMES = ("key", "nonkey", "flow", "refine")
-
 
 @dataclass(frozen=True)
 class ModelSpec:
@@ -66,6 +62,9 @@ class ModelSpec:
     # flowwarp: the frame a non-keyframe's flow and warp start from: "previous" (GSVNet: the last frame's
     # result is carried forward) or "key" (SwiftNet-seq: the keyframe's result is warped to every non-keyframe)
     flow_reference: str = "previous"
+    # arseg: how codec motion is resized to the key feature grid: "exact" (per-axis area resize) or "arseg"
+    # (AR-Seg's evaluation resize, which its released checkpoints were evaluated with)
+    motion_convention: str = "exact"
     seed: str = ""  # the seed system, e.g. "AR-Seg (CVPR 2023)"
     source: str = ""  # repository and file of the original definition
     paper: str = ""
@@ -144,6 +143,11 @@ class VideoSegModel(nn.Module):
     @property
     def methods(self) -> tuple[str, ...]:
         return self.spec.methods
+
+    @property
+    def stage_names(self) -> tuple[str, ...]:
+        """The stages this model offers (`stages()`'s keys)."""
+        return tuple(self.stages())
 
     def checkpoint_parts(self) -> dict[str, nn.Module]:
         """Part name -> submodule whose state_dict has the layout of one seed checkpoint file.

@@ -1,29 +1,21 @@
 """Model registry: public name -> builder function.
 
 Builders are registered with `@register_model` in the file that defines the architecture; the name is the
-function's name with '_' turned into '-', or an explicit one. Registering a name twice is an error.
+function's name with '_' turned into '-', or an explicit one. Registering a name twice is an error. Every module
+of `vidseg.models` is imported on first use, so a new model is its module and its decorated builders: nothing
+lists it elsewhere.
 """
 
 from __future__ import annotations
 
 import importlib
+import pkgutil
 from collections.abc import Callable
 
 from vidseg.errors import ConfigError
 from vidseg.models.base import VideoSegModel
 
 __all__ = ["register_model", "build", "build_architecture", "list_models", "model_builder"]
-
-# Modules whose import registers builders; loaded on first use so `import vidseg` stays light.
-_MODEL_MODULES = (
-    "vidseg.models.pspnet",
-    "vidseg.models.bisenet",
-    "vidseg.models.swiftnet",
-    "vidseg.models.sanet",
-    "vidseg.models.arseg",
-    "vidseg.models.flowwarp",
-    "vidseg.models.demo",
-)
 
 _REGISTRY: dict[str, Callable[..., VideoSegModel]] = {}
 _loaded = False
@@ -45,15 +37,14 @@ def register_model(name: str | Callable | None = None):
 
 
 def _load_all() -> None:
+    """Import every module of this package (their `@register_model` builders register themselves); on first use
+    only, so `import vidseg` stays light."""
     global _loaded
     if _loaded:
         return
-    for mod in _MODEL_MODULES:
-        try:
-            importlib.import_module(mod)
-        except ModuleNotFoundError as err:
-            if err.name != mod:  # a real import error inside the module: surface it
-                raise
+    package = importlib.import_module(__package__)
+    for module in pkgutil.iter_modules(package.__path__):
+        importlib.import_module(f"{__package__}.{module.name}")
     _loaded = True
 
 

@@ -129,7 +129,7 @@ def train_arseg(model: VideoSegModel, data: SyntheticClips, config: TrainConfig,
     device = torch.device(device)
     _prepare_lr_training(model, device)
     nonkey = model.stages(lr_scale=lr_scale)["nonkey"]
-    dense_mode = "arseg" if getattr(model, "warp_convention", "exact") == "arseg" else "area"
+    dense_mode = "arseg" if model.spec.motion_convention == "arseg" else "area"
     rng = np.random.default_rng(config.seed)
     weight = None if class_weight is None else class_weight.to(device)
     probe = torch.zeros(1, 3, *data.size, dtype=torch.uint8)

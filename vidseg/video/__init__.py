@@ -1,11 +1,13 @@
 """vidseg.video: frames in and out; nothing here knows about models or engines.
 
-    open_video(path, motion=...) -> VideoSource    iterate Frame(index, pts, pict_type, image, motion)
+    open_source(input, motion=...) -> Source       any input (path, arrays, frames) behind one protocol
+    open_video(path, motion=...) -> VideoSource    iterate Frame(index, image, pts, pict_type, motion)
     MotionField, MotionChain                       codec motion vectors as backward maps; chained to the keyframe
     OverlayVideoSink, LabelPNGSink, NPZSink        writers; palettes (Cityscapes 19, CamVid 11/12)
 """
 
-from vidseg.video.decode import MOTION_CODECS, Frame, VideoSource, open_video
+from vidseg.video.decode import MOTION_CODECS, VideoSource, open_video
+from vidseg.video.frame import Frame
 from vidseg.video.motion import MotionChain, MotionField
 from vidseg.video.sinks import (
     CAMVID11_PALETTE,
@@ -19,8 +21,12 @@ from vidseg.video.sinks import (
     get_palette,
     overlay,
 )
+from vidseg.video.source import IterableSource, Source, open_source
 
 __all__ = [
+    "open_source",
+    "Source",
+    "IterableSource",
     "open_video",
     "VideoSource",
     "Frame",

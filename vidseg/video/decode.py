@@ -1,4 +1,4 @@
-"""Decoding: PyAV demux + frame-threaded decode -> `Frame(index, pts, pict_type, image, motion)`.
+"""Decoding: PyAV demux + frame-threaded decode -> `Frame(index, image, pts, pict_type, motion)`.
 
 `open_video(path)` is the one entry point. The returned `VideoSource` is a context manager and an iterator of
 `Frame`s in display order:
@@ -34,12 +34,12 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
-from dataclasses import dataclass
 
 import av
 import numpy as np
 
 from vidseg.errors import InputError
+from vidseg.video.frame import Frame
 from vidseg.video.motion import MotionField
 
 __all__ = ["Frame", "VideoSource", "open_video", "MOTION_CODECS"]
@@ -56,45 +56,22 @@ _NO_REFERENCE_B = frozenset({"mpeg1video", "mpeg2video", "mpeg4", "h263", "h263p
 _PICT_TYPES = {1: "I", 2: "P", 3: "B", 4: "P", 5: "I", 6: "P", 7: "B"}
 
 
-@dataclass(frozen=True, eq=False, slots=True)
-class Frame:
-    """One decoded frame.
-
-    index: 0-based count of decoded frames (display order). pts: presentation time in seconds (index / fps when
-    the stream has no timestamps). pict_type: 'I', 'P' or 'B'. image: uint8 RGB [H, W, 3] in display orientation.
-    motion: `MotionField` backward map to the reference frame(s), or None (see the module doc).
-    reference: whether later frames may predict from this one (an H.264 B-frame can be a reference, in a
-    B-pyramid); None when unknown (codecs other than H.264 and the MPEG-1/2/4 family).
-    """
-
-    index: int
-    pts: float | None
-    pict_type: str
-    image: np.ndarray
-    motion: MotionField | None = None
-    reference: bool | None = None
-
-    def tensor(self, device=None):
-        """The image as a uint8 torch tensor [3, H, W]. Without a device it shares memory with `image` and has
-        channels-last strides (what `channels_last` models want); copying to a device keeps those strides."""
-        import torch
-
-        t = torch.from_numpy(self.image).permute(2, 0, 1)
-        return t if device is None else t.to(device, non_blocking=True)
-
-
 class VideoSource:
-    """An open video: iterate it for `Frame`s; close it (or use ``with``) when done. Made by `open_video`.
+    """An open video file, a `vidseg.video.source.Source`: iterate it for `Frame`s; close it (or use ``with``)
+    when done. Made by `open_video`.
 
     Properties, known once it is open: ``length`` (frame count when the container stores it, else None), ``fps``,
     ``duration`` (seconds or None), ``size`` (H, W) in display orientation, ``codec`` (decoder name),
     ``rotation`` (degrees counter-clockwise applied to the coded picture), ``motion_available`` (motion was asked
     for and the codec exports vectors: otherwise every ``Frame.motion`` is None), ``frames_decoded``.
-    A source is iterated once.
+    A source is iterated once. A file is not ``live``: every frame is read (a live run paces it at its frame rate).
     """
+
+    live = False
 
     def __init__(self, path: str | os.PathLike, *, motion: bool = False, threads: int = 0, cell: int = 4) -> None:
         self.path = os.fspath(path)
+        self.name = self.path
         self.motion = bool(motion)
         self.threads = int(threads)
         self.cell = int(cell)
@@ -242,7 +219,7 @@ class VideoSource:
         else:
             reference = pict_type != "B" if self.codec in _NO_REFERENCE_B else None
         self.frames_decoded += 1
-        return Frame(index, pts, pict_type, image, motion, reference)
+        return Frame(index, image, pts, pict_type, motion, reference)
 
     def _set_orientation(self, frame: av.VideoFrame) -> None:
         side = frame.side_data.get("DISPLAYMATRIX")

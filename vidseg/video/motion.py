@@ -51,22 +51,32 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Protocol
+from typing import TYPE_CHECKING
 
 import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import Tensor
 
 from vidseg.errors import ShapeError
+
+if TYPE_CHECKING:
+    from vidseg.video.frame import Frame
 
 __all__ = [
     "MotionField",
     "MotionChain",
     "DENSE_MODES",
     "CHAIN_MODES",
+    "RESIZE_CONVENTIONS",
     "ANCHOR_TYPES",
+    "resize_motion",
+    "as_motion_field",
 ]
 
 DENSE_MODES = ("area", "nearest", "bilinear", "arseg")
 CHAIN_MODES = ("exact", "arseg")
+RESIZE_CONVENTIONS = ("exact", "arseg")
 # Picture types that P-frames predict from (list 0, index 0); B-frames also predict from reference B-frames.
 ANCHOR_TYPES = frozenset({"I", "P"})
 
@@ -169,6 +179,14 @@ class MotionField:
     def grid(self) -> tuple[int, int]:
         return self.vectors.shape[1], self.vectors.shape[2]
 
+    def energy(self) -> float | None:
+        """Mean |motion| over the valid cells, in percent of the frame width (the adaptive keyframe policy's
+        unit); None when no cell is valid."""
+        if not self.valid.any():
+            return None
+        vectors = self.vectors[:, self.valid]
+        return float(np.sqrt((vectors**2).sum(0)).mean()) / self.size[1] * 100.0
+
     def to_dense(
         self, size: tuple[int, int] | None = None, *, mode: str = "area"
     ) -> tuple[np.ndarray, np.ndarray]:
@@ -224,25 +242,14 @@ class MotionField:
         return (vec * scale).astype(np.float32), np.asarray(ok, bool)
 
     def _to_dense_arseg(self, h: int, w: int) -> tuple[np.ndarray, np.ndarray]:
-        import torch
-        import torch.nn.functional as F
-
         height, width = self.size
         per_pixel = self.vectors  # fill values included: AR-Seg's chained maps keep the zero-hop chain there
         if self.cell > 1:
             per_pixel = per_pixel.repeat(self.cell, 1).repeat(self.cell, 2)[:, :height, :width]
-        flow = torch.from_numpy(np.ascontiguousarray(per_pixel))[None] * (h / height)
-        if (h, w) != (height, width):
-            flow = F.interpolate(flow, size=(h, w), mode="bilinear", align_corners=True)
+        flow = resize_motion(torch.from_numpy(np.ascontiguousarray(per_pixel))[None], (h, w), convention="arseg")
         rows = _nearest_cells(h, height, self.cell, self.grid[0])
         cols = _nearest_cells(w, width, self.cell, self.grid[1])
         return flow[0].numpy(), self.valid[rows[:, None], cols[None, :]]
-
-
-class _FrameLike(Protocol):
-    index: int
-    pict_type: str
-    motion: MotionField | None
 
 
 class MotionChain:
@@ -270,15 +277,11 @@ class MotionChain:
         self._xs = (np.arange(gw, dtype=np.float32) * self.cell + (self.cell - 1) / 2)[None, :]
         self._yi, self._xi = np.arange(gh, dtype=np.int32)[:, None], np.arange(gw, dtype=np.int32)[None, :]
 
-    def reset(self) -> None:
-        self.key_index = None
-        self._anchor = self._reference = None
-
-    def push(self, frame: _FrameLike, *, is_key: bool | None = None) -> MotionField:
+    def push(self, frame: Frame, *, is_key: bool | None = None) -> MotionField:
         """The backward map of ``frame`` to the keyframe. is_key defaults to ``frame.pict_type == "I"``.
 
-        ``frame`` needs ``index``, ``pict_type`` and ``motion``; an optional ``reference`` (bool, None when
-        unknown) says whether later B-frames may predict from it (H.264 B-pyramids); unknown means "not a B".
+        Of the frame, ``index``, ``pict_type``, ``motion`` and ``reference`` are read (``reference``: whether later
+        B-frames may predict from it, H.264 B-pyramids; None, unknown, means "not a B"); the image is not.
         """
         if is_key is None:
             is_key = frame.pict_type == "I"
@@ -298,7 +301,7 @@ class MotionChain:
         base = self._reference if frame.pict_type == "B" else self._anchor
         compose = self._compose_arseg if self.mode == "arseg" else self._compose_exact
         chained = compose(hop, base)
-        reference = getattr(frame, "reference", None)
+        reference = frame.reference
         if frame.pict_type in ANCHOR_TYPES:
             self._anchor = self._reference = chained
         elif reference:
@@ -334,6 +337,46 @@ class MotionChain:
         prev[1] += y2 - self._yi
         valid = past & np.take(base.valid.ravel(), flat).reshape(height, width)
         return MotionField(prev, valid, np.where(valid, -1, 0).astype(np.int8), self.size, 1)
+
+
+# ------------------------------------------------------------------------------------------ dense motion
+def resize_motion(motion: Tensor, size: tuple[int, int], *, convention: str = "exact") -> Tensor:
+    """A dense motion field [N,2,h,w] (pixels of its grid) resized to `size`, its values rescaled to that grid.
+
+    convention "exact": x scaled by the width ratio, y by the height ratio, bilinear with align_corners=False.
+    convention "arseg": AR-Seg's evaluation (both components scaled by the height ratio, bilinear with
+    align_corners=True), which its released checkpoints were evaluated with.
+    """
+    if motion.dim() != 4 or motion.shape[1] != 2:
+        raise ShapeError(f"motion must be [N,2,h,w], got {tuple(motion.shape)}")
+    if convention not in RESIZE_CONVENTIONS:
+        raise ShapeError(f"unknown motion resize convention {convention!r}; choose one of {RESIZE_CONVENTIONS}")
+    h, w = motion.shape[-2:]
+    if (h, w) == tuple(size):
+        return motion
+    motion = motion.float()
+    if convention == "arseg":
+        return F.interpolate(motion * (size[0] / h), size=size, mode="bilinear", align_corners=True)
+    scale = torch.tensor([size[1] / w, size[0] / h], device=motion.device).view(1, 2, 1, 1)
+    return F.interpolate(motion, size=size, mode="bilinear", align_corners=False) * scale
+
+
+def as_motion_field(motion: MotionField | np.ndarray | Tensor, size: tuple[int, int], *, cell: int = 4
+                    ) -> MotionField:
+    """A MotionField as is; a dense backward motion [2,h,w] (numpy or torch, x then y, pixels of its own grid,
+    e.g. an optical flow) as the MotionField of a frame of `size` with `cell`-pixel cells, every cell valid."""
+    if isinstance(motion, MotionField):
+        return motion
+    tensor = torch.as_tensor(np.asarray(motion) if not isinstance(motion, Tensor) else motion).float().cpu()
+    if tensor.dim() == 4 and tensor.shape[0] == 1:
+        tensor = tensor[0]
+    if tensor.dim() != 3 or tensor.shape[0] != 2:
+        raise ShapeError(f"dense motion must be [2,h,w] (x, y in pixels), got {tuple(tensor.shape)}")
+    gh, gw = grid_shape(size, cell)
+    cells = resize_motion(tensor[None], (gh, gw))[0]
+    frame_px = cells * torch.tensor([size[1] / gw, size[0] / gh]).view(2, 1, 1)  # MotionField: frame pixels
+    ok = np.ones((gh, gw), bool)
+    return MotionField(frame_px.numpy().astype(np.float32), ok, np.full((gh, gw), -1, np.int8), tuple(size), cell)
 
 
 # --------------------------------------------------------------------------------------------------- helpers
