@@ -19,6 +19,7 @@ import warnings
 from pathlib import Path
 
 from vidseg.cli.common import cli_entry
+from vidseg.cli.sources import INPUT_HELP, add_source_arguments, check_input, open_input, output_stem
 from vidseg.config import BACKENDS, METHODS, PRECISIONS, EngineConfig
 from vidseg.errors import ConfigError, InputError
 
@@ -36,7 +37,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="vidseg-run",
         description="Real-time video semantic segmentation: full compute on keyframes, cheap non-keyframes.",
     )
-    p.add_argument("input", nargs="?", help="video file (H.264 carries codec motion vectors; HEVC/VP9 do not)")
+    p.add_argument("input", nargs="?", help=INPUT_HELP + " (H.264 carries codec motion vectors; HEVC/VP9 do not)")
     p.add_argument("--model", help="registered model name (default: the built-in demo model); see --list-models")
     p.add_argument("--weights", help="checkpoint path; AR-Seg pairs take 'HR.pth,AR.pth' or AR-Seg's "
                    "checkpoints/<dataset>-<backbone> folder (HR/ and AR/)")
@@ -55,14 +56,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", type=Path, help="output directory (default: vidseg-out)")
     p.add_argument("--save", help=f"comma-separated outputs: {', '.join(SAVE_KINDS)} (default: overlay with --demo)")
     p.add_argument("--device", default="auto", help="cpu, cuda, cuda:N or auto (default)")
-    p.add_argument("--live", action="store_true",
-                   help="real-time: drop frames that arrive while the engine is busy (counted)")
+    p.add_argument("--live", action=argparse.BooleanOptionalAction, default=None,
+                   help="real-time: drop frames that arrive while the engine is busy (counted); latency from arrival "
+                        "(default: on for streams and cameras)")
     p.add_argument("--list-models", action="store_true", help="list the registered models and exit")
     p.add_argument("--demo", action="store_true",
                    help=f"render a synthetic street clip ({DEMO_FRAMES} frames, {DEMO_SIZE[0]}x{DEMO_SIZE[1]}) into "
                         "the output directory and run on it")
     p.add_argument("--max-frames", type=int, help="stop after this many frames")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    add_source_arguments(p)
     return p
 
 
@@ -75,10 +78,8 @@ def main(argv: list[str] | None = None) -> int:
         raise InputError("give an input video (vidseg-run INPUT) or --demo for a synthetic clip")
     if args.input is not None and args.demo:
         raise ConfigError("give either an input video or --demo, not both")
-    if args.input is not None and Path(args.input).is_dir():
-        raise InputError(f"{args.input}: is a directory, not a video file; give the path of a video file")
-    if args.input is not None and not Path(args.input).is_file():
-        raise InputError(f"{args.input}: no such file; check the path")
+    if args.input is not None:
+        check_input(args.input)
     if args.max_frames is not None and args.max_frames < 1:
         raise ConfigError(f"--max-frames must be >= 1, got {args.max_frames}; leave it out to process every frame")
     save = _parse_save(args.save, demo=args.demo)
@@ -90,8 +91,12 @@ def main(argv: list[str] | None = None) -> int:
 
     config = _config(args)
     engine = Engine(config, model=load_model(config))  # method None: the model's keyframe method
-    source = _demo_clip(out) if args.demo else Path(args.input)
-    sinks = _sinks(save, out, source, engine.spec.palette)
+    source = open_input(str(_demo_clip(out)) if args.demo else args.input, args, motion=engine.needs_motion)
+    try:
+        sinks = _sinks(save, out, source, engine.spec.palette)
+    except BaseException:
+        source.close()
+        raise
     return _run(engine, source, sinks, args)
 
 
@@ -107,7 +112,7 @@ def _config(args: argparse.Namespace) -> EngineConfig:
         precision=args.precision,
         lr_scale=args.lr_scale,
         device=args.device,
-        live=args.live,
+        live=bool(args.live),
         **keyframes,
     )
 
@@ -135,17 +140,17 @@ def _demo_clip(out: Path) -> Path:
     return path
 
 
-def _sinks(save: tuple[str, ...], out: Path, source: Path, palette: str) -> list:
+def _sinks(save: tuple[str, ...], out: Path, source, palette: str) -> list:
     if not save:
         return []
     from vidseg.video.sinks import PALETTES, LabelPNGSink, NPZSink, OverlayVideoSink
 
     out.mkdir(parents=True, exist_ok=True)
-    stem = source.stem
+    stem = output_stem(source)
     sinks: list = []
     if "overlay" in save:
         name = _PALETTES.get(palette, palette)
-        fps = _probe_fps(source) or 25.0
+        fps = source.fps or 25.0
         sinks.append(OverlayVideoSink(out / f"{stem}_overlay.mp4", fps=fps,
                                       palette=name if name in PALETTES else "cityscapes"))
     if "labels" in save:
@@ -155,36 +160,20 @@ def _sinks(save: tuple[str, ...], out: Path, source: Path, palette: str) -> list
     return sinks
 
 
-def _probe(source: Path) -> tuple[int | None, float | None]:
-    """(frame count, fps) from the container, without decoding; (None, None) when unknown."""
-    try:
-        import av
-
-        with av.open(str(source)) as container:
-            stream = container.streams.video[0]
-            rate = stream.average_rate or stream.guessed_rate
-            return (stream.frames or None), (float(rate) if rate else None)
-    except Exception:  # noqa: BLE001 - only a hint for the progress bar; decoding reports real errors
-        return None, None
-
-
-def _probe_fps(source: Path) -> float | None:
-    return _probe(source)[1]
-
-
-def _run(engine, source: Path, sinks: list, args: argparse.Namespace) -> int:
+def _run(engine, source, sinks: list, args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
-    total, _ = _probe(source)
+    total = getattr(source, "length", None)  # the container's frame count, when it states one
     if args.max_frames is not None and total is not None:
         total = min(total, args.max_frames)
     # delay: a run that fails at once (not a video, ...) prints its one-line error without an empty bar first.
-    bar = tqdm(total=total, unit="frame", desc=source.name, disable=args.no_progress, file=sys.stderr,
+    bar = tqdm(total=total, unit="frame", desc=output_stem(source), disable=args.no_progress, file=sys.stderr,
                dynamic_ncols=True, delay=1.0)
     interrupted = False
     with _one_line_warnings():
         try:
-            with contextlib.closing(engine.run(source, sinks=sinks, max_frames=args.max_frames)) as results:
+            with contextlib.closing(engine.run(source, sinks=sinks, max_frames=args.max_frames,
+                                               live=args.live)) as results:
                 for _ in results:
                     bar.update(1)
         except KeyboardInterrupt:
@@ -234,11 +223,16 @@ def print_summary(summary, outputs: list | None = None) -> None:
     for kind in ("key", "non-key", "all"):
         lat = summary.latency[kind]
         if lat.count:
-            table.add_row(f"latency {kind}", f"mean {lat.mean_ms:.1f} ms, p99 {lat.p99_ms:.1f} ms ({lat.count} frames)")
+            table.add_row(f"latency {kind}", f"mean {lat.mean_ms:.1f} ms, p50 {lat.p50_ms:.1f} ms, p99 {lat.p99_ms:.1f} ms "
+                          f"({lat.count} frames)")
     for stage, seconds in summary.stage_s.items():
         per = seconds / max(summary.frames, 1) * 1000.0
         table.add_row(f"stage {stage}", f"{seconds:.3f} s total, {per:.1f} ms per frame")
+    if summary.motion:
+        table.add_row("motion", ", ".join(f"{k} {n}" for k, n in summary.motion.items()) + " non-keyframes")
     table.add_row("dropped", str(summary.dropped))
+    if summary.reconnects:
+        table.add_row("reconnects", str(summary.reconnects))
     table.add_row("fallbacks", "\n".join(summary.fallbacks) if summary.fallbacks else "none")
     for path in outputs or []:
         table.add_row("output", str(path))

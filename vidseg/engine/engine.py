@@ -45,7 +45,7 @@ from vidseg.errors import ConfigError, ShapeError
 from vidseg.models.base import VideoSegModel, logits_to_labels
 from vidseg.video.frame import Frame, check_image
 from vidseg.video.motion import as_motion_field
-from vidseg.video.source import describe_input, open_source
+from vidseg.video.source import SourceOptions, describe_input, open_source
 
 __all__ = ["Engine", "FrameResult", "RunSummary", "SourceFrame", "LatencyStats", "as_motion_field", "load_model"]
 
@@ -63,6 +63,7 @@ class _Stream:
     policy: PolicyState = field(default_factory=PolicyState)
     key_thumb: np.ndarray | None = None
     size: tuple[int, int] | None = None  # (H, W) of the frames the state belongs to
+    segment: int = 0  # the source's `Frame.segment` the state belongs to
 
 
 @dataclass
@@ -71,8 +72,9 @@ class _Pending:
     decision: KeyDecision
     download: Download
     timings: list[StageTiming]
-    started: float
+    origin: float  # when the frame's latency starts (`FrameResult.latency`)
     stream: int = 0
+    motion: str = ""
 
 
 class Engine:
@@ -97,6 +99,7 @@ class Engine:
         self.summary: RunSummary | None = None
         self._runner: Runner | None = None
         self._build_s = 0.0  # seconds spent building the runner during the current run
+        self._built_at = 0.0  # perf_counter when the runner was last built (latency never counts the build)
         self._live: dict[Hashable, tuple[_Stream, int]] = {}  # process_frame's streams: state, next index
 
     # runner ------------------------------------------------------------------------------------------------
@@ -119,27 +122,32 @@ class Engine:
             start = time.perf_counter()
             built = build_runner(self.config, self.stages, frame_size, self.device)
             self._runner = built.runner
-            self._build_s += time.perf_counter() - start
+            self._built_at = time.perf_counter()
+            self._build_s += self._built_at - start
             for why in built.skipped:
                 self._note(f"backend auto skipped {why}")
         return self._runner
 
     # public API --------------------------------------------------------------------------------------------
     def run(self, source: Any, *, sinks: Sequence[Any] = (), callback: Callable[[FrameResult], Any] | None = None,
-            live: bool | None = None, max_frames: int | None = None) -> Iterator[FrameResult] | RunSummary:
-        """Run over a source: a video path, a numpy array (HxWx3 or TxHxWx3), an iterable of frames / arrays, or a
-        `vidseg.video.source.Source`.
+            live: bool | None = None, max_frames: int | None = None, source_options: SourceOptions | None = None
+            ) -> Iterator[FrameResult] | RunSummary:
+        """Run over a source: a video path, a stream URL (rtsp://, http(s)://, tcp://, udp://, ...), a camera
+        (/dev/video0 or its index), "-" (stdin), an image folder or glob, a numpy array (HxWx3 or TxHxWx3), an
+        iterable of frames / arrays, or a `vidseg.video.source.Source` (`vidseg.video.source.open_source`).
 
         Without `callback`: an iterator of FrameResult (close it to stop early; outputs are flushed). With it:
         callback(result) for each frame, then the RunSummary. sinks get write(index, image, labels, pts=seconds
         or None) (or the three-argument write) from a writer thread and are closed at the end, also when the run
-        fails or is interrupted. live (default: config.live): drop frames that arrive while the engine is busy; a
-        file is then read at its frame rate.
+        fails or is interrupted. live: drop frames that arrive while the engine is busy (the newest wins; drops
+        are counted) and measure latency from each frame's arrival; default: config.live, or the source is live
+        (network streams and cameras). A file or image sequence is then read at its frame rate.
+        source_options: how to open a source given by name (time-outs, reconnects, ...; `SourceOptions`).
         """
-        live = self.config.live if live is None else live
         if max_frames is not None and max_frames < 1:
             raise ConfigError(f"max_frames must be >= 1, got {max_frames}; pass None to process every frame")
-        results = self._loop([source], [sinks], live=live, max_frames=max_frames, name=describe_input(source))
+        results = self._loop([source], [sinks], live=live, max_frames=max_frames, name=describe_input(source),
+                             options=source_options)
         if callback is None:
             return results
         with contextlib.closing(results):
@@ -220,26 +228,31 @@ class Engine:
             self._runner = None
 
     # the loop ----------------------------------------------------------------------------------------------
-    def _loop(self, sources: Sequence[Any], sink_lists: Sequence[Sequence[Any]], *, live: bool,
-              max_frames: int | None, name: str) -> Iterator[FrameResult]:
+    def _loop(self, sources: Sequence[Any], sink_lists: Sequence[Sequence[Any]], *, live: bool | None,
+              max_frames: int | None, name: str, options: SourceOptions | None = None) -> Iterator[FrameResult]:
         """Every source's frames, round-robin, through `_submit` and `_finish`; results already produced are
         delivered (or at least written) before an error surfaces; sinks and sources are always closed and the
-        summary is always set."""
+        summary is always set. live None: config.live, or whether the source is live."""
         stats = RunStats()
         self._fallbacks, self._notified, self._build_s = [], set(), 0.0
         writers = [Writer(s) if s else None for s in sink_lists]
         streams = [self._new_stream() for _ in sources]
         prefetchers: list[Prefetcher] = []
+        opened_sources: list[Any] = []
+        is_live = bool(live)
         inflight: deque[_Pending] = deque()
         interrupted = False
         error: BaseException | None = None
         with contextlib.ExitStack() as stack:
             try:
                 for source in sources:
-                    opened = stack.enter_context(open_source(source, motion=self.needs_motion))
+                    opened = stack.enter_context(open_source(source, motion=self.needs_motion, options=options))
+                    opened_sources.append(opened)
+                    is_live = (self.config.live or opened.live) if live is None else live
                     frames = opened if max_frames is None else islice(opened, max_frames)
-                    prefetchers.append(Prefetcher(frames, depth=self.config.queue_depth, live=live,
-                                                  pace=live and not opened.live, prepare=self._upload))
+                    prefetchers.append(Prefetcher(frames, depth=self.config.queue_depth, live=is_live,
+                                                  pace=is_live and not opened.live, prepare=self._upload,
+                                                  interrupt=getattr(opened, "stop", None)))
                 active = {i: iter(p) for i, p in enumerate(prefetchers)}
                 while active:
                     arrivals: dict[int, Arrival] = {}
@@ -250,7 +263,7 @@ class Engine:
                             del active[i]
                     if not arrivals:
                         break
-                    inflight.extend(self._submit(streams, arrivals))
+                    inflight.extend(self._submit(streams, arrivals, live=is_live))
                     while inflight and (len(inflight) > self._runner.max_in_flight or inflight[0].download.ready()):
                         pending = inflight.popleft()
                         yield self._finish(pending, writers[pending.stream], stats)
@@ -273,7 +286,8 @@ class Engine:
                         writer.close()
                     except BaseException as err:  # noqa: BLE001
                         error = error or err
-            self.summary = self._summary(name, stats, prefetchers, interrupted)
+            reconnects = sum(getattr(s, "reconnects", 0) for s in opened_sources)
+            self.summary = self._summary(name, stats, prefetchers, interrupted, reconnects)
         if error is not None:
             if not isinstance(error, GeneratorExit):
                 log.error("run over %s stopped after %d frames: %s", name, stats.frames, error)
@@ -298,14 +312,16 @@ class Engine:
         return replace(result, stream=stream)
 
     # the per-frame steps -----------------------------------------------------------------------------------
-    def _submit(self, streams: Sequence[_Stream], arrivals: Mapping[int, Arrival]) -> list[_Pending]:
+    def _submit(self, streams: Sequence[_Stream], arrivals: Mapping[int, Arrival], *, live: bool = False
+                ) -> list[_Pending]:
         """Decide, plan and issue the work for one frame of each arriving stream (asynchronous on CUDA).
 
-        arrivals: stream index -> its frame. Identical stage calls of several streams run batched.
+        arrivals: stream index -> its frame. Identical stage calls of several streams run batched. live: latency
+        counts from each frame's arrival, else from now.
         """
         ids = sorted(arrivals)
         for i in ids:
-            self._check_frame_size(streams[i], arrivals[i].frame)
+            self._check_stream(streams[i], arrivals[i].frame)
         runner = self._ensure_runner(arrivals[ids[0]].frame.size)
         started = time.perf_counter()  # after the one-off runner build, which the summary reports as start-up
         with self.io.compute():
@@ -330,9 +346,17 @@ class Engine:
                 raise
             return [
                 _Pending(arrivals[i].frame, decisions[j], self._labels(logits[j], arrivals[i].frame), timings[j],
-                         started, i)
+                         self._latency_origin(arrivals[i], started, live), i, plans[j].motion)
                 for j, i in enumerate(ids)
             ]
+
+    def _latency_origin(self, arrival: Arrival, started: float, live: bool) -> float:
+        """Live: when the frame arrived (the source's packet read, else its hand-over to the engine), but never
+        before the runner build ended (start-up is reported apart); offline: when its processing started."""
+        if not live:
+            return started
+        arrived = arrival.frame.arrived if arrival.frame.arrived is not None else arrival.arrived
+        return max(arrived, self._built_at)
 
     def _decide(self, stream: _Stream, frame: Frame, skipped: Sequence[Frame]) -> KeyDecision:
         """The keyframe policy's decision for a frame (its thumbnail kept on keys when the policy compares)."""
@@ -341,6 +365,21 @@ class Engine:
         if decision.is_key and self.policy.uses_residual:
             stream.key_thumb = key_thumbnail(frame.image)
         return decision
+
+    def _check_stream(self, stream: _Stream, frame: Frame) -> None:
+        """A stream's state (key features, motion chain) belongs to one segment of the source and one frame size:
+        when the source restarted (`Frame.segment`: a reconnect, a new snippet of an image sequence) the stream
+        starts over with a keyframe, said once per run; so it does when the size changes (`_check_frame_size`)."""
+        if frame.segment != stream.segment:
+            self._note("the source restarted (a reconnect, or a new snippet of an image sequence): the stream "
+                       "starts over there with a keyframe")
+            self._restart(stream)
+            stream.segment = frame.segment
+        self._check_frame_size(stream, frame)
+
+    def _restart(self, stream: _Stream) -> None:
+        fresh = self._new_stream()
+        stream.method, stream.policy, stream.key_thumb = fresh.method, fresh.policy, fresh.key_thumb
 
     def _check_frame_size(self, stream: _Stream, frame: Frame) -> None:
         """Every frame must span one cell of the feature grid, and a pixel in the low-resolution branch. A
@@ -363,8 +402,7 @@ class Engine:
         if stream.size is not None:
             self._note(f"frame size changed at frame {frame.index} ({stream.size[0]}x{stream.size[1]} -> "
                        f"{size[0]}x{size[1]}): a new keyframe starts there")
-            fresh = self._new_stream()
-            stream.method, stream.policy, stream.key_thumb = fresh.method, fresh.policy, fresh.key_thumb
+            self._restart(stream)
         stream.size = size
 
     def _labels(self, logits: Tensor, frame: Frame) -> Download:
@@ -377,7 +415,7 @@ class Engine:
 
     def _finish(self, pending: _Pending, writer: Writer | None = None, stats: RunStats | None = None) -> FrameResult:
         labels, logits = pending.download.wait()
-        latency = time.perf_counter() - pending.started
+        latency = time.perf_counter() - pending.origin
         timings: dict[str, float] = {}
         for t in pending.timings:
             timings[t.stage] = timings.get(t.stage, 0.0) + t.seconds()
@@ -393,6 +431,7 @@ class Engine:
             reason=pending.decision.reason,
             latency=latency,
             stream=pending.stream,
+            motion="" if pending.decision.is_key else pending.motion,
         )
         if stats is not None:
             stats.add(result)
@@ -408,8 +447,8 @@ class Engine:
         self._fallbacks.append(message)
         warnings.warn(message, RuntimeWarning, stacklevel=3)
 
-    def _summary(self, source: str, stats: RunStats, prefetchers: Sequence[Prefetcher], interrupted: bool
-                 ) -> RunSummary:
+    def _summary(self, source: str, stats: RunStats, prefetchers: Sequence[Prefetcher], interrupted: bool,
+                 reconnects: int = 0) -> RunSummary:
         return stats.summary(
             source=source,
             method=self.method.name,
@@ -420,6 +459,7 @@ class Engine:
             interrupted=interrupted,
             startup_s=self._build_s,
             lr_scale=self.method.lr_scale,
+            reconnects=reconnects,
         )
 
 

@@ -7,7 +7,9 @@
   (depth from the config) is full, so every frame is processed. Live, it keeps only the newest frame: a frame
   that arrives while the engine is busy replaces the waiting one and is counted as dropped; the dropped frames'
   metadata (picture type, motion; not the pixels) travel with the next delivered frame (`Arrival.skipped`), so
-  motion chains and keyframe policies stay whole.
+  motion chains and keyframe policies stay whole. Memory stays bounded however long the consumer stalls: past
+  `MAX_SKIPPED` dropped frames the history folds into one marker that breaks the motion chain (a keyframe follows
+  under the gop and adaptive policies; the interval policy counts the gap in frame indices).
   A `prepare` function runs in the thread too (on CUDA: copy into pinned memory and upload on a copy stream).
 - `DeviceIO` owns the device side: uploads (pinned host buffer, non_blocking copy on a copy stream, an event the
   compute stream waits on) and downloads of label maps (non_blocking into pinned memory, an event to wait on).
@@ -21,6 +23,7 @@ it; nothing is swallowed or merely printed inside a thread.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import inspect
 import queue
 import threading
@@ -38,6 +41,7 @@ from vidseg.video.frame import Frame
 __all__ = ["Arrival", "Prefetcher", "Writer", "DeviceIO", "Download", "WorkerError", "frame_time"]
 
 _END = object()
+MAX_SKIPPED = 64  # dropped frames' metadata carried to the next delivered frame, at most
 
 
 class WorkerError(RuntimeError):
@@ -67,11 +71,15 @@ class Prefetcher:
     pace: live mode on a file: release each frame at its presentation time (frame.time or pts in seconds)
         after the first, as a camera would; without pacing a file would be read as fast as it decodes.
     prepare: runs in the thread on each frame (uploads); its result is Arrival.prepared.
+    interrupt: called by `close()` before it waits for the thread, to cut short a source blocked in a wait (a
+        live stream's reconnect back-off).
     """
 
     def __init__(self, frames: Iterable, *, depth: int = 4, live: bool = False, pace: bool = False,
-                 prepare: Callable[[Any], Any] | None = None, name: str = "vidseg-decode") -> None:
+                 prepare: Callable[[Any], Any] | None = None, name: str = "vidseg-decode",
+                 interrupt: Callable[[], Any] | None = None) -> None:
         self.live = live
+        self._interrupt = interrupt
         self.pace = pace
         self.dropped = 0
         self._frames = frames
@@ -135,7 +143,10 @@ class Prefetcher:
             old = self._slot
             if old is not None:
                 self.dropped += 1
-                arrival.skipped = (*old.skipped, old.frame.without_image())
+                skipped = (*old.skipped, old.frame.without_image())
+                if len(skipped) > MAX_SKIPPED:  # fold the history: an intra frame without motion breaks the chain
+                    skipped = (dataclasses.replace(skipped[-1], pict_type="I", motion=None),)
+                arrival.skipped = skipped
             self._slot = arrival
             self._cond.notify_all()
 
@@ -168,6 +179,8 @@ class Prefetcher:
     def close(self) -> None:
         """Stop the thread (it finishes the frame in hand) and wait for it."""
         self._stop.set()
+        if self._interrupt is not None:
+            self._interrupt()
         while self._thread.is_alive():
             try:  # unblock a producer waiting on a full queue
                 self._queue.get_nowait()

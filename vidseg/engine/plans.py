@@ -48,12 +48,14 @@ class StageCall:
 
 @dataclass(frozen=True)
 class Plan:
-    """What one frame runs: calls in order, state to keep afterwards (state name -> source), and the logits."""
+    """What one frame runs: calls in order, state to keep afterwards (state name -> source), and the logits.
+    motion: where a non-key plan's motion comes from ("codec", "flow", "zero"; "" when it uses none)."""
 
     calls: tuple[StageCall, ...]
     keep: tuple[tuple[str, str], ...]
     logits: str = "out.logits"
     is_key: bool = False
+    motion: str = ""
 
     def describe(self) -> str:
         keep = ", ".join(f"{k}={v}" for k, v in self.keep)

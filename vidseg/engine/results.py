@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import time
 from collections.abc import Hashable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
-__all__ = ["FrameResult", "LatencyStats", "RunSummary", "RunStats"]
+__all__ = ["FrameResult", "LatencyStats", "LatencyHistogram", "RunSummary", "RunStats"]
 
 
 @dataclass(frozen=True)
@@ -17,9 +17,12 @@ class FrameResult:
     """One frame's answer.
 
     labels: uint8 [H, W] class ids at the frame's size. is_key / key_distance / reason: the policy's decision.
-    timings: stage name -> seconds spent in that stage for this frame. latency: seconds from the start of this
-    frame's processing to its labels on the host. logits: float [K, h, w] when the config asks for them.
-    stream: the source's position in `run_many`, or the ``stream`` key given to `process_frame` (0 otherwise).
+    timings: stage name -> seconds spent in that stage for this frame. latency: seconds until its labels were on
+    the host, from the frame's arrival in a live run (a camera or stream's packet read, a paced file's release),
+    else from the start of its processing; never counting the one-off engine start-up. logits: float [K, h, w]
+    when the config asks for them. stream: the source's position in `run_many`, or the ``stream`` key given to
+    `process_frame` (0 otherwise). motion: where a non-keyframe's motion came from ("codec" vectors, the "flow"
+    stage, "zero" motion), "" for keyframes and methods without motion.
     """
 
     index: int
@@ -32,6 +35,7 @@ class FrameResult:
     reason: str = ""
     latency: float = 0.0
     stream: Hashable = 0
+    motion: str = ""
 
 
 @dataclass(frozen=True)
@@ -39,18 +43,64 @@ class LatencyStats:
     count: int
     mean_ms: float
     p99_ms: float
+    p50_ms: float = float("nan")
 
     @classmethod
     def of(cls, seconds: Sequence[float]) -> LatencyStats:
-        if not seconds:
+        if not len(seconds):
             return cls(0, float("nan"), float("nan"))
         ms = np.asarray(seconds) * 1000.0
-        return cls(len(ms), float(ms.mean()), float(np.percentile(ms, 99)))
+        return cls(len(ms), float(ms.mean()), float(np.percentile(ms, 99)), float(np.percentile(ms, 50)))
+
+
+class LatencyHistogram:
+    """Latencies counted in fixed log-spaced bins, so that a run of any length keeps constant memory: the mean is
+    exact, percentiles are within half a bin (about 0.5 %) of the exact value, clipped to the extremes seen.
+    Bins span 10 us to 1000 s; values outside land in the end bins."""
+
+    _LOW, _HIGH, _RATIO = 1e-5, 1e3, 1.01
+    _BINS = int(np.ceil(np.log(_HIGH / _LOW) / np.log(_RATIO))) + 1
+
+    def __init__(self) -> None:
+        self.counts = np.zeros(self._BINS, np.int64)
+        self.count = 0
+        self.total = 0.0
+        self.low = float("inf")
+        self.high = float("-inf")
+
+    def add(self, seconds: float) -> None:
+        seconds = float(seconds)
+        i = int(np.log(max(seconds, self._LOW) / self._LOW) / np.log(self._RATIO))
+        self.counts[min(i, self._BINS - 1)] += 1
+        self.count += 1
+        self.total += seconds
+        self.low, self.high = min(self.low, seconds), max(self.high, seconds)
+
+    def merged(self, other: LatencyHistogram) -> LatencyHistogram:
+        out = LatencyHistogram()
+        out.counts = self.counts + other.counts
+        out.count, out.total = self.count + other.count, self.total + other.total
+        out.low, out.high = min(self.low, other.low), max(self.high, other.high)
+        return out
+
+    def percentile(self, q: float) -> float:
+        """The q-th percentile in seconds (the geometric middle of its bin, within the extremes seen)."""
+        rank = q / 100.0 * (self.count - 1)
+        i = int(np.searchsorted(np.cumsum(self.counts), rank, side="right"))
+        middle = self._LOW * self._RATIO ** (i + 0.5)
+        return float(min(max(middle, self.low), self.high))
+
+    def stats(self) -> LatencyStats:
+        if not self.count:
+            return LatencyStats(0, float("nan"), float("nan"))
+        return LatencyStats(self.count, self.total / self.count * 1000.0, self.percentile(99) * 1000.0,
+                            self.percentile(50) * 1000.0)
 
 
 @dataclass(frozen=True)
 class RunSummary:
-    """What a run did: counts, speed, latency per frame type, time per stage, drops and every fallback taken."""
+    """What a run did: counts, speed, latency per frame type, time per stage, drops, reconnects, where motion
+    came from and every fallback taken."""
 
     source: str
     method: str
@@ -66,6 +116,8 @@ class RunSummary:
     interrupted: bool = False
     startup_s: float = 0.0  # building the runner at the first frame (in wall_s; not in any frame's latency)
     lr_scale: float | None = None  # the arseg LR branch's scale (None for other methods)
+    reconnects: int = 0  # times a live source reopened a lost stream
+    motion: Mapping[str, int] = field(default_factory=dict)  # non-keyframes per motion source ("codec", "flow", ...)
 
     @property
     def fps(self) -> float:
@@ -79,19 +131,22 @@ class RunStats:
         self.start = time.perf_counter()
         self.frames = 0
         self.keyframes = 0
-        self.latency: dict[str, list[float]] = {"key": [], "non-key": []}
+        self.latency = {"key": LatencyHistogram(), "non-key": LatencyHistogram()}  # constant memory
         self.stage_s: dict[str, float] = {}
+        self.motion: dict[str, int] = {}
 
     def add(self, result: FrameResult) -> None:
         self.frames += 1
         self.keyframes += result.is_key
-        self.latency["key" if result.is_key else "non-key"].append(result.latency)
+        self.latency["key" if result.is_key else "non-key"].add(result.latency)
         for stage, seconds in result.timings.items():
             self.stage_s[stage] = self.stage_s.get(stage, 0.0) + seconds
+        if result.motion:
+            self.motion[result.motion] = self.motion.get(result.motion, 0) + 1
 
     def summary(self, **fields: Any) -> RunSummary:
         """The summary of the results so far; `fields` fill the rest (source, method, backend, ...)."""
-        latency = {k: LatencyStats.of(v) for k, v in self.latency.items()}
-        latency["all"] = LatencyStats.of(self.latency["key"] + self.latency["non-key"])
+        latency = {k: v.stats() for k, v in self.latency.items()}
+        latency["all"] = self.latency["key"].merged(self.latency["non-key"]).stats()
         return RunSummary(frames=self.frames, keyframes=self.keyframes, wall_s=time.perf_counter() - self.start,
-                          latency=latency, stage_s=dict(self.stage_s), **fields)
+                          latency=latency, stage_s=dict(self.stage_s), motion=dict(self.motion), **fields)

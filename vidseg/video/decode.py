@@ -42,7 +42,7 @@ from vidseg.errors import InputError
 from vidseg.video.frame import Frame
 from vidseg.video.motion import MotionField
 
-__all__ = ["Frame", "VideoSource", "open_video", "MOTION_CODECS"]
+__all__ = ["Frame", "StreamDecoder", "VideoSource", "open_video", "MOTION_CODECS"]
 
 # Decoders whose FFmpeg implementation exports AV_FRAME_DATA_MOTION_VECTORS (h264 and the mpegvideo family).
 MOTION_CODECS = frozenset(
@@ -54,6 +54,146 @@ _NO_REFERENCE_B = frozenset({"mpeg1video", "mpeg2video", "mpeg4", "h263", "h263p
                              "msmpeg4", "wmv1", "wmv2", "flv"})
 # AVPictureType -> 'I' / 'P' / 'B' (S = MPEG-4 GMC sprite, predicted; SI/SP/BI as their base types).
 _PICT_TYPES = {1: "I", 2: "P", 3: "B", 4: "P", 5: "I", 6: "P", 7: "B"}
+# Intra-only codecs (camera raw and MJPEG frames): frames get pict_type "?", as no frame predicts from another.
+_INTRA_ONLY = frozenset({"rawvideo", "mjpeg", "png", "bmp", "tiff", "jpeg2000", "jpegls", "ljpeg"})
+_DECODER_FIELDS = frozenset({"codec", "fps", "size", "rotation", "motion_available", "length", "duration"})
+
+
+class StreamDecoder:
+    """The decode core that file and live sources share: the video stream of an open PyAV container -> `Frame`s.
+
+    It picks the video stream (a cover image is not one), configures the decoder (threads, motion export), reads
+    H.264 reference bits from the packets, applies the display rotation and turns decoded pictures into frames:
+    index counted from 0, pts in seconds, picture type, codec motion. A damaged packet (flagged corrupt by the
+    demuxer, or refused by the decoder as invalid data) is skipped; its time (s, -1 unknown) goes to `skipped`.
+
+    name: how errors name the input (never a secret). hint: what to give instead when there is no video stream.
+    low_delay: slice threads only: frame threads hold back one frame per thread, which a live source cannot
+    afford. Attributes: codec, motion_available, fps, size (H, W; display orientation), rotation, length
+    (frame count the container declares, or None), duration (s or None), frames (made so far), last_pts.
+    """
+
+    _MAX_PENDING = 512  # H.264 reference bits kept for frames not yet out of the decoder (bounded for live use)
+
+    def __init__(self, container, name: str, *, motion: bool = False, threads: int = 0, cell: int = 4,
+                 low_delay: bool = False, hint: str = "give a video file") -> None:
+        self.name = name
+        self.cell = int(cell)
+        self.frames = 0
+        self.skipped: list[float] = []
+        self.last_pts: float | None = None
+        self.start = 0.0
+        # A cover image (attached picture, e.g. album art in an audio file) is not a video stream.
+        videos = [s for s in container.streams.video if not _is_cover(s) and s.codec_context is not None]
+        if not videos:
+            found = ", ".join(f"{s.type} ({s.codec_context.name if s.codec_context else 'unknown codec'})"
+                              for s in container.streams) or "none"
+            raise InputError(f"{name}: no video stream (streams found: {found}); {hint}")
+        stream = self.stream = videos[0]
+        ctx = stream.codec_context
+        self.codec = ctx.name
+        self.motion_available = bool(motion) and self.codec in MOTION_CODECS
+        self.length = stream.frames or None
+        rate = stream.average_rate or stream.guessed_rate
+        self.fps = float(rate) if rate else None
+        self.duration = _stream_duration(container, stream)
+        self._coded_size = (ctx.height, ctx.width)
+        self._time_base = stream.time_base
+        self.rotation = 0
+        self.size = self._coded_size
+        # H.264: read nal_ref_idc from the packets (B-pyramids); avcC extradata gives the NAL length size.
+        self._nal_length: int | None = None
+        self._reference_by_pts: dict[int, bool | None] = {}
+        if self.codec == "h264":
+            extra = ctx.extradata or b""
+            self._nal_length = (extra[4] & 3) + 1 if len(extra) > 4 and extra[0] == 1 else 0
+        stream.thread_type = "SLICE" if low_delay else "AUTO"  # AUTO: frame + slice threading
+        stream.thread_count = threads  # 0: FFmpeg picks (cores + 1)
+        if motion:
+            ctx.options = {"flags2": "+export_mvs"}
+
+    def decode(self, packet) -> list[Frame]:
+        """The frames a packet completes (none for a damaged packet, which is skipped)."""
+        if packet.is_corrupt:  # a cut-off or damaged packet: skip it rather than decode garbage
+            self.skipped.append(_packet_time(packet))
+            return []
+        if self._nal_length is not None and packet.size and packet.pts is not None:
+            if len(self._reference_by_pts) >= self._MAX_PENDING:  # frames that never came out
+                del self._reference_by_pts[next(iter(self._reference_by_pts))]
+            self._reference_by_pts[packet.pts] = _h264_reference(memoryview(packet), self._nal_length)
+        try:
+            return [self._make_frame(frame) for frame in self.stream.decode(packet)]
+        except av.error.InvalidDataError:  # one damaged packet: the frames after it still decode
+            self.skipped.append(_packet_time(packet))
+            return []
+
+    def drain(self) -> list[Frame]:
+        """What the (frame-threaded) decoder still holds, after the last packet or a failure."""
+        frames: list[Frame] = []
+        try:
+            for frame in self.stream.decode(None):
+                frames.append(self._make_frame(frame))
+        except av.FFmpegError:
+            pass
+        return frames
+
+    def where(self) -> str:
+        return f"last decoded frame index {self.frames - 1}, pts {self.last_pts:.3f} s" \
+            if self.frames and self.last_pts is not None else f"{self.frames} frames decoded"
+
+    def _make_frame(self, frame: av.VideoFrame) -> Frame:
+        index = self.frames
+        if index == 0:
+            self._set_orientation(frame)
+        image = frame.to_ndarray(format="rgb24")
+        k = self.rotation // 90
+        if k:
+            image = np.ascontiguousarray(np.rot90(image, k))
+        if self.codec in _INTRA_ONLY:  # every picture is coded alone: its type says nothing about prediction
+            pict_type = "?"
+        else:
+            pict_type = _PICT_TYPES.get(int(frame.pict_type), "I" if frame.key_frame else "P")
+        motion = None
+        if self.motion_available and pict_type != "I":
+            side = frame.side_data.get("MOTION_VECTORS")
+            size = (frame.height, frame.width)
+            if side is None:
+                motion = MotionField.invalid(self.size, cell=self.cell)
+            else:
+                motion = MotionField.from_vectors(side.to_ndarray(), size, cell=self.cell, rotation=self.rotation)
+        # The stream's time base: frames drained from the decoder at the end carry no time base of their own.
+        if frame.pts is not None:
+            pts = float(frame.pts * self._time_base)
+        else:
+            pts = index / self.fps if self.fps else None
+        if index == 0:
+            self.start = pts or 0.0
+        self.last_pts = pts
+        if self._nal_length is not None:
+            reference = self._reference_by_pts.pop(frame.pts, None)
+        else:
+            reference = pict_type != "B" if self.codec in _NO_REFERENCE_B else None
+        self.frames += 1
+        return Frame(index, image, pts, pict_type, motion, reference)
+
+    def _set_orientation(self, frame: av.VideoFrame) -> None:
+        side = frame.side_data.get("DISPLAYMATRIX")
+        if side is None:
+            return
+        m = np.frombuffer(bytes(side), dtype=np.int32).astype(np.float64) / 65536.0
+        # Counter-clockwise rotation of the display transform, as av_display_rotation_get (and PyAV's
+        # VideoFrame.rotation) give it: [[0, -1], [1, 0]] -> 90.
+        degrees = -np.degrees(np.arctan2(m[1], m[0]))
+        rotation = int(round(degrees)) % 360
+        if m[0] * m[4] - m[1] * m[3] < 0 or abs(degrees - round(degrees / 90) * 90) > 0.5:
+            raise InputError(
+                f"{self.name}: the display matrix {m[[0, 1, 3, 4]].round(3).tolist()} mirrors the picture or "
+                f"rotates it by {degrees:.1f} degrees; vidseg handles rotations by multiples of 90 degrees "
+                "only. Re-encode upright, e.g. `ffmpeg -i in.mp4 -c:a copy out.mp4` (ffmpeg auto-rotates)."
+            )
+        self.rotation = rotation
+        if rotation in (90, 270):
+            self.size = (self._coded_size[1], self._coded_size[0])
 
 
 class VideoSource:
@@ -75,14 +215,22 @@ class VideoSource:
         self.motion = bool(motion)
         self.threads = int(threads)
         self.cell = int(cell)
-        self.frames_decoded = 0
         self._container = None
-        self._start = 0.0
-        self._last_pts: float | None = None
+        self._decoder: StreamDecoder | None = None
         self._frames = self._decode()
         # Opening runs inside the decode generator (one place for FFmpeg errors); the first frame is peeked so
         # that a file with no decodable frame fails here and the display matrix is known.
         self._first: Frame | None = next(self._frames, None)
+
+    def __getattr__(self, name: str):
+        # codec, fps, size, rotation, motion_available, length, duration: the decoder's, once the file is open
+        if name in _DECODER_FIELDS and self.__dict__.get("_decoder") is not None:
+            return getattr(self._decoder, name)
+        raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
+
+    @property
+    def frames_decoded(self) -> int:
+        return self._decoder.frames if self._decoder is not None else 0
 
     # ------------------------------------------------------------------------------------------- iteration
     def __iter__(self) -> Iterator[Frame]:
@@ -112,34 +260,24 @@ class VideoSource:
     def _decode(self) -> Iterator[Frame]:
         self._check_file()
         failure: av.FFmpegError | None = None
-        skipped: list[float] = []  # times (s; -1 unknown) of packets skipped as cut off or undecodable
-        stream = None
         try:
             try:
                 container = self._container = av.open(self.path, "r")
-                stream = self._select_stream(container)
-                for packet in container.demux(stream):  # the last packet is PyAV's flush packet
-                    if packet.is_corrupt:  # a cut-off or damaged packet: skip it rather than decode garbage
-                        skipped.append(_packet_time(packet))
-                        continue
-                    if self._nal_length is not None and packet.size and packet.pts is not None:
-                        self._reference_by_pts[packet.pts] = _h264_reference(memoryview(packet), self._nal_length)
-                    try:
-                        frames = stream.decode(packet)
-                    except av.error.InvalidDataError:  # one damaged packet: the frames after it still decode
-                        skipped.append(_packet_time(packet))
-                        continue
-                    for frame in frames:
-                        yield self._make_frame(frame)
+                # No stream, or none whose codec parameters could be read: typically an MP4 cut in or before its
+                # index.
+                if all(s.codec_context is None for s in container.streams):
+                    raise InputError(f"{self.path}: no readable stream: not a video, or a file truncated or corrupt "
+                                     "in its header or index (e.g. an MP4 cut before the end of its moov atom); "
+                                     "check that the file is complete")
+                decoder = self._decoder = StreamDecoder(container, self.path, motion=self.motion,
+                                                        threads=self.threads, cell=self.cell)
+                for packet in container.demux(decoder.stream):  # the last packet is PyAV's flush packet
+                    yield from decoder.decode(packet)
             except av.FFmpegError as err:
                 failure = err
-            if stream is not None and failure is not None:
-                try:  # drain what the (frame-threaded) decoder still holds
-                    for frame in stream.decode(None):
-                        yield self._make_frame(frame)
-                except av.FFmpegError:
-                    pass
-            self._check_complete(failure, skipped)
+            if self._decoder is not None and failure is not None:
+                yield from self._decoder.drain()
+            self._check_complete(failure)
         finally:
             if self._container is not None:
                 self._container.close()
@@ -152,98 +290,12 @@ class VideoSource:
         if os.path.getsize(self.path) == 0:
             raise InputError(f"{self.path}: empty file (0 bytes); it is not a video")
 
-    def _select_stream(self, container):
-        # A cover image (attached picture, e.g. album art in an audio file) is not a video stream.
-        videos = [s for s in container.streams.video if not _is_cover(s)]
-        # No stream, or none whose codec parameters could be read: typically an MP4 cut in or before its index.
-        if all(s.codec_context is None for s in container.streams):
-            raise InputError(f"{self.path}: no readable stream: not a video, or a file truncated or corrupt in its "
-                             "header or index (e.g. an MP4 cut before the end of its moov atom); check that the "
-                             "file is complete")
-        videos = [s for s in videos if s.codec_context is not None]
-        if not videos:
-            found = ", ".join(f"{s.type} ({s.codec_context.name if s.codec_context else 'unknown codec'})"
-                              for s in container.streams)
-            raise InputError(f"{self.path}: no video stream (streams found: {found}); give a video file")
-        stream = videos[0]
-        ctx = stream.codec_context
-        self.codec = ctx.name
-        self.motion_available = self.motion and self.codec in MOTION_CODECS
-        self.length = stream.frames or None
-        rate = stream.average_rate or stream.guessed_rate
-        self.fps = float(rate) if rate else None
-        self.duration = _stream_duration(container, stream)
-        self._coded_size = (ctx.height, ctx.width)
-        self._time_base = stream.time_base
-        self.rotation = 0
-        self.size = self._coded_size
-        # H.264: read nal_ref_idc from the packets (B-pyramids); avcC extradata gives the NAL length size.
-        self._nal_length: int | None = None
-        self._reference_by_pts: dict[int, bool | None] = {}
-        if self.codec == "h264":
-            extra = ctx.extradata or b""
-            self._nal_length = (extra[4] & 3) + 1 if len(extra) > 4 and extra[0] == 1 else 0
-        stream.thread_type = "AUTO"  # frame + slice threading
-        stream.thread_count = self.threads  # 0: FFmpeg picks (cores + 1)
-        if self.motion:
-            ctx.options = {"flags2": "+export_mvs"}
-        return stream
-
-    def _make_frame(self, frame: av.VideoFrame) -> Frame:
-        index = self.frames_decoded
-        if index == 0:
-            self._set_orientation(frame)
-        image = frame.to_ndarray(format="rgb24")
-        k = self.rotation // 90
-        if k:
-            image = np.ascontiguousarray(np.rot90(image, k))
-        pict_type = _PICT_TYPES.get(int(frame.pict_type), "I" if frame.key_frame else "P")
-        motion = None
-        if self.motion_available and pict_type != "I":
-            side = frame.side_data.get("MOTION_VECTORS")
-            size = (frame.height, frame.width)
-            if side is None:
-                motion = MotionField.invalid(self.size, cell=self.cell)
-            else:
-                motion = MotionField.from_vectors(side.to_ndarray(), size, cell=self.cell, rotation=self.rotation)
-        # The stream's time base: frames drained from the decoder at the end carry no time base of their own.
-        if frame.pts is not None:
-            pts = float(frame.pts * self._time_base)
-        else:
-            pts = index / self.fps if self.fps else None
-        if index == 0:
-            self._start = pts or 0.0
-        self._last_pts = pts
-        if self._nal_length is not None:
-            reference = self._reference_by_pts.pop(frame.pts, None)
-        else:
-            reference = pict_type != "B" if self.codec in _NO_REFERENCE_B else None
-        self.frames_decoded += 1
-        return Frame(index, image, pts, pict_type, motion, reference)
-
-    def _set_orientation(self, frame: av.VideoFrame) -> None:
-        side = frame.side_data.get("DISPLAYMATRIX")
-        if side is None:
-            return
-        m = np.frombuffer(bytes(side), dtype=np.int32).astype(np.float64) / 65536.0
-        # Counter-clockwise rotation of the display transform, as av_display_rotation_get (and PyAV's
-        # VideoFrame.rotation) give it: [[0, -1], [1, 0]] -> 90.
-        degrees = -np.degrees(np.arctan2(m[1], m[0]))
-        rotation = int(round(degrees)) % 360
-        if m[0] * m[4] - m[1] * m[3] < 0 or abs(degrees - round(degrees / 90) * 90) > 0.5:
-            raise InputError(
-                f"{self.path}: the display matrix {m[[0, 1, 3, 4]].round(3).tolist()} mirrors the picture or "
-                f"rotates it by {degrees:.1f} degrees; vidseg handles rotations by multiples of 90 degrees "
-                "only. Re-encode upright, e.g. `ffmpeg -i in.mp4 -c:a copy out.mp4` (ffmpeg auto-rotates)."
-            )
-        self.rotation = rotation
-        if rotation in (90, 270):
-            self.size = (self._coded_size[1], self._coded_size[0])
-
-    def _check_complete(self, failure: av.FFmpegError | None, skipped: list[float]) -> None:
+    def _check_complete(self, failure: av.FFmpegError | None) -> None:
         n = self.frames_decoded
         if failure is not None:
             raise _input_error(self, failure) from failure
+        decoder = self._decoder
+        skipped = decoder.skipped if decoder is not None else []
         if skipped:
             where = f" (first at {skipped[0]:.3f} s)" if skipped[0] >= 0 else ""
             if n == 0:
@@ -251,28 +303,25 @@ class VideoSource:
                                  f"packet(s) are cut off or damaged{where}; check that the file is complete")
             raise InputError(
                 f"{self.path}: truncated or corrupt: {len(skipped)} packet(s) cut off or damaged{where} were "
-                f"skipped; decoding went on and ended after {n} frames ({self._where()}); every decodable frame "
-                "was returned. Re-encode or re-download the file for a clean copy"
+                f"skipped; decoding went on and ended after {n} frames ({decoder.where()}); every decodable "
+                "frame was returned. Re-encode or re-download the file for a clean copy"
             )
         if n == 0:
             raise InputError(f"{self.path}: the video stream holds no decodable frame: it has no frames, or the "
                              "file is truncated or corrupt; check that the file is complete")
         if self.length is not None and n < self.length:
             raise InputError(f"{self.path}: truncated: the container declares {self.length} frames but the stream "
-                             f"ends after {n} ({self._where()}); frames up to there were returned")
-        if self.length is None and self.duration and self.fps and self._last_pts is not None:
+                             f"ends after {n} ({decoder.where()}); frames up to there were returned")
+        last = decoder.last_pts
+        if self.length is None and self.duration and self.fps and last is not None:
             period = 1.0 / self.fps
-            missing = self.duration - (self._last_pts - self._start + period)
+            missing = self.duration - (last - decoder.start + period)
             if missing > 1.5 * period:
                 raise InputError(
                     f"{self.path}: truncated: the stream declares {self.duration:.3f} s but ends after {n} frames "
-                    f"({self._where()}), about {round(missing * self.fps)} frames short; frames up to there were "
+                    f"({decoder.where()}), about {round(missing * self.fps)} frames short; frames up to there were "
                     "returned"
                 )
-
-    def _where(self) -> str:
-        return f"last decoded frame index {self.frames_decoded - 1}, pts {self._last_pts:.3f} s" \
-            if self.frames_decoded and self._last_pts is not None else f"{self.frames_decoded} frames decoded"
 
 
 def _input_error(source: VideoSource, err: av.FFmpegError) -> InputError:
@@ -282,10 +331,10 @@ def _input_error(source: VideoSource, err: av.FFmpegError) -> InputError:
     if log and log[1]:
         message = f"{message} (FFmpeg log: {log[1][2].strip()})"
     n = source.frames_decoded
-    if source._container is None or n == 0:
+    if source._decoder is None or n == 0:
         return InputError(f"{source.path}: cannot decode it as a video: {message}; it is not a video, or it is "
                           "truncated or corrupt (`ffprobe FILE` shows what it holds)")
-    return InputError(f"{source.path}: decoding stopped after {n} frames ({source._where()}): {message}; "
+    return InputError(f"{source.path}: decoding stopped after {n} frames ({source._decoder.where()}): {message}; "
                       "the file is truncated or corrupt; frames up to there were returned")
 
 

@@ -36,6 +36,9 @@ class Frame:
     reference: whether later frames may predict from this one (H.264 B-pyramids); None when unknown.
     arrived: `time.perf_counter()` when a live source received the frame (latency is measured from it); None
         for files, which have no arrival time.
+    segment: how many times the source restarted before this frame (a live stream that reconnected, a new
+        snippet of an image sequence); a change starts the stream's state anew, with a keyframe. Indices and pts
+        keep increasing across segments.
     """
 
     index: int
@@ -45,6 +48,7 @@ class Frame:
     motion: MotionField | None = None
     reference: bool | None = None
     arrived: float | None = None
+    segment: int = 0
 
     @property
     def size(self) -> tuple[int, int]:

@@ -114,7 +114,7 @@ class ARSeg(Method):
             )
         else:
             calls = (call("nonkey", image="frame.image", key_features="state.key_features", motion="frame.motion"),)
-        return Plan(calls, keep=())
+        return Plan(calls, keep=(), motion=motion)
 
     # frames ------------------------------------------------------------------------------------------------
     def prepare(self, state: ARSegState, frame: Frame, hops: Sequence[Frame], decision: KeyDecision,

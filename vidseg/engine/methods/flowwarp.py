@@ -48,4 +48,4 @@ class FlowWarp(Method):
             call("flow", image="frame.image", ref_image="state.prev_image"),
             call("refine", image="frame.image", prev_logits="state.prev_logits", flow="out.flow"),
         )
-        return Plan(calls, keep=self._keep if self.reference == "previous" else ())
+        return Plan(calls, keep=self._keep if self.reference == "previous" else (), motion="flow")
