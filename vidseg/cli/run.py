@@ -246,3 +246,7 @@ def _list_models() -> int:
         doc = (model_builder(name).__doc__ or "").strip().splitlines()
         print(f"{name:32s} {doc[0] if doc else ''}")
     return 0
+
+
+if __name__ == "__main__":
+    main()

@@ -249,6 +249,8 @@ class Engine:
                     opened = stack.enter_context(open_source(source, motion=self.needs_motion, options=options))
                     opened_sources.append(opened)
                     is_live = (self.config.live or opened.live) if live is None else live
+                    if is_live and not opened.live and opened.size:  # a paced file's clock starts once the
+                        self._ensure_runner(opened.size)             # engine is ready; a camera's never waits
                     frames = opened if max_frames is None else islice(opened, max_frames)
                     prefetchers.append(Prefetcher(frames, depth=self.config.queue_depth, live=is_live,
                                                   pace=is_live and not opened.live, prepare=self._upload,

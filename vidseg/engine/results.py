@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Hashable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -85,8 +86,8 @@ class LatencyHistogram:
 
     def percentile(self, q: float) -> float:
         """The q-th percentile in seconds (the geometric middle of its bin, within the extremes seen)."""
-        rank = q / 100.0 * (self.count - 1)
-        i = int(np.searchsorted(np.cumsum(self.counts), rank, side="right"))
+        rank = max(1, math.ceil(q / 100.0 * self.count))  # nearest rank: the value of at least q % of them
+        i = int(np.searchsorted(np.cumsum(self.counts), rank, side="left"))
         middle = self._LOW * self._RATIO ** (i + 0.5)
         return float(min(max(middle, self.low), self.high))
 

@@ -1,0 +1,161 @@
+"""vidseg-run on live inputs over 127.0.0.1: RTSP (pulled from a server where GStreamer's is installed, pushed to
+vidseg with PyAV alone), a stream with credentials whose secrets must appear nowhere, stdin, image folders and a
+camera that is not there. The tiny model of the engine tests stands in for a registered one."""
+
+from __future__ import annotations
+
+import logging
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import av
+import numpy as np
+import pytest
+from PIL import Image
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "engine"))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from engine_tiny import TinyModel, encode_clip, make_frames  # noqa: E402
+from video.loopback import Sender, free_port, http_server, rtsp_server  # noqa: E402
+
+from vidseg.cli import run as cli  # noqa: E402
+
+SECRET = "Pa55-w0rd-xyzzy"
+TOKEN = "tok-8c1d4e9f"
+REPO = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="module")
+def cam_clip(tmp_path_factory) -> Path:
+    """2 s of 64x96 H.264 at 25 fps, an I-frame every 25 frames."""
+    return encode_clip(tmp_path_factory.mktemp("live") / "cam.mp4", make_frames(50), gop=25)
+
+
+@pytest.fixture
+def tiny(monkeypatch):
+    import vidseg.engine.engine as engine_module
+
+    model = TinyModel()
+    monkeypatch.setattr(engine_module, "load_model", lambda config: model)
+    return model
+
+
+ARGS = ["--model", "tiny", "--method", "arseg", "--device", "cpu", "--no-progress", "--timeout", "10"]
+
+
+def check_outputs(out: Path, stem: str, frames: int) -> None:
+    with av.open(str(out / f"{stem}_overlay.mp4")) as video:
+        assert sum(1 for _ in video.decode(video=0)) == frames
+    assert len(list((out / f"{stem}_labels").glob("*_trainIds.png"))) == frames
+
+
+def summary_rows(printed: str) -> dict[str, str]:
+    rows = {}
+    for line in printed.splitlines():
+        cells = [c.strip() for c in line.strip(" │┃|").split("│") if c.strip()]
+        if len(cells) == 2:
+            rows[cells[0]] = cells[1]
+    return rows
+
+
+def test_rtsp_from_a_server_runs_live_with_codec_motion_driving_arseg(cam_clip, tiny, tmp_path, capsys):
+    """The issue's acceptance: vidseg-run rtsp://127.0.0.1:PORT/cam --live --save overlay,labels."""
+    out = tmp_path / "out"
+    with rtsp_server(cam_clip) as url:
+        code = cli.main([url, "--live", "--save", "overlay,labels", "--out", str(out), *ARGS])
+    captured = capsys.readouterr()
+    assert code == 0, captured.err
+    rows = summary_rows(captured.out)
+    frames, keyframes = int(rows["frames"].split()[0]), int(rows["frames"].split("(")[1].split()[0])
+    assert frames >= 8 and frames + int(rows["dropped"]) >= 45  # (nearly) every frame arrived; a busy engine drops
+    assert rows["motion"] == f"codec {frames - keyframes} non-keyframes"  # the camera's own motion vectors
+    assert "p50" in rows["latency all"] and "reconnects" not in rows
+    check_outputs(out, "cam", frames)
+
+
+def test_a_pushed_rtsp_stream_runs_with_pyav_alone(cam_clip, tiny, tmp_path, capsys):
+    port = free_port()
+    url = f"rtsp://127.0.0.1:{port}/cam"
+    out = tmp_path / "out"
+    with Sender(cam_clip, url, "rtsp", options={"rtsp_transport": "tcp"}, connect_retry=20):
+        code = cli.main([url, "--live", "--input-option", "rtsp_flags=listen", "--max-frames", "30", "--save",
+                         "overlay,labels", "--out", str(out), *ARGS[:-1], "20"])
+    captured = capsys.readouterr()
+    assert code == 0, captured.err
+    rows = summary_rows(captured.out)
+    frames = int(rows["frames"].split()[0])
+    assert 0 < frames <= 30 and "codec" in rows["motion"]
+    check_outputs(out, "cam", frames)
+
+
+def test_credentials_appear_nowhere(cam_clip, tiny, tmp_path, capsys, caplog):
+    """A URL with a password and a token: not in stdout, stderr, the summary, logs, errors, output names or the
+    overlay's metadata."""
+    caplog.set_level(logging.DEBUG)
+    served = tmp_path / "served"
+    served.mkdir()
+    (served / "cam.mp4").write_bytes(cam_clip.read_bytes())
+    out = tmp_path / "out"
+    with http_server(served) as base:
+        url = base.replace("http://", f"http://alice:{SECRET}@") + f"/cam.mp4?token={TOKEN}"
+        assert cli.main([url, "--save", "overlay,labels,npz", "--out", str(out), *ARGS]) == 0
+    with http_server(served, unauthorized=True) as base:
+        url = base.replace("http://", f"http://alice:{SECRET}@") + f"/cam.mp4?token={TOKEN}"
+        assert cli.main([url, *ARGS]) == 2
+    captured = capsys.readouterr()
+    assert "authentication failed" in captured.err
+    texts = [captured.out, captured.err, caplog.text]
+    texts += [str(p) for p in out.rglob("*")]
+    with av.open(str(out / "cam_overlay.mp4")) as video:
+        texts += [str(video.metadata), str(video.streams.video[0].metadata)]
+    for text in texts:
+        assert SECRET not in text and TOKEN not in text and "alice" not in text
+    assert "http://***@127.0.0.1" in captured.out  # the summary names the stream, redacted
+
+
+def test_a_stream_on_stdin(cam_clip, tmp_path):
+    """some-camera-tool | vidseg-run - --live (here a file of MPEG-TS), in a fresh process (FFmpeg reads fd 0)."""
+    ts = tmp_path / "cam.ts"
+    with av.open(str(cam_clip)) as clip, av.open(str(ts), "w", format="mpegts") as out:
+        stream = out.add_stream_from_template(clip.streams.video[0])
+        for packet in clip.demux(clip.streams.video[0]):
+            if packet.dts is not None:
+                packet.stream = stream
+                out.mux(packet)
+    program = (  # vidseg-run with the tiny model standing in for a registered one
+        "import sys; sys.path.insert(0, sys.argv[1]); import engine_tiny, vidseg.engine.engine as e; "
+        "e.load_model = lambda config: engine_tiny.TinyModel(); from vidseg.cli import run; "
+        "sys.exit(run.main(sys.argv[2:]))"
+    )
+    env = {**os.environ, "PYTHONPATH": f"{REPO}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
+    with ts.open("rb") as stdin:
+        done = subprocess.run([sys.executable, "-c", program, str(REPO / "tests" / "engine"), "-", "--live",
+                               "--save", "labels", "--out", str(tmp_path / "out"), *ARGS],
+                              stdin=stdin, capture_output=True, text=True, timeout=120, env=env, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    rows = summary_rows(done.stdout)
+    frames = int(rows["frames"].split()[0])
+    assert frames + int(rows["dropped"]) == 50 and "codec" in rows["motion"]
+    assert len(list((tmp_path / "out" / "stdin_labels").glob("*.png"))) == frames
+
+
+def test_an_image_folder_at_a_given_frame_rate(tiny, tmp_path, capsys):
+    folder = tmp_path / "frames"
+    folder.mkdir()
+    for i, image in enumerate(make_frames(6)):
+        Image.fromarray(image).save(folder / f"img{i}.png")  # img10 would sort after img9
+    out = tmp_path / "out"
+    assert cli.main([str(folder), "--fps", "10", "--save", "labels,npz", "--out", str(out), *ARGS]) == 0
+    captured = capsys.readouterr()
+    labels = np.load(out / "frames_labels.npz")
+    assert list(labels["index"]) == list(range(6)) and labels["pts"][1] == pytest.approx(0.1)
+    assert "carries no codec motion" in captured.err and captured.err.count("codec motion") == 1
+
+
+@pytest.mark.parametrize("source", ["/dev/video99", "99"])
+def test_a_missing_camera_is_one_error_line(tiny, source, capsys):
+    assert cli.main([source, *ARGS]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error: /dev/video99: no such camera device")
