@@ -33,6 +33,8 @@ class EngineConfig:
 
     model: a registry name (see `vidseg.models.list_models()`), or None for the built-in demo model.
     weights: checkpoint path(s); for two-branch models (AR-Seg) a "HR.pth,AR.pth" pair.
+    random_weights: run a model that has no built-in weights without `weights` (untrained: for benchmarking
+        compute only); without it such a model is refused, since its labels would be confident noise.
     method: "per-frame" (HR on every frame), "arseg" (HR keyframes, LR+CReFF non-keyframes fed by codec
         motion), "flowwarp" (HR keyframes, light flow + warp + guided refinement); None: the model's default
         (its first keyframe method).
@@ -50,6 +52,7 @@ class EngineConfig:
 
     model: str | None = None
     weights: str | None = None
+    random_weights: bool = False
     method: str | None = "per-frame"
     backend: str = "torch"
     precision: str = "fp32"

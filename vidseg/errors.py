@@ -15,6 +15,7 @@ __all__ = [
     "BackendUnavailable",
     "ExportError",
     "DatasetError",
+    "VidsegWarning",
 ]
 
 
@@ -52,3 +53,8 @@ class BackendUnavailable(VidsegError, RuntimeError):
 
 class ExportError(VidsegError, RuntimeError):
     """Exporting or validating a deployable artifact failed."""
+
+
+class VidsegWarning(RuntimeWarning):
+    """A notice from vidseg itself (a fallback taken, a setting that contradicts a checkpoint): the CLI prints
+    these as one `note:` line each; warnings of other libraries are not vidseg's notes."""

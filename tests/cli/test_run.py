@@ -124,10 +124,16 @@ def test_without_a_model_says_the_demo_weights_are_missing(clip, capsys):
     assert len(err) == 1 and err[0].startswith("error:") and "demo" in err[0] and "not installed" in err[0]
 
 
-def test_list_models(capsys):
+def test_list_models(capsys, monkeypatch):
+    monkeypatch.setenv("COLUMNS", "200")  # one row per model
     assert cli.main(["--list-models"]) == 0
-    names = [line.split()[0] for line in capsys.readouterr().out.strip().splitlines()]
+    rows = [line.split() for line in capsys.readouterr().out.strip().splitlines()]
+    names = [row[0] for row in rows if row and row[0] in list_models()]
     assert names == list_models()
+    demo = next(row for row in rows if row and row[0] == "demo")
+    assert "built" in demo and "19" in demo  # built-in weights, 19 classes
+    gsv = next(row for row in rows if row and row[0] == "gsvnet-swiftnet18")
+    assert "cityscapes-swnet-R18.pt,gsvnet_swnet_r18.tar," in gsv  # the files --weights takes
 
 
 def test_demo_renders_a_synthetic_clip_and_writes_the_overlay(tiny, tmp_path, capsys):
@@ -175,3 +181,111 @@ def test_save_naming_nothing_is_refused(clip, tiny, capsys):
     code = cli.main([str(clip), "--model", "tiny", "--device", "cpu", "--save", ",", "--no-progress"])
     assert code == 2
     assert "names no output" in _one_error_line(capsys)
+
+
+# First contact: what a new user gets without flags.
+
+def test_without_flags_results_go_to_a_new_numbered_run_folder(clip, tiny, tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    for n in (1, 2):
+        assert cli.main([str(clip), "--model", "tiny", "--device", "cpu", "--no-progress"]) == 0
+        run = tmp_path / "vidseg-out" / f"run{n}"
+        assert (run / "street_overlay.mp4").is_file()  # overlay and label maps by default
+        assert len(list((run / "street_labels").glob("*_trainIds.png"))) == 10
+        assert not (run / "street_labels.npz").exists()
+        assert f"results saved to {Path('vidseg-out') / f'run{n}'}" in capsys.readouterr().err
+
+
+def test_save_none_writes_nothing(clip, tiny, tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    assert cli.main([str(clip), "--model", "tiny", "--device", "cpu", "--save", "none", "--no-progress"]) == 0
+    assert not (tmp_path / "vidseg-out").exists()
+    assert "results saved" not in capsys.readouterr().err
+
+
+def test_json_summary_holds_the_run(clip, tiny, tmp_path, capsys):
+    import json
+
+    path = tmp_path / "report" / "run.json"
+    assert cli.main([str(clip), "--model", "tiny", "--method", "arseg", "--keyframe-interval", "5", "--device",
+                     "cpu", "--out", str(tmp_path / "out"), "--json", str(path), "--no-progress"]) == 0
+    record = json.loads(path.read_text())
+    assert record["frames"] == 10 and record["keyframes"] == 2 and record["method"] == "arseg"
+    assert record["stages"]["key"]["calls"] == 2 and record["stages"]["nonkey"]["calls"] == 8
+    assert record["stages"]["key"]["ms_per_call"] > 0
+    assert record["latency_ms"]["all"]["p50_ms"] > 0 and record["backend"].startswith("torch")
+    assert abs(sum(record["class_shares"].values()) - 1.0) < 1e-6
+    assert len(record["outputs"]) == 2 and record["config"]["keyframe_interval"] == 5
+    printed = capsys.readouterr().out
+    assert "ms per call, 2 calls" in printed and "ms per call, 8 calls" in printed
+
+
+def test_a_zoo_model_without_weights_is_refused_unless_random_weights(clip, tmp_path, capsys):
+    code = cli.main([str(clip), "--model", "bise18-camvid", "--device", "cpu", "--out", str(tmp_path / "o"),
+                     "--no-progress"])
+    assert code == 2
+    line = _one_error_line(capsys)
+    assert "no built-in weights" in line and "--weights" in line and "HR.pth" in line and "--random-weights" in line
+    assert cli.main([str(clip), "--model", "bise18-camvid", "--random-weights", "--device", "cpu", "--save", "none",
+                     "--max-frames", "2", "--no-progress"]) == 0
+
+
+def test_the_library_refuses_random_weights_too():
+    from vidseg.config import EngineConfig
+    from vidseg.engine.engine import load_model
+    from vidseg.errors import CheckpointError
+
+    with pytest.raises(CheckpointError, match="no built-in weights"):
+        load_model(EngineConfig(model="swiftnet18"))
+    assert load_model(EngineConfig(model="swiftnet18", random_weights=True)) is not None
+
+
+def test_a_bad_input_fails_before_the_model_loads(tmp_path, monkeypatch, capsys):
+    import vidseg.engine.engine as engine_module
+
+    def never(config):
+        raise AssertionError("the model was loaded for an unreadable input")
+
+    monkeypatch.setattr(engine_module, "load_model", never)
+    text = tmp_path / "notes.mp4"
+    text.write_text("not a video at all")
+    assert cli.main([str(text), "--device", "cpu", "--no-progress"]) == 2
+    line = _one_error_line(capsys)
+    assert "notes.mp4" in line and "ffprobe" not in line
+
+
+def test_a_damaged_file_prints_its_summary_before_the_error(tiny, tmp_path, capsys):
+    import av
+
+    good = encode_clip(tmp_path / "good.mp4", make_frames(12), gop=12)
+    with av.open(str(good)) as container:
+        packets = [(p.pos, p.size) for p in container.demux(video=0) if p.size]
+    data = bytearray(good.read_bytes())
+    pos, size = packets[6]
+    data[pos:pos + size] = b"\xff" * size  # one P-frame's payload destroyed
+    damaged = tmp_path / "damaged.mp4"
+    damaged.write_bytes(bytes(data))
+    code = cli.main([str(damaged), "--model", "tiny", "--device", "cpu", "--save", "none", "--no-progress"])
+    captured = capsys.readouterr()
+    assert code == 2
+    assert "frames/s" in captured.out and "11 (" in captured.out  # the summary of the frames that decoded
+    assert captured.err.strip().splitlines()[-1].startswith("error:")
+
+
+def test_other_libraries_warnings_are_not_vidseg_notes(clip, tiny, tmp_path, capsys):
+    import warnings
+
+    def noisy(*_):
+        warnings.warn("a third-party deprecation", UserWarning, stacklevel=1)
+
+    tiny.hr.register_forward_hook(noisy)
+    assert cli.main([str(clip), "--model", "tiny", "--device", "cpu", "--save", "none", "--no-progress"]) == 0
+    assert "third-party" not in capsys.readouterr().err
+
+
+def test_an_output_folder_under_a_file_is_one_line(clip, tiny, tmp_path, capsys):
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    assert cli.main([str(clip), "--model", "tiny", "--device", "cpu", "--out", str(blocker / "sub"),
+                     "--no-progress"]) == 2
+    assert "cannot create --out" in _one_error_line(capsys)

@@ -204,3 +204,22 @@ def test_fit_motion_rescales_values_with_the_grid():
     torch.testing.assert_close(out[0, 1], torch.full((4, 4), 1.0))  # y: 8 -> 4
     arseg = fit_motion(m, (4, 4), convention="arseg")  # both by the height ratio
     torch.testing.assert_close(arseg[0, 0], torch.full((4, 4), 0.5))
+
+
+def test_process_frame_without_motion_is_not_blamed_on_the_codec():
+    engine = Engine(EngineConfig(method="arseg", keyframe_interval=4, device="cpu"), model=TinyModel())
+    with pytest.warns(RuntimeWarning) as caught:
+        for image in make_frames(3):
+            engine.process_frame(image)
+    messages = [str(w.message) for w in caught]
+    assert any("no motion came with the frames" in m for m in messages)
+    assert not any("HEVC" in m for m in messages)
+
+
+def test_flowwarp_from_the_keyframe_keeps_the_keyframes_result():
+    """SwiftNet-seq: every non-keyframe's flow starts at the keyframe, whose logits are what is warped."""
+    stages = TinyModel().stages()
+    method = make_method("flowwarp", tuple(stages), reference="key")
+    assert method.nonkey_plan().keep == ()
+    assert dict(method.key_plan().keep) == {"prev_logits": "out.logits", "prev_image": "frame.image"}
+    assert make_method("flowwarp", tuple(stages)).nonkey_plan().keep == method.key_plan().keep

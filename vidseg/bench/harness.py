@@ -76,7 +76,8 @@ class BenchCase:
         return method_class(self.method).uses_keyframes
 
     def engine_config(self, device: str) -> EngineConfig:
-        return EngineConfig(model=self.model, weights=self.weights, method=self.method, backend=self.backend,
+        return EngineConfig(model=self.model, weights=self.weights, random_weights=self.weights is None,
+                            method=self.method, backend=self.backend,
                             precision=self.precision, keyframes="interval",
                             keyframe_interval=self.keyframe_interval, lr_scale=self.lr_scale, device=device)
 
@@ -113,7 +114,10 @@ def build_bench_model(case: BenchCase) -> tuple[object, list[str]]:
     from vidseg.engine.engine import load_model
 
     try:
-        return load_model(case.engine_config("cpu")), []
+        model = load_model(case.engine_config("cpu"))
+        if case.weights is None and not model.spec.builtin_weights:
+            return model, [f"{case.model}: random weights (no --weights; timing only, accuracy not measured)"]
+        return model, []
     except CheckpointError as err:
         if case.weights:
             raise

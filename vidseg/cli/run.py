@@ -1,13 +1,17 @@
-"""vidseg-run: segment a video (or a synthetic demo clip) and print what the run did.
+"""vidseg-run: segment a video (or a synthetic demo clip), save the results and say what the run did.
 
-    vidseg-run INPUT [--model NAME --weights PATH] [--method per-frame|arseg|flowwarp]
+    vidseg-run INPUT [--model NAME --weights PATH | --random-weights] [--method per-frame|arseg|flowwarp]
                [--engine auto|torch|compile|onnx|aoti|trt] [--precision fp32|fp16|bf16]
-               [--keyframe-interval L | --keyframes gop|adaptive] [--lr-scale 0.5] [--out DIR]
-               [--save overlay,labels,npz] [--device cpu|cuda] [--live] [--list-models] [--demo]
+               [--keyframe-interval L | --keyframes gop|adaptive] [--lr-scale 0.5]
+               [--save overlay,labels,npz|none] [--out DIR] [--json PATH] [--device cpu|cuda] [--live]
+               [--list-models] [--demo]
 
-A progress bar runs while frames are processed, then a summary table: frames, keyframes, frames/s, latency per
-frame type (mean, p99), time per stage, drops (live mode) and every fallback taken. Errors print one line.
-Ctrl-C stops the run; the outputs written so far are flushed and playable.
+Results go to a new numbered folder (vidseg-out/run1, run2, ...) unless --out names one; by default the overlay
+video and the label maps are saved. A progress bar runs while frames are processed, then a summary table: frames,
+keyframes, frames/s, latency per frame type, time per stage call, drops (live mode), every fallback taken and
+the share of each class, and where the results are. Errors print one line; a run that fails part-way (a
+truncated file) prints its summary first. Ctrl-C stops the run; the outputs written so far are flushed and
+playable.
 """
 
 from __future__ import annotations
@@ -16,20 +20,19 @@ import argparse
 import contextlib
 import sys
 import warnings
+from dataclasses import dataclass
 from pathlib import Path
 
 from vidseg.cli.common import cli_entry
+from vidseg.cli.outputs import SAVE_KINDS, make_sinks, output_dir, parse_save, sink_paths
 from vidseg.cli.sources import INPUT_HELP, add_source_arguments, check_input, open_input, output_stem
 from vidseg.config import BACKENDS, METHODS, PRECISIONS, EngineConfig
-from vidseg.errors import ConfigError, InputError
+from vidseg.errors import ConfigError, InputError, VidsegError, VidsegWarning
 
 __all__ = ["main", "build_parser", "SAVE_KINDS"]
 
-SAVE_KINDS = ("overlay", "labels", "npz")
 DEMO_SIZE = (256, 512)
 DEMO_FRAMES = 48
-# ModelSpec.palette -> vidseg.video.sinks palette name
-_PALETTES = {"cityscapes19": "cityscapes", "cityscapes": "cityscapes", "camvid11": "camvid11", "camvid12": "camvid12"}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -41,9 +44,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model", help="registered model name (default: the built-in demo model); see --list-models")
     p.add_argument("--weights", help="checkpoint path; AR-Seg pairs take 'HR.pth,AR.pth' or AR-Seg's "
                    "checkpoints/<dataset>-<backbone> folder (HR/ and AR/)")
-    p.add_argument("--method", choices=METHODS, default=None,
+    p.add_argument("--random-weights", action="store_true",
+                   help="run a zoo model without trained weights (its labels are noise: for timing only)")
+    p.add_argument("--method", choices=tuple(METHODS), default=None,
                    help="per-frame: full network on every frame; arseg: keyframes + LR/CReFF with codec motion; "
-                        "flowwarp: keyframes + flow warp and refinement (default: the model's first method)")
+                        "flowwarp: keyframes + flow warp and refinement (default: the model's keyframe method)")
     p.add_argument("--engine", choices=BACKENDS, default="auto", help="backend (default: the fastest available)")
     p.add_argument("--precision", choices=PRECISIONS, default="fp32")
     keys = p.add_mutually_exclusive_group()
@@ -53,8 +58,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--lr-scale", type=float, default=None,
                    help="downscale of the AR-Seg non-key branch (default: the scale in the AR checkpoint's name, "
                         "else 0.5)")
-    p.add_argument("--out", type=Path, help="output directory (default: vidseg-out)")
-    p.add_argument("--save", help=f"comma-separated outputs: {', '.join(SAVE_KINDS)} (default: overlay with --demo)")
+    p.add_argument("--save", help=f"comma-separated outputs: {', '.join(SAVE_KINDS)}, or none "
+                   "(default: overlay,labels)")
+    p.add_argument("--out", type=Path, help="output folder (default: a new vidseg-out/runN)")
+    p.add_argument("--json", type=Path, metavar="PATH", help="also write the run summary as JSON to PATH")
     p.add_argument("--device", default="auto", help="cpu, cuda, cuda:N or auto (default)")
     p.add_argument("--live", action=argparse.BooleanOptionalAction, default=None,
                    help="real-time: drop frames that arrive while the engine is busy (counted); latency from arrival "
@@ -62,9 +69,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--list-models", action="store_true", help="list the registered models and exit")
     p.add_argument("--demo", action="store_true",
                    help=f"render a synthetic street clip ({DEMO_FRAMES} frames, {DEMO_SIZE[0]}x{DEMO_SIZE[1]}) into "
-                        "the output directory and run on it")
+                        "the output folder and run on it")
     p.add_argument("--max-frames", type=int, help="stop after this many frames")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--verbose", action="store_true", help="also show other libraries' warnings")
     add_source_arguments(p)
     return p
 
@@ -73,19 +81,18 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.list_models:
-        return _list_models()
+        from vidseg.cli.models import print_models
+
+        return print_models()
     if args.input is None and not args.demo:
         raise InputError("give an input video (vidseg-run INPUT) or --demo for a synthetic clip")
     if args.input is not None and args.demo:
         raise ConfigError("give either an input video or --demo, not both")
-    if args.input is not None:
-        check_input(args.input)
     if args.max_frames is not None and args.max_frames < 1:
         raise ConfigError(f"--max-frames must be >= 1, got {args.max_frames}; leave it out to process every frame")
-    save = _parse_save(args.save, demo=args.demo)
-    out = args.out or Path("vidseg-out")
-    if (save or args.demo) and out.exists() and not out.is_dir():
-        raise ConfigError(f"--out {out}: exists and is not a directory; give a directory path (it is created)")
+    save = parse_save(args.save)
+    info = None if args.demo else _probe(args.input)  # a bad input fails here, before any model loads
+    out = output_dir(args.out) if (save or args.demo) else None
 
     from vidseg.engine.engine import Engine, load_model
 
@@ -93,11 +100,12 @@ def main(argv: list[str] | None = None) -> int:
     engine = Engine(config, model=load_model(config))  # method None: the model's keyframe method
     source = open_input(str(_demo_clip(out)) if args.demo else args.input, args, motion=engine.needs_motion)
     try:
-        sinks = _sinks(save, out, source, engine.spec.palette)
+        sinks = make_sinks(save, out, output_stem(source), palette=engine.spec.palette,
+                           fps=source.fps) if out is not None else []
     except BaseException:
         source.close()
         raise
-    return _run(engine, source, sinks, args)
+    return _run(engine, source, sinks, out, getattr(source, "length", None), args)
 
 
 def _config(args: argparse.Namespace) -> EngineConfig:
@@ -107,6 +115,7 @@ def _config(args: argparse.Namespace) -> EngineConfig:
     return EngineConfig(
         model=args.model,
         weights=args.weights,
+        random_weights=args.random_weights,
         method=args.method,
         backend=args.engine,
         precision=args.precision,
@@ -117,16 +126,24 @@ def _config(args: argparse.Namespace) -> EngineConfig:
     )
 
 
-def _parse_save(save: str | None, *, demo: bool) -> tuple[str, ...]:
-    if save is None:
-        return ("overlay",) if demo else ()
-    kinds = tuple(s.strip() for s in save.split(",") if s.strip())
-    if not kinds:
-        raise ConfigError(f"--save {save!r} names no output; choose from {', '.join(SAVE_KINDS)}")
-    unknown = [k for k in kinds if k not in SAVE_KINDS]
-    if unknown:
-        raise ConfigError(f"unknown --save kind(s) {', '.join(unknown)}; choose from {', '.join(SAVE_KINDS)}")
-    return kinds
+@dataclass(frozen=True)
+class _InputInfo:
+    length: int | None  # frames, when the container says
+    fps: float | None
+
+
+def _probe(text: str) -> _InputInfo:
+    """Open a video file once to check it is a readable video (exists, opens, has a video stream, decodes a
+    frame): its frame count and rate, or the InputError that says what is wrong. Streams, cameras, stdin and image
+    sequences are opened once, later (`check_input` only looks at what is there without connecting)."""
+    from vidseg.video.decode import open_video
+    from vidseg.video.source import source_kind
+
+    if source_kind(text) != "file":
+        check_input(text)
+        return _InputInfo(None, None)
+    with open_video(text) as video:
+        return _InputInfo(video.length, video.fps)
 
 
 def _demo_clip(out: Path) -> Path:
@@ -134,43 +151,24 @@ def _demo_clip(out: Path) -> Path:
         from vidseg.video.synthetic import SceneConfig, write_clip
     except ModuleNotFoundError as err:
         raise ConfigError("--demo needs vidseg.video.synthetic, which is not installed in this version") from err
-    out.mkdir(parents=True, exist_ok=True)
     path = out / "demo.mp4"
     write_clip(path, SceneConfig(height=DEMO_SIZE[0], width=DEMO_SIZE[1]), DEMO_FRAMES, ground_truth=False)
     return path
 
 
-def _sinks(save: tuple[str, ...], out: Path, source, palette: str) -> list:
-    if not save:
-        return []
-    from vidseg.video.sinks import PALETTES, LabelPNGSink, NPZSink, OverlayVideoSink
-
-    out.mkdir(parents=True, exist_ok=True)
-    stem = output_stem(source)
-    sinks: list = []
-    if "overlay" in save:
-        name = _PALETTES.get(palette, palette)
-        fps = source.fps or 25.0
-        sinks.append(OverlayVideoSink(out / f"{stem}_overlay.mp4", fps=fps,
-                                      palette=name if name in PALETTES else "cityscapes"))
-    if "labels" in save:
-        sinks.append(LabelPNGSink(out / f"{stem}_labels"))
-    if "npz" in save:
-        sinks.append(NPZSink(out / f"{stem}_labels.npz"))
-    return sinks
-
-
-def _run(engine, source, sinks: list, args: argparse.Namespace) -> int:
+def _run(engine, source, sinks: list, out: Path | None, total: int | None, args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
-    total = getattr(source, "length", None)  # the container's frame count, when it states one
+    from vidseg.cli.summary import print_summary, summary_record, write_json
+
     if args.max_frames is not None and total is not None:
         total = min(total, args.max_frames)
-    # delay: a run that fails at once (not a video, ...) prints its one-line error without an empty bar first.
+    # delay: a run that fails at once prints its one-line error without an empty bar first.
     bar = tqdm(total=total, unit="frame", desc=output_stem(source), disable=args.no_progress, file=sys.stderr,
                dynamic_ncols=True, delay=1.0)
     interrupted = False
-    with _one_line_warnings():
+    failure: VidsegError | None = None
+    with _notes(verbose=args.verbose):
         try:
             with contextlib.closing(engine.run(source, sinks=sinks, max_frames=args.max_frames,
                                                live=args.live)) as results:
@@ -178,74 +176,55 @@ def _run(engine, source, sinks: list, args: argparse.Namespace) -> int:
                     bar.update(1)
         except KeyboardInterrupt:
             interrupted = True
+        except VidsegError as err:  # e.g. a truncated file: its frames were processed; summary first
+            failure = err
         finally:
             bar.close()
             for sink in sinks:  # the engine closed them already; closing twice is harmless
                 with contextlib.suppress(Exception):
                     sink.close()
-    if engine.summary is not None:
-        print_summary(engine.summary, [getattr(s, "path", getattr(s, "directory", "")) for s in sinks])
+    summary = engine.summary
+    outputs = sink_paths(sinks)
+    class_names = _class_names(engine.spec)
+    if summary is not None and summary.frames:
+        print_summary(summary, outputs, class_names=class_names)
+        if args.json is not None:
+            write_json(args.json, summary_record(summary, config=engine.config, outputs=outputs,
+                                                 class_names=class_names))
+        if out is not None and outputs:
+            print(f"results saved to {out}", file=sys.stderr)
     if interrupted:
         raise KeyboardInterrupt
+    if failure is not None:
+        raise failure
     return 0
 
 
+def _class_names(spec) -> tuple[str, ...]:
+    from vidseg.video.sinks import CAMVID11_CLASSES, CAMVID12_CLASSES, CITYSCAPES_CLASSES
+
+    names = {"cityscapes19": CITYSCAPES_CLASSES, "cityscapes": CITYSCAPES_CLASSES, "camvid11": CAMVID11_CLASSES,
+             "camvid12": CAMVID12_CLASSES}.get(spec.palette, ())
+    return names if len(names) == spec.num_classes else ()
+
+
 @contextlib.contextmanager
-def _one_line_warnings():
-    """Fallback warnings print as one 'note:' line each (they are in the summary too)."""
+def _notes(*, verbose: bool):
+    """vidseg's own notices (fallbacks, settings that contradict a checkpoint) print as one 'note:' line each
+    (they are in the summary too); other libraries' warnings only with --verbose."""
     original = warnings.showwarning
 
     def show(message, category, filename, lineno, file=None, line=None):
-        print(f"note: {message}", file=sys.stderr)
+        if issubclass(category, VidsegWarning):
+            print(f"note: {message}", file=sys.stderr)
+        elif verbose:
+            original(message, category, filename, lineno, file, line)
 
     warnings.showwarning = show
     try:
         yield
     finally:
         warnings.showwarning = original
-
-
-def print_summary(summary, outputs: list | None = None) -> None:
-    """The run summary as a rich table on stdout."""
-    from rich.console import Console
-    from rich.table import Table
-
-    table = Table(title=f"vidseg-run: {summary.source}", show_header=False, title_justify="left")
-    table.add_column(style="bold")
-    table.add_column()
-    scale = f", LR scale {summary.lr_scale:g}" if summary.lr_scale is not None else ""
-    table.add_row("method", f"{summary.method}{scale} (keyframes: {summary.policy})")
-    table.add_row("backend", summary.backend)
-    table.add_row("frames", f"{summary.frames} ({summary.keyframes} keyframes)" +
-                  (" - interrupted" if summary.interrupted else ""))
-    startup = f", of which {summary.startup_s:.2f} s engine start-up" if summary.startup_s >= 0.005 else ""
-    table.add_row("frames/s", f"{summary.fps:.2f} ({summary.wall_s:.2f} s wall{startup})")
-    for kind in ("key", "non-key", "all"):
-        lat = summary.latency[kind]
-        if lat.count:
-            table.add_row(f"latency {kind}", f"mean {lat.mean_ms:.1f} ms, p50 {lat.p50_ms:.1f} ms, p99 {lat.p99_ms:.1f} ms "
-                          f"({lat.count} frames)")
-    for stage, seconds in summary.stage_s.items():
-        per = seconds / max(summary.frames, 1) * 1000.0
-        table.add_row(f"stage {stage}", f"{seconds:.3f} s total, {per:.1f} ms per frame")
-    if summary.motion:
-        table.add_row("motion", ", ".join(f"{k} {n}" for k, n in summary.motion.items()) + " non-keyframes")
-    table.add_row("dropped", str(summary.dropped))
-    if summary.reconnects:
-        table.add_row("reconnects", str(summary.reconnects))
-    table.add_row("fallbacks", "\n".join(summary.fallbacks) if summary.fallbacks else "none")
-    for path in outputs or []:
-        table.add_row("output", str(path))
-    Console().print(table)
-
-
-def _list_models() -> int:
-    from vidseg.models.registry import list_models, model_builder
-
-    for name in list_models():
-        doc = (model_builder(name).__doc__ or "").strip().splitlines()
-        print(f"{name:32s} {doc[0] if doc else ''}")
-    return 0
 
 
 if __name__ == "__main__":

@@ -41,7 +41,7 @@ from vidseg.engine.plans import StageTiming, execute_plans
 from vidseg.engine.results import FrameResult, LatencyStats, RunStats, RunSummary
 from vidseg.engine.schedule import IntervalPolicy, KeyDecision, KeyframePolicy, PolicyState, frame_meta, make_policy
 from vidseg.engine.schedule import thumbnail as key_thumbnail
-from vidseg.errors import ConfigError, ShapeError
+from vidseg.errors import CheckpointError, ConfigError, ShapeError, VidsegWarning
 from vidseg.models.base import VideoSegModel, logits_to_labels
 from vidseg.video.frame import Frame, check_image
 from vidseg.video.motion import as_motion_field
@@ -447,7 +447,7 @@ class Engine:
             return
         self._notified.add(message)
         self._fallbacks.append(message)
-        warnings.warn(message, RuntimeWarning, stacklevel=3)
+        warnings.warn(message, VidsegWarning, stacklevel=3)
 
     def _summary(self, source: str, stats: RunStats, prefetchers: Sequence[Prefetcher], interrupted: bool,
                  reconnects: int = 0) -> RunSummary:
@@ -480,4 +480,10 @@ def load_model(config: EngineConfig) -> VideoSegModel:
         from vidseg.models.checkpoints import load_weights
 
         load_weights(model, config.weights, config.lr_scale)
+    elif not model.spec.builtin_weights and not config.random_weights:
+        hint = model.spec.weights_hint or "its trained checkpoint"
+        raise CheckpointError(
+            f"model {name!r} has no built-in weights and would label every pixel at random: pass --weights "
+            f"(it takes {hint}), or --random-weights to run it untrained (for timing only)"
+        )
     return model.eval()

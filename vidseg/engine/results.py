@@ -41,17 +41,22 @@ class FrameResult:
 
 @dataclass(frozen=True)
 class LatencyStats:
+    """Latency of a set of frames in milliseconds: count, mean, median, 90th and 99th percentile."""
+
     count: int
     mean_ms: float
     p99_ms: float
     p50_ms: float = float("nan")
+    p90_ms: float = float("nan")
 
     @classmethod
     def of(cls, seconds: Sequence[float]) -> LatencyStats:
         if not len(seconds):
             return cls(0, float("nan"), float("nan"))
         ms = np.asarray(seconds) * 1000.0
-        return cls(len(ms), float(ms.mean()), float(np.percentile(ms, 99)), float(np.percentile(ms, 50)))
+        p50, p90, p99 = np.percentile(ms, [50, 90, 99])
+        return cls(len(ms), float(ms.mean()), float(p99), float(p50), float(p90))
+
 
 
 class LatencyHistogram:
@@ -95,7 +100,7 @@ class LatencyHistogram:
         if not self.count:
             return LatencyStats(0, float("nan"), float("nan"))
         return LatencyStats(self.count, self.total / self.count * 1000.0, self.percentile(99) * 1000.0,
-                            self.percentile(50) * 1000.0)
+                            self.percentile(50) * 1000.0, self.percentile(90) * 1000.0)
 
 
 @dataclass(frozen=True)
@@ -117,12 +122,24 @@ class RunSummary:
     interrupted: bool = False
     startup_s: float = 0.0  # building the runner at the first frame (in wall_s; not in any frame's latency)
     lr_scale: float | None = None  # the arseg LR branch's scale (None for other methods)
+    stage_calls: Mapping[str, int] = field(default_factory=dict)  # calls per stage (a frame's call counts once)
+    class_pixels: tuple[int, ...] = ()  # labelled pixels per class id over all frames (index = class id)
     reconnects: int = 0  # times a live source reopened a lost stream
     motion: Mapping[str, int] = field(default_factory=dict)  # non-keyframes per motion source ("codec", "flow", ...)
 
     @property
     def fps(self) -> float:
         return self.frames / self.wall_s if self.wall_s > 0 else float("nan")
+
+    def stage_ms_per_call(self, stage: str) -> float:
+        """Mean milliseconds of one call of `stage` (total time over its calls, not over all frames)."""
+        calls = self.stage_calls.get(stage, 0)
+        return self.stage_s.get(stage, 0.0) / calls * 1000.0 if calls else float("nan")
+
+    def class_shares(self) -> dict[int, float]:
+        """Class id -> share of all labelled pixels (0..1), for the classes that occur."""
+        total = sum(self.class_pixels)
+        return {k: n / total for k, n in enumerate(self.class_pixels) if n} if total else {}
 
 
 class RunStats:
@@ -134,6 +151,8 @@ class RunStats:
         self.keyframes = 0
         self.latency = {"key": LatencyHistogram(), "non-key": LatencyHistogram()}  # constant memory
         self.stage_s: dict[str, float] = {}
+        self.stage_calls: dict[str, int] = {}
+        self.class_pixels = np.zeros(0, np.int64)
         self.motion: dict[str, int] = {}
 
     def add(self, result: FrameResult) -> None:
@@ -142,6 +161,14 @@ class RunStats:
         self.latency["key" if result.is_key else "non-key"].add(result.latency)
         for stage, seconds in result.timings.items():
             self.stage_s[stage] = self.stage_s.get(stage, 0.0) + seconds
+            self.stage_calls[stage] = self.stage_calls.get(stage, 0) + 1
+        counts = np.bincount(result.labels.ravel())
+        if len(counts) > len(self.class_pixels):
+            counts[: len(self.class_pixels)] += self.class_pixels
+            self.class_pixels = counts
+        else:
+            self.class_pixels[: len(counts)] += counts
+
         if result.motion:
             self.motion[result.motion] = self.motion.get(result.motion, 0) + 1
 
@@ -149,5 +176,8 @@ class RunStats:
         """The summary of the results so far; `fields` fill the rest (source, method, backend, ...)."""
         latency = {k: v.stats() for k, v in self.latency.items()}
         latency["all"] = self.latency["key"].merged(self.latency["non-key"]).stats()
+        ignore = 255  # the ignore id is not a class
+        pixels = tuple(int(n) for n in self.class_pixels[:ignore])
         return RunSummary(frames=self.frames, keyframes=self.keyframes, wall_s=time.perf_counter() - self.start,
-                          latency=latency, stage_s=dict(self.stage_s), motion=dict(self.motion), **fields)
+                          latency=latency, stage_s=dict(self.stage_s), stage_calls=dict(self.stage_calls),
+                          class_pixels=pixels, motion=dict(self.motion), **fields)

@@ -174,9 +174,13 @@ _SEED = dict(
     logits_align_corners=True,
 )
 
+_AR_WEIGHTS = ("HR.pth,AR.pth, or the folder checkpoints/{folder} holding HR/ and AR/, from "
+               "github.com/THU-LYJ-Lab/AR-Seg (README, 'checkpoints')")
+
 ARSEG_SPECS: dict[str, ModelSpec] = {
     "arseg-psp18-camvid": ModelSpec(
         name="arseg-psp18-camvid",
+        weights_hint=_AR_WEIGHTS.format(folder="camvid-psp18"),
         num_classes=12,
         mean=CAMVID_MEAN,
         std=CAMVID_STD,
@@ -192,6 +196,7 @@ ARSEG_SPECS: dict[str, ModelSpec] = {
     ),
     "arseg-bise18-camvid": ModelSpec(
         name="arseg-bise18-camvid",
+        weights_hint=_AR_WEIGHTS.format(folder="camvid-bise18"),
         num_classes=12,
         mean=CAMVID_MEAN,
         std=CAMVID_STD,
@@ -207,6 +212,7 @@ ARSEG_SPECS: dict[str, ModelSpec] = {
     ),
     "arseg-psp18-cityscapes": ModelSpec(
         name="arseg-psp18-cityscapes",
+        weights_hint=_AR_WEIGHTS.format(folder="cityscapes-psp18"),
         num_classes=19,
         mean=IMAGENET_MEAN,
         std=IMAGENET_STD,
@@ -221,6 +227,7 @@ ARSEG_SPECS: dict[str, ModelSpec] = {
     ),
     "arseg-bise18-cityscapes": ModelSpec(
         name="arseg-bise18-cityscapes",
+        weights_hint=_AR_WEIGHTS.format(folder="cityscapes-bise18"),
         num_classes=19,
         mean=CITYSCAPES_BISENET_MEAN,
         std=CITYSCAPES_BISENET_STD,
@@ -239,7 +246,10 @@ ARSEG_SPECS: dict[str, ModelSpec] = {
 def _hr_spec(name: str) -> ModelSpec:
     """The spec of an AR-Seg HR net registered alone (per-frame)."""
     spec = ARSEG_SPECS[f"arseg-{name}"]
-    return dataclasses.replace(spec, name=name, methods=("per-frame",), notes=f"AR-Seg's HR net. {spec.notes}")
+    hint = spec.weights_hint.replace("HR.pth,AR.pth, or the folder ", "HR.pth: the HR/ file of ").replace(
+        " holding HR/ and AR/", "")
+    return dataclasses.replace(spec, name=name, methods=("per-frame",), notes=f"AR-Seg's HR net. {spec.notes}",
+                               weights_hint=hint)
 
 
 def _with_creff(net: nn.Module) -> nn.Module:

@@ -65,6 +65,8 @@ class ModelSpec:
     # arseg: how codec motion is resized to the key feature grid: "exact" (per-axis area resize) or "arseg"
     # (AR-Seg's evaluation resize, which its released checkpoints were evaluated with)
     motion_convention: str = "exact"
+    builtin_weights: bool = False  # trained weights ship with vidseg (the demo): no --weights needed
+    weights_hint: str = ""  # what --weights takes for this model and where the seed publishes it
     seed: str = ""  # the seed system, e.g. "AR-Seg (CVPR 2023)"
     source: str = ""  # repository and file of the original definition
     paper: str = ""

@@ -27,7 +27,8 @@ DEMO_WIDTH = 0.25
 DEMO_SPEC = ModelSpec(
     name="demo", num_classes=19, mean=IMAGENET_MEAN, std=IMAGENET_STD, palette="cityscapes19",
     input_size=(256, 512), feature_channels=64, feature_stride=8, logits_stride=1, logits_align_corners=True,
-    methods=("per-frame", "arseg"), lr_scale=0.5, seed="vidseg (AR-Seg architecture, BiSeNetV1-18 x0.25)",
+    methods=("per-frame", "arseg"), lr_scale=0.5, builtin_weights=True,
+    seed="vidseg (AR-Seg architecture, BiSeNetV1-18 x0.25)",
     source="vidseg/models/demo.py; weights: vidseg-train demo (vidseg/train/demo.py)",
     paper="Hu et al., CVPR 2023 (AR-Seg)", license="Apache-2.0 (vidseg)",
     notes="Trained on synthetic street scenes (Cityscapes trainIds) at 256x512; not a real-world model.",

@@ -411,6 +411,7 @@ _GSV_NOTES = (
 )
 
 GSVNET_SWIFTNET18_CITYSCAPES = ModelSpec(
+    weights_hint="cityscapes-swnet-R18.pt,gsvnet_swnet_r18.tar, from github.com/robert80203/GSVNet (weights/)",
     name="gsvnet-swiftnet18",
     num_classes=19,
     mean=SWIFTNET_MEAN_RGB,
@@ -442,6 +443,7 @@ GSVNET_BISENET18_CITYSCAPES = replace(
     source=_GSV_SOURCE + "; segnet model/bisenet/bisenet_resnet18.py (weights/cityscapes-bisenet-R18.pth, entry "
     "'state_dict' or 'model'), GSV + flow weights/gsvnet_bisenet_r18.tar",
     notes=_GSV_NOTES.replace("SN-R18 l=3 avg 72.5 / min 70.3", "BN-R18 l=3 avg 72.0 / min 70.5"),
+    weights_hint="cityscapes-bisenet-R18.pth,gsvnet_bisenet_r18.tar, from github.com/robert80203/GSVNet (weights/)",
     extra={"key_scale": 0.75, "flow_channel_order": "BGR", "keyframe_interval": 3, "params": 13_891_264},
 )
 

@@ -191,6 +191,8 @@ class PSPNetSemseg(nn.Module):
 # --- weight specs and builders ---------------------------------------------------------------------------------
 
 ETC_PSP18_CITYSCAPES = ModelSpec(
+    weights_hint="ckpt/eval_para_ETC.pth, from "
+    "github.com/irfanICMLL/ETC-Real-time-Per-frame-Semantic-video-segmentation (README)",
     name="etc-psp18-cityscapes",
     num_classes=19,
     mean=IMAGENET_MEAN,

@@ -194,6 +194,8 @@ class SANet(nn.Module):
 # Weight specs and builders
 
 SANET_CITYSCAPES = ModelSpec(
+    weights_hint="a checkpoint you trained (vidseg-train hr); github.com/kaigelee/SANet publishes no weights that "
+    "match its README",
     name="sanet",
     num_classes=19,
     mean=(0.485, 0.456, 0.406),

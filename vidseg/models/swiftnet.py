@@ -235,6 +235,7 @@ class SwiftNetModel(PerFrameModel):
 # Weight specs and builders
 
 SWIFTNET18_CITYSCAPES = ModelSpec(
+    weights_hint="cityscapes-swnet-R18.pt, from github.com/robert80203/GSVNet (weights/)",
     name="swiftnet18",
     num_classes=19,
     mean=SWIFTNET_MEAN_RGB,

@@ -331,9 +331,14 @@ def _input_error(source: VideoSource, err: av.FFmpegError) -> InputError:
     if log and log[1]:
         message = f"{message} (FFmpeg log: {log[1][2].strip()})"
     n = source.frames_decoded
-    if source._decoder is None or n == 0:
-        return InputError(f"{source.path}: cannot decode it as a video: {message}; it is not a video, or it is "
-                          "truncated or corrupt (`ffprobe FILE` shows what it holds)")
+    container = source._container
+    if container is None:
+        return InputError(f"{source.path}: FFmpeg finds no video container it can read in it ({message}); it is "
+                          "another kind of file, or truncated or corrupt")
+    if n == 0:
+        found = ", ".join(f"{s.type} {s.codec_context.name if s.codec_context else '?'}" for s in container.streams)
+        return InputError(f"{source.path}: a {container.format.name} container ({found or 'no streams'}) whose "
+                          f"video does not decode: {message}; the file is truncated or corrupt")
     return InputError(f"{source.path}: decoding stopped after {n} frames ({source._decoder.where()}): {message}; "
                       "the file is truncated or corrupt; frames up to there were returned")
 

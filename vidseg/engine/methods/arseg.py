@@ -27,7 +27,7 @@ from vidseg.config import EngineConfig
 from vidseg.engine.methods.base import Method, MethodState, Note
 from vidseg.engine.plans import Plan, call
 from vidseg.engine.schedule import KeyDecision
-from vidseg.errors import ConfigError
+from vidseg.errors import ConfigError, VidsegWarning
 from vidseg.video.frame import Frame
 from vidseg.video.motion import CHAIN_MODES, RESIZE_CONVENTIONS, MotionChain
 
@@ -132,10 +132,12 @@ class ARSeg(Method):
         )
         if state.no_codec_motion:
             source = "flow" if self.uses_flow else "zero"
-            self.note(
-                "arseg motion: the video carries no codec motion vectors (e.g. HEVC or VP9); non-keyframes use "
-                + ("the model's flow stage" if source == "flow" else "zero motion (the model has no flow stage)")
-            )
+            # Frames of unknown picture type come from arrays, cameras or process_frame, not from a codec.
+            why = ("no motion came with the frames (arrays, images, or process_frame without motion=)"
+                   if all(h.pict_type == "?" for h in hops)
+                   else "the video carries no codec motion vectors (e.g. HEVC or VP9)")
+            self.note(f"arseg motion: {why}; non-keyframes use "
+                      + ("the model's flow stage" if source == "flow" else "zero motion (the model has no flow stage)"))
             if source == "zero":
                 inputs["motion"] = image.new_zeros((1, 2, *grid), dtype=torch.float32)
             return self.nonkey_plan(source), inputs
@@ -180,5 +182,5 @@ def resolve_lr_scale(config: EngineConfig, model_scale: float) -> float:
         return named if named is not None else model_scale
     if named is not None and not math.isclose(named, config.lr_scale):
         warnings.warn(f"lr_scale {config.lr_scale:g} differs from the {named:g} in the AR checkpoint's name "
-                      f"({config.weights}); its LR network was trained at {named:g}", RuntimeWarning, stacklevel=4)
+                      f"({config.weights}); its LR network was trained at {named:g}", VidsegWarning, stacklevel=4)
     return config.lr_scale

@@ -1,0 +1,96 @@
+"""Where vidseg-run saves its results, and the sinks that write them.
+
+Without `--out`, every run gets a new numbered folder, `vidseg-out/run1`, `run2`, ... (as `yolo predict` does),
+so a run never overwrites an earlier one; with `--out DIR` results go to DIR. By default the overlay video and
+the label maps are saved; `--save none` writes nothing.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from vidseg.errors import ConfigError
+
+__all__ = ["SAVE_KINDS", "DEFAULT_SAVE", "DEFAULT_ROOT", "parse_save", "output_dir", "make_sinks", "sink_paths"]
+
+SAVE_KINDS = ("overlay", "labels", "npz")
+DEFAULT_SAVE = ("overlay", "labels")
+DEFAULT_ROOT = Path("vidseg-out")
+# ModelSpec.palette -> vidseg.video.sinks palette name
+_PALETTES = {"cityscapes19": "cityscapes", "cityscapes": "cityscapes", "camvid11": "camvid11", "camvid12": "camvid12"}
+
+
+def parse_save(save: str | None) -> tuple[str, ...]:
+    """--save's value -> the output kinds (default: overlay and labels; "none": nothing)."""
+    if save is None:
+        return DEFAULT_SAVE
+    kinds = tuple(s.strip() for s in save.split(",") if s.strip())
+    if not kinds:
+        raise ConfigError(f"--save {save!r} names no output; choose from {', '.join(SAVE_KINDS)}, or none")
+    if kinds == ("none",):
+        return ()
+    unknown = [k for k in kinds if k not in SAVE_KINDS]
+    if unknown:
+        raise ConfigError(f"unknown --save kind(s) {', '.join(unknown)}; choose from {', '.join(SAVE_KINDS)}, "
+                          "or none")
+    return kinds
+
+
+def output_dir(out: Path | None, *, root: Path = DEFAULT_ROOT) -> Path:
+    """The folder a run writes to, created: `out` when given, else the next free `root/runN`. A path that
+    cannot be a folder (a file, a path under a file, no permission) is a one-line ConfigError."""
+    if out is not None:
+        _make_dir(out, "--out")
+        return out
+    _make_dir(root, "the output folder")
+    taken = [int(m.group(1)) for p in root.iterdir() if (m := re.fullmatch(r"run(\d+)", p.name))]
+    n = max(taken, default=0) + 1
+    while True:  # another run may take the same number between listing and creating
+        path = root / f"run{n}"
+        try:
+            path.mkdir()
+            return path
+        except FileExistsError:
+            n += 1
+        except OSError as err:
+            raise ConfigError(f"cannot create the output folder {path}: {err.strerror or err}; pass --out DIR "
+                              "with a writable folder") from err
+
+
+def _make_dir(path: Path, what: str) -> None:
+    if path.exists() and not path.is_dir():
+        raise ConfigError(f"{what} {path}: exists and is not a directory; give a directory path (it is created)")
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise ConfigError(f"cannot create {what} {path}: {err.strerror or err}; give a folder you can write to") \
+            from err
+    if not os.access(path, os.W_OK):
+        raise ConfigError(f"cannot write to {what} {path}: permission denied; give a folder you can write to")
+
+
+def make_sinks(save: Sequence[str], out: Path, stem: str, *, palette: str, fps: float | None) -> list[Any]:
+    """The sinks for the kinds asked for, writing `out/<stem>_*`."""
+    if not save:
+        return []
+    from vidseg.video.sinks import PALETTES, LabelPNGSink, NPZSink, OverlayVideoSink
+
+    sinks: list[Any] = []
+    if "overlay" in save:
+        name = _PALETTES.get(palette, palette)
+        sinks.append(OverlayVideoSink(out / f"{stem}_overlay.mp4", fps=fps or 25.0,
+                                      palette=name if name in PALETTES else "cityscapes"))
+    if "labels" in save:
+        sinks.append(LabelPNGSink(out / f"{stem}_labels"))
+    if "npz" in save:
+        sinks.append(NPZSink(out / f"{stem}_labels.npz"))
+    return sinks
+
+
+def sink_paths(sinks: Sequence[Any]) -> list[Path]:
+    """What each sink writes (a file or a folder)."""
+    return [Path(getattr(s, "path", getattr(s, "directory", ""))) for s in sinks]
