@@ -100,14 +100,15 @@ def test_credentials_appear_nowhere(cam_clip, tiny, tmp_path, capsys, caplog):
     out = tmp_path / "out"
     with http_server(served) as base:
         url = base.replace("http://", f"http://alice:{SECRET}@") + f"/cam.mp4?token={TOKEN}"
-        assert cli.main([url, "--save", "overlay,labels,npz", "--out", str(out), *ARGS]) == 0
+        assert cli.main([url, "--save", "overlay,labels,npz", "--out", str(out), "--json", str(out / "run.json"),
+                         *ARGS]) == 0
     with http_server(served, unauthorized=True) as base:
         url = base.replace("http://", f"http://alice:{SECRET}@") + f"/cam.mp4?token={TOKEN}"
         assert cli.main([url, *ARGS]) == 2
     captured = capsys.readouterr()
     assert "authentication failed" in captured.err
     texts = [captured.out, captured.err, caplog.text]
-    texts += [str(p) for p in out.rglob("*")]
+    texts += [str(p) for p in out.rglob("*")] + [(out / "run.json").read_text()]
     with av.open(str(out / "cam_overlay.mp4")) as video:
         texts += [str(video.metadata), str(video.streams.video[0].metadata)]
     for text in texts:

@@ -13,11 +13,12 @@ import av
 import numpy as np
 import pytest
 
-from .conftest import encode, translation_frames
-from .loopback import Sender, free_port, http_server, rtsp_server, tcp_sender
 from vidseg.errors import InputError
 from vidseg.video.live import StreamSource
 from vidseg.video.source import SourceOptions, open_source, source_kind
+
+from .conftest import encode, translation_frames
+from .loopback import Sender, free_port, http_server, rtsp_server, tcp_sender
 
 SECRET = "Pa55-w0rd-xyzzy"
 TOKEN = "tok-8c1d4e9f"

@@ -20,7 +20,6 @@ import argparse
 import contextlib
 import sys
 import warnings
-from dataclasses import dataclass
 from pathlib import Path
 
 from vidseg.cli.common import cli_entry
@@ -91,7 +90,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.max_frames is not None and args.max_frames < 1:
         raise ConfigError(f"--max-frames must be >= 1, got {args.max_frames}; leave it out to process every frame")
     save = parse_save(args.save)
-    info = None if args.demo else _probe(args.input)  # a bad input fails here, before any model loads
+    if not args.demo:
+        _check(args.input)  # a bad input fails here, before any model loads
     out = output_dir(args.out) if (save or args.demo) else None
 
     from vidseg.engine.engine import Engine, load_model
@@ -126,24 +126,18 @@ def _config(args: argparse.Namespace) -> EngineConfig:
     )
 
 
-@dataclass(frozen=True)
-class _InputInfo:
-    length: int | None  # frames, when the container says
-    fps: float | None
-
-
-def _probe(text: str) -> _InputInfo:
+def _check(text: str) -> None:
     """Open a video file once to check it is a readable video (exists, opens, has a video stream, decodes a
-    frame): its frame count and rate, or the InputError that says what is wrong. Streams, cameras, stdin and image
-    sequences are opened once, later (`check_input` only looks at what is there without connecting)."""
+    frame), or raise the InputError that says what is wrong. Streams, cameras, stdin and image sequences are
+    opened once, later: `check_input` only looks at what is there, without connecting."""
     from vidseg.video.decode import open_video
     from vidseg.video.source import source_kind
 
     if source_kind(text) != "file":
         check_input(text)
-        return _InputInfo(None, None)
-    with open_video(text) as video:
-        return _InputInfo(video.length, video.fps)
+        return
+    with open_video(text):
+        pass
 
 
 def _demo_clip(out: Path) -> Path:

@@ -72,8 +72,7 @@ def check_input(text: str) -> None:
     if kind == "images":
         from vidseg.video.images import ImageSequenceSource
 
-        if not os.path.isfile(text):
-            ImageSequenceSource(text)  # lists the images (reads none): an empty folder or glob fails here
+        ImageSequenceSource(text)  # lists the images (reads none): an empty folder or glob fails here
         return
     if kind != "file":
         return

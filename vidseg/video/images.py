@@ -1,4 +1,4 @@
-"""Image sequences as a source: a folder, a glob, or a Cityscapes ``leftImg8bit_sequence`` city folder.
+"""Image sequences as a source: a folder, a glob, a Cityscapes ``leftImg8bit_sequence`` city folder, one image.
 
     with ImageSequenceSource("frames/", fps=30) as source:       # or "frames/*.jpg", or ".../val/frankfurt"
         for frame in source:                                      # Frame(index, image, pts=index / fps)
@@ -98,6 +98,8 @@ def _list_images(spec: str) -> list[Path]:
                              f"{', '.join(sorted(IMAGE_EXTENSIONS))}")
         return sorted(images, key=_natural_key)
     folder = Path(spec)
+    if folder.is_file() and folder.suffix.lower() in IMAGE_EXTENSIONS:  # one image: a sequence of one frame
+        return [folder]
     if not folder.is_dir():
         raise InputError(f"{spec}: not a folder of images")
     images = [p for p in folder.iterdir() if p.suffix.lower() in IMAGE_EXTENSIONS and p.is_file()]

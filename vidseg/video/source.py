@@ -192,10 +192,7 @@ def open_source(thing: Any, *, motion: bool = False, options: SourceOptions | No
     if kind == "images":
         from vidseg.video.images import ImageSequenceSource
 
-        text = os.fspath(thing)
-        if os.path.isfile(text):  # one image: a sequence of one frame
-            return ImageSequenceSource(_glob_escape(text), fps=options.fps)
-        return ImageSequenceSource(text, fps=options.fps)
+        return ImageSequenceSource(os.fspath(thing), fps=options.fps)
     if kind == "file":
         from vidseg.video.decode import open_video
 
@@ -214,12 +211,6 @@ def open_source(thing: Any, *, motion: bool = False, options: SourceOptions | No
 def _device_path(thing: Any) -> str:
     text = str(thing)
     return f"/dev/video{int(text)}" if text.isdigit() else text
-
-
-def _glob_escape(path: str) -> str:
-    import glob
-
-    return glob.escape(path) if glob.has_magic(path) else path
 
 
 def describe_input(thing: Any) -> str:
