@@ -3,6 +3,7 @@
 Public API (imported lazily, so `import vidseg` is cheap):
     Engine, EngineConfig, FrameResult     run a model over a video (vidseg.engine)
     open_source, open_video, Frame        frames (and codec motion vectors) from any input (vidseg.video)
+    SourceOptions                         how streams, cameras and image sequences are opened (time-outs, ...)
     build_model, list_models              the model zoo (vidseg.models)
     load_checkpoint                       load a seed's or vidseg's checkpoint into a model
 """
@@ -29,6 +30,7 @@ __all__ = [
     "FrameResult",
     "open_video",
     "open_source",
+    "SourceOptions",
     "Frame",
     "build_model",
     "list_models",
@@ -46,6 +48,7 @@ _LAZY = {
     "FrameResult": ("vidseg.engine.engine", "FrameResult"),
     "open_video": ("vidseg.video.decode", "open_video"),
     "open_source": ("vidseg.video.source", "open_source"),
+    "SourceOptions": ("vidseg.video.source", "SourceOptions"),
     "Frame": ("vidseg.video.frame", "Frame"),
     "build_model": ("vidseg.models.registry", "build"),
     "list_models": ("vidseg.models.registry", "list_models"),
