@@ -160,3 +160,34 @@ def test_a_missing_camera_is_one_error_line(tiny, source, capsys):
     assert cli.main([source, *ARGS]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("error: /dev/video99: no such camera device")
+
+
+def test_the_overlay_can_go_to_a_stream(cam_clip, tiny, tmp_path, capsys, monkeypatch):
+    import socket
+    import threading
+
+    from vidseg.errors import InputError
+    from vidseg.video.source import SourceOptions, open_source
+
+    monkeypatch.chdir(tmp_path)
+    port = free_port(socket.SOCK_DGRAM)
+    received = []
+
+    def receive():
+        try:
+            with open_source(f"udp://127.0.0.1:{port}", options=SourceOptions(timeout=3, reconnect=0)) as source:
+                received.extend(source)
+        except InputError:  # silent once vidseg-run is done
+            pass
+
+    receiver = threading.Thread(target=receive, daemon=True)
+    receiver.start()
+    assert cli.main([str(cam_clip), "--live", "--save", "overlay", "--out", f"udp://127.0.0.1:{port}", *ARGS]) == 0
+    receiver.join(timeout=15)
+    frames = int(summary_rows(capsys.readouterr().out)["frames"].split()[0])
+    assert len(received) >= frames // 2 and received[0].size == (64, 96)
+    assert not (tmp_path / "vidseg-out").exists()  # nothing written to a folder
+
+    assert cli.main([str(cam_clip), "--save", "overlay,labels", "--out", f"udp://127.0.0.1:{port}", *ARGS]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "streams the overlay video only" in err[0]

@@ -2,7 +2,8 @@
 
 Without `--out`, every run gets a new numbered folder, `vidseg-out/run1`, `run2`, ... (as `yolo predict` does),
 so a run never overwrites an earlier one; with `--out DIR` results go to DIR. By default the overlay video and
-the label maps are saved; `--save none` writes nothing.
+the label maps are saved; `--save none` writes nothing. `--out URL` (rtsp://, rtmp://, udp://, tcp://, srt://)
+sends the overlay as a live stream instead (`stream_output`).
 """
 
 from __future__ import annotations
@@ -14,8 +15,10 @@ from pathlib import Path
 from typing import Any
 
 from vidseg.errors import ConfigError
+from vidseg.video.redact import redact
 
-__all__ = ["SAVE_KINDS", "DEFAULT_SAVE", "DEFAULT_ROOT", "parse_save", "output_dir", "make_sinks", "sink_paths"]
+__all__ = ["SAVE_KINDS", "DEFAULT_SAVE", "DEFAULT_ROOT", "parse_save", "output_dir", "make_sinks", "sink_paths",
+           "stream_output"]
 
 SAVE_KINDS = ("overlay", "labels", "npz")
 DEFAULT_SAVE = ("overlay", "labels")
@@ -73,8 +76,21 @@ def _make_dir(path: Path, what: str) -> None:
         raise ConfigError(f"cannot write to {what} {path}: permission denied; give a folder you can write to")
 
 
-def make_sinks(save: Sequence[str], out: Path, stem: str, *, palette: str, fps: float | None) -> list[Any]:
-    """The sinks for the kinds asked for, writing `out/<stem>_*`."""
+def stream_output(out: str | None, save: Sequence[str]) -> str | None:
+    """--out when it is a stream URL (the overlay goes there), else None. A URL with outputs other than the
+    overlay is a ConfigError: label maps need a folder."""
+    if out is None or "://" not in out or out.lower().startswith("file://"):
+        return None
+    others = [k for k in save if k != "overlay"]
+    if others or not save:
+        raise ConfigError(f"--out {redact(out)} streams the overlay video only; add --save overlay (label maps and "
+                          f"NPZ need a folder: run again with --out DIR for {', '.join(others) or 'them'})")
+    return out
+
+
+def make_sinks(save: Sequence[str], out: Path | str, stem: str, *, palette: str, fps: float | None) -> list[Any]:
+    """The sinks for the kinds asked for, writing `out/<stem>_*`; when `out` is a stream URL (a str), the overlay
+    alone, sent there."""
     if not save:
         return []
     from vidseg.video.sinks import PALETTES, LabelPNGSink, NPZSink, OverlayVideoSink
@@ -82,8 +98,8 @@ def make_sinks(save: Sequence[str], out: Path, stem: str, *, palette: str, fps: 
     sinks: list[Any] = []
     if "overlay" in save:
         name = _PALETTES.get(palette, palette)
-        sinks.append(OverlayVideoSink(out / f"{stem}_overlay.mp4", fps=fps or 25.0,
-                                      palette=name if name in PALETTES else "cityscapes"))
+        target = out if isinstance(out, str) else out / f"{stem}_overlay.mp4"  # a str: a stream URL
+        sinks.append(OverlayVideoSink(target, fps=fps or 25.0, palette=name if name in PALETTES else "cityscapes"))
     if "labels" in save:
         sinks.append(LabelPNGSink(out / f"{stem}_labels"))
     if "npz" in save:
@@ -91,6 +107,7 @@ def make_sinks(save: Sequence[str], out: Path, stem: str, *, palette: str, fps: 
     return sinks
 
 
-def sink_paths(sinks: Sequence[Any]) -> list[Path]:
-    """What each sink writes (a file or a folder)."""
-    return [Path(getattr(s, "path", getattr(s, "directory", ""))) for s in sinks]
+def sink_paths(sinks: Sequence[Any]) -> list[Path | str]:
+    """What each sink writes (a file or a folder; a stream's URL, redacted)."""
+    paths = [str(getattr(s, "path", getattr(s, "directory", ""))) for s in sinks]
+    return [redact(p) if "://" in p else Path(p) for p in paths]

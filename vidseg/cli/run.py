@@ -23,7 +23,7 @@ import warnings
 from pathlib import Path
 
 from vidseg.cli.common import cli_entry
-from vidseg.cli.outputs import SAVE_KINDS, make_sinks, output_dir, parse_save, sink_paths
+from vidseg.cli.outputs import SAVE_KINDS, make_sinks, output_dir, parse_save, sink_paths, stream_output
 from vidseg.cli.sources import INPUT_HELP, add_source_arguments, check_input, open_input, output_stem
 from vidseg.config import BACKENDS, METHODS, PRECISIONS, EngineConfig
 from vidseg.errors import ConfigError, InputError, VidsegError, VidsegWarning
@@ -59,7 +59,8 @@ def build_parser() -> argparse.ArgumentParser:
                         "else 0.5)")
     p.add_argument("--save", help=f"comma-separated outputs: {', '.join(SAVE_KINDS)}, or none "
                    "(default: overlay,labels)")
-    p.add_argument("--out", type=Path, help="output folder (default: a new vidseg-out/runN)")
+    p.add_argument("--out", help="output folder (default: a new vidseg-out/runN), or a stream URL for the overlay "
+                                 "(rtsp://, rtmp://, udp://, tcp://, srt://)")
     p.add_argument("--json", type=Path, metavar="PATH", help="also write the run summary as JSON to PATH")
     p.add_argument("--device", default="auto", help="cpu, cuda, cuda:N or auto (default)")
     p.add_argument("--live", action=argparse.BooleanOptionalAction, default=None,
@@ -92,7 +93,9 @@ def main(argv: list[str] | None = None) -> int:
     save = parse_save(args.save)
     if not args.demo:
         _check(args.input)  # a bad input fails here, before any model loads
-    out = output_dir(args.out) if (save or args.demo) else None
+    stream = stream_output(args.out, save)  # --out URL: the overlay goes to that stream, nothing to a folder
+    folder = None if stream or args.out is None else Path(args.out)
+    out = output_dir(folder) if ((save and not stream) or args.demo) else None
 
     from vidseg.engine.engine import Engine, load_model
 
@@ -100,8 +103,9 @@ def main(argv: list[str] | None = None) -> int:
     engine = Engine(config, model=load_model(config))  # method None: the model's keyframe method
     source = open_input(str(_demo_clip(out)) if args.demo else args.input, args, motion=engine.needs_motion)
     try:
-        sinks = make_sinks(save, out, output_stem(source), palette=engine.spec.palette,
-                           fps=source.fps) if out is not None else []
+        target = stream or out
+        sinks = make_sinks(save, target, output_stem(source), palette=engine.spec.palette,
+                           fps=source.fps) if target is not None else []
     except BaseException:
         source.close()
         raise

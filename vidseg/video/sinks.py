@@ -25,6 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from vidseg.errors import InputError, ShapeError
+from vidseg.video.redact import redact
 
 __all__ = [
     "CITYSCAPES_CLASSES",
@@ -42,7 +43,12 @@ __all__ = [
     "OverlayVideoSink",
     "LabelPNGSink",
     "NPZSink",
+    "STREAM_FORMATS",
 ]
+
+# Stream URL scheme -> FFmpeg muxer of an overlay sent as a stream.
+STREAM_FORMATS = {"rtsp": "rtsp", "rtsps": "rtsp", "rtmp": "flv", "rtmps": "flv", "udp": "mpegts", "tcp": "mpegts",
+                  "srt": "mpegts"}
 
 IGNORE_INDEX = 255
 
@@ -196,6 +202,11 @@ class OverlayVideoSink(_Sink):
     one replicated pixel row / column (4:2:0 needs even sizes). When ``image`` is None the colour labels alone are
     written. The video is created at the first write, at that frame's size; a later frame of another size (a
     stream that changed resolution) is scaled to it.
+
+    path may also be a stream URL: rtsp:// (pushed to a server, RTSP over TCP), rtmp:// (FLV), udp://, tcp://
+    or srt:// (MPEG-TS); the muxer follows the scheme (`STREAM_FORMATS`), the encoder runs with zero-latency
+    tuning and a keyframe every two seconds (so that a viewer can join), and errors never show the URL's
+    secrets.
     """
 
     def __init__(self, path: str | os.PathLike, *, fps: float | Fraction = 25, palette: str | np.ndarray = "cityscapes",
@@ -207,6 +218,9 @@ class OverlayVideoSink(_Sink):
         self.alpha = float(alpha)
         self.codec = codec
         self.options = {"crf": str(crf), **(options or {})} if codec == "libx264" else dict(options or {})
+        self.format = _stream_format(self.path)  # None: a file, its container from the extension
+        if self.format is not None and codec == "libx264":
+            self.options = {"tune": "zerolatency", "g": str(max(1, round(2 * self.rate))), **self.options}
         self._container = None
         self._stream = None
         self._size: tuple[int, int] | None = None
@@ -217,12 +231,17 @@ class OverlayVideoSink(_Sink):
     def _open(self, height: int, width: int) -> None:
         import av
 
-        Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+        if self.format is None:
+            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
         try:
-            self._container = av.open(self.path, "w")
+            options = {"rtsp_transport": "tcp"} if self.format == "rtsp" else {}
+            self._container = av.open(self.path, "w", format=self.format, options=options,
+                                      timeout=10.0 if self.format else None)
             stream = self._container.add_stream(self.codec, rate=self.rate, options=self.options)
         except av.FFmpegError as err:
-            raise InputError(f"{self.path}: cannot write a {self.codec} video: {err}") from err
+            if self.format is None:
+                raise InputError(f"{self.path}: cannot write a {self.codec} video: {err}") from err
+            raise self._stream_error(err) from None
         stream.width, stream.height = width + width % 2, height + height % 2
         stream.pix_fmt = "yuv420p"
         stream.codec_context.time_base = self._time_base
@@ -247,9 +266,26 @@ class OverlayVideoSink(_Sink):
             frame = frame.reformat(width=self._stream.width, height=self._stream.height)
         frame.pts = self._ticks(index, pts)
         frame.time_base = self._time_base
-        for packet in self._stream.encode(frame):
-            self._container.mux(packet)
+        self._mux(self._stream.encode(frame))
         self.count += 1
+
+    def _mux(self, packets) -> None:
+        """Mux packets; a stream's failure (the server refused or went away) as a one-line InputError."""
+        import av
+
+        try:
+            for packet in packets:
+                self._container.mux(packet)
+        except av.FFmpegError as err:
+            if self.format is None:
+                raise
+            raise self._stream_error(err) from None
+
+    def _stream_error(self, err) -> InputError:
+        """A stream's FFmpeg error as one line without the URL's secrets (FFmpeg's own message quotes the URL, so
+        it is not chained)."""
+        return InputError(redact(f"{self.path}: cannot send the overlay stream: {err.strerror or err}",
+                                 source=self.path))
 
     def _ticks(self, index: int, pts: float | None) -> int:
         """The frame's pts in the stream's time base: from its timestamp where frames carry them, else from its
@@ -272,10 +308,30 @@ class OverlayVideoSink(_Sink):
         if self._container is None:
             return
         try:
-            for packet in self._stream.encode(None):  # flush the encoder's delayed frames
-                self._container.mux(packet)
+            self._mux(self._stream.encode(None))  # flush the encoder's delayed frames
         finally:
+            self._close_container()
+
+    def _close_container(self) -> None:
+        import av
+
+        try:
             self._container.close()  # writes the index (moov): the file is playable
+        except av.FFmpegError as err:
+            if self.format is None:
+                raise
+            raise self._stream_error(err) from None
+
+
+def _stream_format(path: str) -> str | None:
+    """The muxer for an overlay stream URL; None for a file path. An unsupported scheme is an InputError."""
+    if "://" not in path or path.lower().startswith("file://"):
+        return None
+    scheme = path.split("://", 1)[0].lower()
+    if scheme not in STREAM_FORMATS:
+        raise InputError(f"{redact(path)}: cannot send an overlay stream over {scheme}://; use "
+                         f"{', '.join(s + '://' for s in STREAM_FORMATS)}, or a file path")
+    return STREAM_FORMATS[scheme]
 
 
 class LabelPNGSink(_Sink):
