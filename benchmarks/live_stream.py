@@ -4,11 +4,12 @@ the share of frames whose motion came from the codec.
     python benchmarks/live_stream.py                               # 960x540 H.264 at 25 fps, 30 s, demo arseg
     python benchmarks/live_stream.py --seconds 60 --out benchmarks/results/live_stream_960x540
 
-A synthetic street clip (`vidseg.video.synthetic`, --frames frames at --height x --width, H.264 GOP 12 without
-B-frames, as IP cameras send) is rendered once (cached beside --out); tests/video/stream_sender.py sends its
-packets, looping, in real time as MPEG-TS over TCP on 127.0.0.1; the engine reads the stream as `vidseg-run
-tcp://127.0.0.1:PORT` would, live (newest frame wins, drops counted). After --warmup seconds of processed frames
-(the engine start-up and the first keyframes) the run is measured for --seconds:
+A synthetic street clip (`vidseg.video.synthetic`, --frames frames at --height x --width, H.264 with an I-frame
+every --gop frames and no B-frames, as IP cameras send) is rendered once (cached in $TMPDIR); the sender
+(tests/video/stream_sender.py) sends its packets, looping, in real time as MPEG-TS over TCP on 127.0.0.1; the
+engine reads the stream as `vidseg-run tcp://127.0.0.1:PORT` would, live (newest frame wins, drops counted).
+After --warmup seconds of processed frames (the engine start-up and the first keyframes), it is measured for
+--seconds:
   frames/s        frames processed per second of the measured window
   latency         from each frame's arrival (its packet read) to its labels on the host: p50, p99, mean
   dropped         frames that arrived while the engine was busy, as a share of those offered
@@ -41,9 +42,9 @@ SENDER = REPO / "tests" / "video" / "stream_sender.py"
 
 
 def clip_for(args: argparse.Namespace, folder: Path) -> Path:
-    path = folder / f"live_clip_{args.height}x{args.width}_{args.frames}f_{args.fps:g}fps.mp4"
+    path = folder / f"live_clip_{args.height}x{args.width}_{args.frames}f_{args.fps:g}fps_gop{args.gop}.mp4"
     if not path.exists():
-        write_clip(path, SceneConfig(height=args.height, width=args.width, fps=args.fps), args.frames, gop=12,
+        write_clip(path, SceneConfig(height=args.height, width=args.width, fps=args.fps), args.frames, gop=args.gop,
                    ground_truth=False)
     return path
 
@@ -114,6 +115,7 @@ def main() -> int:
     p.add_argument("--width", type=int, default=960)
     p.add_argument("--fps", type=float, default=25.0)
     p.add_argument("--frames", type=int, default=50, help="frames in the clip the sender loops")
+    p.add_argument("--gop", type=int, default=12, help="the stream's I-frame interval (cameras: often 1-2 s)")
     p.add_argument("--seconds", type=float, default=30.0, help="measured window")
     p.add_argument("--warmup", type=float, default=5.0, help="seconds of results before the window")
     p.add_argument("--keyframes", choices=("interval", "gop"), default="interval",
@@ -144,8 +146,8 @@ def main() -> int:
     command = "python benchmarks/live_stream.py " + " ".join(sys.argv[1:])
     record = {
         "command": command.strip(),
-        "stream": {"size": [args.height, args.width], "fps": args.fps, "codec": "h264", "gop": 12, "bframes": 0,
-                   "transport": "MPEG-TS over TCP, 127.0.0.1", "clip_frames": args.frames},
+        "stream": {"size": [args.height, args.width], "fps": args.fps, "codec": "h264", "gop": args.gop,
+                   "bframes": 0, "transport": "MPEG-TS over TCP, 127.0.0.1", "clip_frames": args.frames},
         "model": "demo", "method": "arseg", "keyframes": args.keyframes if args.keyframes == "gop" else
         f"every {args.interval} frames", "seconds": args.seconds,
         "warmup_s": args.warmup, **numbers,
@@ -160,7 +162,7 @@ def main() -> int:
                                                            numbers["codec_motion_share_nonkey"])]
     markdown = "\n".join([
         f"**Live demo arseg (keyframes: {record['keyframes']}) on a {args.width}x{args.height} H.264 stream at "
-        f"{args.fps:g} frames/s (MPEG-TS over "
+        f"{args.fps:g} frames/s, GOP {args.gop} (MPEG-TS over "
         f"TCP, 127.0.0.1), {args.seconds:g} s measured after {args.warmup:g} s**",
         "",
         f"`{command.strip()}` — {cpu_name()}, {os.cpu_count()} cores, load average {load_before[0]:.1f} before, "
