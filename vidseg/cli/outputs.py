@@ -40,17 +40,17 @@ def parse_save(save: str | None) -> tuple[str, ...]:
     return kinds
 
 
-def output_dir(out: Path | None, *, root: Path = DEFAULT_ROOT) -> Path:
-    """The folder a run writes to, created: `out` when given, else the next free `root/runN`. A path that
+def output_dir(out: Path | None, *, root: Path = DEFAULT_ROOT, prefix: str = "run") -> Path:
+    """The folder a run writes to, created: `out` when given, else the next free `root/<prefix>N`. A path that
     cannot be a folder (a file, a path under a file, no permission) is a one-line ConfigError."""
     if out is not None:
         _make_dir(out, "--out")
         return out
     _make_dir(root, "the output folder")
-    taken = [int(m.group(1)) for p in root.iterdir() if (m := re.fullmatch(r"run(\d+)", p.name))]
+    taken = [int(m.group(1)) for p in root.iterdir() if (m := re.fullmatch(rf"{prefix}(\d+)", p.name))]
     n = max(taken, default=0) + 1
     while True:  # another run may take the same number between listing and creating
-        path = root / f"run{n}"
+        path = root / f"{prefix}{n}"
         try:
             path.mkdir()
             return path

@@ -167,12 +167,18 @@ def evaluate(
     split = split or _DEFAULT_SPLIT[dataset]
     from vidseg.engine.engine import Engine, load_model
 
-    if model is None:
-        model = load_model(config)
+    if model is None and config.model is not None:  # a misspelt name fails before any data is read
+        from vidseg.models.registry import model_builder
+
+        model_builder(config.model)
+
+    def model_of() -> Any:  # loaded once the dataset is known to be readable: a bad --data fails at once
+        return model if model is not None else load_model(config)
+
     run = {"cityscapes": _cityscapes, "camvid": _camvid, "synthetic": _synthetic}[dataset]
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", RuntimeWarning)
-        result = run(config, model, Engine, root, split, max_distance, limit, tc, absent, progress)
+        result = run(config, model_of, Engine, root, split, max_distance, limit, tc, absent, progress)
     seen = set(result.fallbacks)
     for w in caught:
         message = str(w.message)
@@ -185,9 +191,10 @@ def evaluate(
 # -- Cityscapes ---------------------------------------------------------------------------------------------
 
 
-def _cityscapes(config, model, Engine, root, split, max_distance, limit, tc, absent, progress) -> EvalResult:
+def _cityscapes(config, model_of, Engine, root, split, max_distance, limit, tc, absent, progress) -> EvalResult:
     d_max = _DEFAULT_MAX_DISTANCE if max_distance is None else max_distance
     reader = CityscapesSequence(root, split, max_distance=d_max)
+    model = model_of()
     classes = _check_classes(model, CITYSCAPES_CLASSES, "cityscapes")
     engine = Engine(config.replace(keyframes="interval", keyframe_interval=d_max + 1), model=model)
     encode = engine.method.uses_motion  # codec motion: re-encode the clip so the decoder exports it
@@ -288,12 +295,13 @@ def encode_h264(path: str | Path, frames: Sequence[np.ndarray]) -> Path:
 # -- CamVid (AR-Seg's layout) -------------------------------------------------------------------------------
 
 
-def _camvid(config, model, Engine, root, split, max_distance, limit, tc, absent, progress) -> EvalResult:
+def _camvid(config, model_of, Engine, root, split, max_distance, limit, tc, absent, progress) -> EvalResult:
     gop = 12  # the GOP of AR-Seg's processed CamVid (3M-GOP12)
     d_max = _DEFAULT_MAX_DISTANCE if max_distance is None else max_distance
     if d_max >= gop:
         raise ConfigError(f"max distance {d_max} does not fit AR-Seg's GOP of {gop} frames (d = 0..{gop - 1})")
     reader = CamVidARSeg(root, split, distances=range(d_max + 1), gop=gop)
+    model = model_of()
     classes = _check_classes(model, CAMVID_CLASSES, "camvid")
     engine = Engine(config.replace(keyframes="interval", keyframe_interval=d_max + 1), model=model)
     arseg = engine.method.uses_motion
@@ -358,8 +366,9 @@ def find_synthetic_clips(path: str | Path) -> list:
     return [SyntheticClip(g) for g in gt_dirs]
 
 
-def _synthetic(config, model, Engine, root, split, max_distance, limit, tc, absent, progress) -> EvalResult:
+def _synthetic(config, model_of, Engine, root, split, max_distance, limit, tc, absent, progress) -> EvalResult:
     clips = find_synthetic_clips(root)
+    model = model_of()
     if limit is not None:
         clips = clips[:limit]
     classes = tuple(clips[0].classes)
