@@ -27,8 +27,6 @@ __all__ = ["main", "build_parser", "SAVE_KINDS"]
 SAVE_KINDS = ("overlay", "labels", "npz")
 DEMO_SIZE = (256, 512)
 DEMO_FRAMES = 48
-# ModelSpec.palette -> vidseg.video.sinks palette name
-_PALETTES = {"cityscapes19": "cityscapes", "cityscapes": "cityscapes", "camvid11": "camvid11", "camvid12": "camvid12"}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -129,9 +127,9 @@ def _parse_save(save: str | None, *, demo: bool) -> tuple[str, ...]:
 
 def _demo_clip(out: Path) -> Path:
     try:
-        from vidseg.video.synthetic import SceneConfig, write_clip
+        from vidseg.synthetic import SceneConfig, write_clip
     except ModuleNotFoundError as err:
-        raise ConfigError("--demo needs vidseg.video.synthetic, which is not installed in this version") from err
+        raise ConfigError("--demo needs vidseg.synthetic, which is not installed in this version") from err
     out.mkdir(parents=True, exist_ok=True)
     path = out / "demo.mp4"
     write_clip(path, SceneConfig(height=DEMO_SIZE[0], width=DEMO_SIZE[1]), DEMO_FRAMES, ground_truth=False)
@@ -147,10 +145,9 @@ def _sinks(save: tuple[str, ...], out: Path, source: Path, palette: str) -> list
     stem = source.stem
     sinks: list = []
     if "overlay" in save:
-        name = _PALETTES.get(palette, palette)
         fps = _probe_fps(source) or 25.0
         sinks.append(OverlayVideoSink(out / f"{stem}_overlay.mp4", fps=fps,
-                                      palette=name if name in PALETTES else "cityscapes"))
+                                      palette=palette if palette in PALETTES else "cityscapes"))
     if "labels" in save:
         sinks.append(LabelPNGSink(out / f"{stem}_labels"))
     if "npz" in save:

@@ -2,16 +2,15 @@
 
     open_video(path, motion=...) -> VideoSource    iterate Frame(index, pts, pict_type, image, motion)
     MotionField, MotionChain                       codec motion vectors as backward maps; chained to the keyframe
-    OverlayVideoSink, LabelPNGSink, NPZSink        writers; palettes (Cityscapes 19, CamVid 11/12)
+    OverlayVideoSink, LabelPNGSink, NPZSink        result writers; colorize / overlay with a palette (vidseg.classes)
+    VideoWriter                                    the one H.264 / HEVC / MPEG-4 encoder every video goes through
 """
 
+from vidseg.classes import CAMVID11_PALETTE, CAMVID12_PALETTE, CITYSCAPES_PALETTE, CITYSCAPES_TRAINID_TO_LABELID
 from vidseg.video.decode import MOTION_CODECS, Frame, VideoSource, open_video
+from vidseg.video.encode import VideoWriter
 from vidseg.video.motion import MotionChain, MotionField
 from vidseg.video.sinks import (
-    CAMVID11_PALETTE,
-    CAMVID12_PALETTE,
-    CITYSCAPES_PALETTE,
-    CITYSCAPES_TRAINID_TO_LABELID,
     LabelPNGSink,
     NPZSink,
     OverlayVideoSink,
@@ -30,6 +29,7 @@ __all__ = [
     "OverlayVideoSink",
     "LabelPNGSink",
     "NPZSink",
+    "VideoWriter",
     "CITYSCAPES_PALETTE",
     "CITYSCAPES_TRAINID_TO_LABELID",
     "CAMVID11_PALETTE",
