@@ -21,6 +21,20 @@ LANE_WHITE = np.float32(230.0)  # lane marking colours
 LANE_YELLOW = (np.float32(225.0), np.float32(185.0), np.float32(60.0))
 
 
+def _texel(sinv: np.ndarray, ray: np.ndarray, offset: np.float32, mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Texel index (wrapped by mask) and bilinear fraction (1/16) along one ground axis: coordinate sinv * ray +
+    offset, in texels of the row's level."""
+    f = sinv * ray
+    f += offset
+    i = f.astype(np.int32)
+    f -= i
+    f *= np.float32(16)
+    f += np.float32(0.5)
+    w = f.astype(np.int32)
+    i &= mask
+    return i, w
+
+
 class Ground:
     """Per-row constants of the ground seen by `camera` (rows g0.. below the horizon), and its per-pixel passes.
     Methods take row ranges ga..gb counted from g0."""
@@ -104,22 +118,8 @@ class Ground:
         sinv = s * inv
         kx = np.float32(camx + 64 * period) * inv - np.float32(0.5)  # positive texel coordinates (tiles repeat)
         kz = np.float32(camz % period + 64 * period) * inv - np.float32(0.5)
-        xf = sinv * rx32
-        xf += kx
-        ix = xf.astype(np.int32)
-        xf -= ix
-        xf *= np.float32(16)
-        xf += np.float32(0.5)
-        wx = xf.astype(np.int32)
-        ix &= mask
-        zf = sinv * rz32
-        zf += kz
-        iz = zf.astype(np.int32)
-        zf -= iz
-        zf *= np.float32(16)
-        zf += np.float32(0.5)
-        wz = zf.astype(np.int32)
-        iz &= mask
+        ix, wx = _texel(sinv, rx32, kx, mask)
+        iz, wz = _texel(sinv, rz32, kz, mask)
         iz *= stride
         iz += ix
         iz += np.where(road, self._g_off[0][r], np.where(walk, self._g_off[1][r], self._g_off[2][r]))
