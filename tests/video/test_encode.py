@@ -29,7 +29,8 @@ def test_fixed_gop_options_spell_the_encoder_parameters():
         "preset": "veryfast",
         "x264-params": "keyint=12:min-keyint=12:scenecut=0:bframes=2:open-gop=0:log-level=error",
     }
-    assert fixed_gop_options("libx265", 5, 0)["x265-params"] == "keyint=5:min-keyint=5:scenecut=0:bframes=0:log-level=error"
+    x265 = fixed_gop_options("libx265", 5, 0)["x265-params"]
+    assert x265 == "keyint=5:min-keyint=5:scenecut=0:bframes=0:log-level=error"
     assert fixed_gop_options("mpeg4", 12, 0) == {"sc_threshold": "1000000000"}
     assert has_encoder("libx264") is True and has_encoder("no-such-encoder") is False
 
