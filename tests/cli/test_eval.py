@@ -40,7 +40,7 @@ def test_unknown_model_and_bad_options(tmp_path, capsys):
 
 @pytest.fixture(scope="module")
 def clip_dir(tmp_path_factory) -> Path:
-    from vidseg.video.synthetic import SceneConfig, write_clip
+    from vidseg.synthetic import SceneConfig, write_clip
 
     root = tmp_path_factory.mktemp("synthetic")
     write_clip(root / "street.mp4", SceneConfig(height=64, width=128, seed=4), 4, gop=2)

@@ -137,7 +137,7 @@ def test_list_models(capsys, monkeypatch):
 
 
 def test_demo_renders_a_synthetic_clip_and_writes_the_overlay(tiny, tmp_path, capsys):
-    pytest.importorskip("vidseg.video.synthetic")
+    pytest.importorskip("vidseg.synthetic")
     out = tmp_path / "demo"
     assert cli.main(["--demo", "--model", "tiny", "--device", "cpu", "--out", str(out), "--no-progress"]) == 0
     assert (out / "demo.mp4").exists() and (out / "demo_overlay.mp4").exists()

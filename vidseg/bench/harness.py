@@ -42,8 +42,8 @@ from vidseg.engine.methods import make_method, method_class
 from vidseg.errors import CheckpointError, ConfigError
 from vidseg.models.profile import count_macs
 from vidseg.models.registry import build, build_architecture
+from vidseg.synthetic import SceneConfig, write_clip
 from vidseg.video.decode import open_video
-from vidseg.video.synthetic import SceneConfig, write_clip
 
 __all__ = ["BenchCase", "Comparison", "prepare_clip", "decode_all", "ModelOnly", "measure_model_only",
            "measure_end_to_end", "measure_accuracy", "gmacs_per_frame", "build_bench_model", "compare",
@@ -387,7 +387,7 @@ def measure_accuracy(case: BenchCase, clips: Sequence[Path], *, device: str = "c
     The clips need write_clip's ground truth, and their GOP should equal the keyframe interval.
     """
     from vidseg.eval.metrics import KeyDistanceMIoU, TemporalConsistency
-    from vidseg.video.synthetic import load_ground_truth
+    from vidseg.synthetic import load_ground_truth
 
     model, notes = build_bench_model(case)
     if notes:

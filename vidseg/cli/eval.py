@@ -29,7 +29,7 @@ dataset layouts:
               *_gtFine_labelIds.png (default split val); frames gt-D..gt of each annotated frame must exist
   camvid      AR-Seg's processed camvid-sequence: DIR/3M-GOP12/{decoded_GOP12_dist_<d>,MVmap_GOP12_dist_<d>,frames}
               (default split test)
-  synthetic   a folder of clips written by vidseg.video.synthetic.write_clip (<stem>.mp4 + <stem>_gt/), or one clip
+  synthetic   a folder of clips written by vidseg.synthetic.write_clip (<stem>.mp4 + <stem>_gt/), or one clip
 keyframes: cityscapes and camvid put the key d frames before the labelled frame (interval D+1); for them
 --keyframe-interval L means D = L-1. synthetic uses the clip's I-frames unless --keyframe-interval is given."""
 

@@ -20,8 +20,6 @@ __all__ = ["SAVE_KINDS", "DEFAULT_SAVE", "DEFAULT_ROOT", "parse_save", "output_d
 SAVE_KINDS = ("overlay", "labels", "npz")
 DEFAULT_SAVE = ("overlay", "labels")
 DEFAULT_ROOT = Path("vidseg-out")
-# ModelSpec.palette -> vidseg.video.sinks palette name
-_PALETTES = {"cityscapes19": "cityscapes", "cityscapes": "cityscapes", "camvid11": "camvid11", "camvid12": "camvid12"}
 
 
 def parse_save(save: str | None) -> tuple[str, ...]:
@@ -81,9 +79,8 @@ def make_sinks(save: Sequence[str], out: Path, stem: str, *, palette: str, fps: 
 
     sinks: list[Any] = []
     if "overlay" in save:
-        name = _PALETTES.get(palette, palette)
         sinks.append(OverlayVideoSink(out / f"{stem}_overlay.mp4", fps=fps or 25.0,
-                                      palette=name if name in PALETTES else "cityscapes"))
+                                      palette=palette if palette in PALETTES else "cityscapes"))
     if "labels" in save:
         sinks.append(LabelPNGSink(out / f"{stem}_labels"))
     if "npz" in save:

@@ -137,9 +137,9 @@ def _probe(path: Path) -> _InputInfo:
 
 def _demo_clip(out: Path) -> Path:
     try:
-        from vidseg.video.synthetic import SceneConfig, write_clip
+        from vidseg.synthetic import SceneConfig, write_clip
     except ModuleNotFoundError as err:
-        raise ConfigError("--demo needs vidseg.video.synthetic, which is not installed in this version") from err
+        raise ConfigError("--demo needs vidseg.synthetic, which is not installed in this version") from err
     path = out / "demo.mp4"
     write_clip(path, SceneConfig(height=DEMO_SIZE[0], width=DEMO_SIZE[1]), DEMO_FRAMES, ground_truth=False)
     return path
@@ -189,11 +189,11 @@ def _run(engine, source: Path, sinks: list, out: Path | None, total: int | None,
 
 
 def _class_names(spec) -> tuple[str, ...]:
-    from vidseg.video.sinks import CAMVID11_CLASSES, CAMVID12_CLASSES, CITYSCAPES_CLASSES
-
-    names = {"cityscapes19": CITYSCAPES_CLASSES, "cityscapes": CITYSCAPES_CLASSES, "camvid11": CAMVID11_CLASSES,
-             "camvid12": CAMVID12_CLASSES}.get(spec.palette, ())
-    return names if len(names) == spec.num_classes else ()
+    try:
+        names = spec.label_set().names
+    except Exception:  # noqa: BLE001 - a model with its own classes: the summary numbers them instead
+        return ()
+    return tuple(names) if len(names) == spec.num_classes else ()
 
 
 @contextlib.contextmanager

@@ -18,7 +18,7 @@ Protocols (reference digests: arseg.md §3.1 and §5, gsvnet.md §9, etc.md §4)
   camvid      AR-Seg's processed layout: for d >= 1 the decoded I-frame runs as the keyframe, then the decoded
               frame at GOP position d with the stored motion (already chained to the key) as a per-pixel
               MotionField; at d = 0 the decoded frame runs as a keyframe (AR-Seg's HR model at d = 0).
-  synthetic   Clips written by `vidseg.video.synthetic.write_clip`: the engine runs over each whole clip
+  synthetic   Clips written by `vidseg.synthetic.write_clip`: the engine runs over each whole clip
               (keyframes: the GOP's I-frames, or the config's interval); every frame is scored at its keyframe
               distance (per-frame methods: at its position in the GOP, as AR-Seg's HR rows). TC uses the ground-
               truth flow, which is each frame's backward flow to the previous frame, so it is measured with
@@ -34,7 +34,6 @@ import tempfile
 import warnings
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
-from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
@@ -49,6 +48,7 @@ from vidseg.eval.datasets import (
     CityscapesSequence,
 )
 from vidseg.eval.metrics import MIOU_DEFINITIONS, KeyDistanceMIoU, Table, TemporalConsistency, format_table
+from vidseg.video.encode import VideoWriter, fixed_gop_options
 
 __all__ = ["DATASETS", "EvalResult", "evaluate", "encode_h264", "find_synthetic_clips", "CITYSCAPES_ENCODE"]
 
@@ -260,35 +260,16 @@ def _bitrate(size: tuple[int, int]) -> int:
 def encode_h264(path: str | Path, frames: Sequence[np.ndarray]) -> Path:
     """Encode uint8 RGB frames (even H and W) as H.264: an I-frame, then P-frames predicted from the previous
     frame (no B-frames, one reference), with the settings of `CITYSCAPES_ENCODE`. Returns the path."""
-    import av
-
     path = Path(path)
     h, w = frames[0].shape[:2]
     if h % 2 or w % 2:
         raise InputError(f"H.264 (yuv420p) needs an even frame size to re-encode for codec motion; got {h}x{w}")
     c = CITYSCAPES_ENCODE
-    rate = Fraction(c["fps"])
-    try:
-        with av.open(str(path), mode="w") as container:
-            stream = container.add_stream(c["codec"], rate=rate)
-            stream.width, stream.height = w, h
-            stream.pix_fmt = "yuv420p"
-            stream.bit_rate = _bitrate((h, w))
-            stream.options = {
-                "preset": "veryfast",
-                "x264-params": f"keyint={c['keyint']}:min-keyint={c['keyint']}:scenecut=0:bframes={c['bframes']}:"
-                f"ref={c['refs']}:log-level=error",
-            }
-            for t, image in enumerate(frames):
-                frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(image), format="rgb24")
-                frame.pts = t
-                frame.time_base = 1 / rate
-                for packet in stream.encode(frame):
-                    container.mux(packet)
-            for packet in stream.encode(None):
-                container.mux(packet)
-    except av.FFmpegError as err:
-        raise InputError(f"re-encoding {path.name} with {c['codec']} for codec motion failed: {err}") from err
+    options = fixed_gop_options(c["codec"], c["keyint"], c["bframes"], {"ref": c["refs"]})
+    with VideoWriter(path, width=w, height=h, rate=c["fps"], codec=c["codec"], bitrate=_bitrate((h, w)),
+                     options=options) as writer:
+        for image in frames:
+            writer.write(image)
     return path
 
 

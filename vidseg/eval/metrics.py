@@ -31,6 +31,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from vidseg.classes import IGNORE_INDEX
 from vidseg.errors import InputError, ShapeError
 
 __all__ = [
@@ -89,7 +90,7 @@ class ConfusionMatrix:
     ignored pixels; column K counts predictions that are no class id (misses). `matrix` is the K x K part.
     """
 
-    def __init__(self, num_classes: int, ignore_index: int = 255, device: torch.device | str | None = None):
+    def __init__(self, num_classes: int, ignore_index: int = IGNORE_INDEX, device: torch.device | str | None = None):
         if num_classes < 1:
             raise InputError(f"num_classes must be >= 1, got {num_classes}")
         self.num_classes = int(num_classes)
@@ -235,7 +236,7 @@ class KeyDistanceMIoU:
         self,
         num_classes: int,
         max_distance: int,
-        ignore_index: int = 255,
+        ignore_index: int = IGNORE_INDEX,
         device: torch.device | str | None = None,
     ):
         if max_distance < 0:
@@ -390,7 +391,7 @@ class TemporalConsistency:
         label_warp: str = "etc",
         flow_fn: FlowFn | None = None,
         flow_source: str = "given",
-        ignore_index: int = 255,
+        ignore_index: int = IGNORE_INDEX,
         device: torch.device | str | None = None,
     ):
         if direction not in ("forward", "backward"):

@@ -1,4 +1,5 @@
-"""Writing results: label palettes, and sinks for overlay videos, label PNGs and NPZ archives.
+"""Writing results: label colours (palettes of `vidseg.classes`), and sinks for overlay videos, label PNGs and
+NPZ archives.
 
 Every sink is a context manager with ``write(index, image, labels, pts=None)`` and ``close()``:
 
@@ -24,18 +25,12 @@ from pathlib import Path
 
 import numpy as np
 
+from vidseg.classes import LABEL_SETS
 from vidseg.errors import InputError, ShapeError
+from vidseg.video.encode import VideoWriter
 
 __all__ = [
-    "CITYSCAPES_CLASSES",
-    "CITYSCAPES_PALETTE",
-    "CITYSCAPES_TRAINID_TO_LABELID",
-    "CAMVID11_CLASSES",
-    "CAMVID11_PALETTE",
-    "CAMVID12_CLASSES",
-    "CAMVID12_PALETTE",
     "PALETTES",
-    "IGNORE_INDEX",
     "get_palette",
     "colorize",
     "overlay",
@@ -44,65 +39,14 @@ __all__ = [
     "NPZSink",
 ]
 
-IGNORE_INDEX = 255
-
-# Cityscapes trainIds 0..18 (cityscapesScripts labels.py): name, colour, labelId.
-_CITYSCAPES = (
-    ("road", (128, 64, 128), 7),
-    ("sidewalk", (244, 35, 232), 8),
-    ("building", (70, 70, 70), 11),
-    ("wall", (102, 102, 156), 12),
-    ("fence", (190, 153, 153), 13),
-    ("pole", (153, 153, 153), 17),
-    ("traffic light", (250, 170, 30), 19),
-    ("traffic sign", (220, 220, 0), 20),
-    ("vegetation", (107, 142, 35), 21),
-    ("terrain", (152, 251, 152), 22),
-    ("sky", (70, 130, 180), 23),
-    ("person", (220, 20, 60), 24),
-    ("rider", (255, 0, 0), 25),
-    ("car", (0, 0, 142), 26),
-    ("truck", (0, 0, 70), 27),
-    ("bus", (0, 60, 100), 28),
-    ("train", (0, 80, 100), 31),
-    ("motorcycle", (0, 0, 230), 32),
-    ("bicycle", (119, 11, 32), 33),
-)
-CITYSCAPES_CLASSES = tuple(name for name, _, _ in _CITYSCAPES)
-CITYSCAPES_PALETTE = np.array([colour for _, colour, _ in _CITYSCAPES], np.uint8)
-# trainId -> labelId lookup table over all 256 uint8 values; 255 (ignore) and unused ids -> 0 ("unlabeled").
-CITYSCAPES_TRAINID_TO_LABELID = np.zeros(256, np.uint8)
-CITYSCAPES_TRAINID_TO_LABELID[: len(_CITYSCAPES)] = [label_id for _, _, label_id in _CITYSCAPES]
-
-# CamVid, 11 classes (SegNet's split) and AR-Seg's 12 = the 11 + void, colours of the CamVid label images
-# (AR-Seg pre-process/camvid-pre-process.py).
-_CAMVID = (
-    ("sky", (128, 128, 128)),
-    ("building", (128, 0, 0)),
-    ("column_pole", (192, 192, 128)),
-    ("road", (128, 64, 128)),
-    ("sidewalk", (0, 0, 192)),
-    ("tree", (128, 128, 0)),
-    ("sign_symbol", (192, 128, 128)),
-    ("fence", (64, 64, 128)),
-    ("car", (64, 0, 128)),
-    ("pedestrian", (64, 64, 0)),
-    ("bicyclist", (0, 128, 192)),
-    ("void", (0, 0, 0)),
-)
-CAMVID12_CLASSES = tuple(name for name, _ in _CAMVID)
-CAMVID12_PALETTE = np.array([colour for _, colour in _CAMVID], np.uint8)
-CAMVID11_CLASSES = CAMVID12_CLASSES[:11]
-CAMVID11_PALETTE = CAMVID12_PALETTE[:11]
-
-PALETTES = {"cityscapes": CITYSCAPES_PALETTE, "camvid11": CAMVID11_PALETTE, "camvid12": CAMVID12_PALETTE}
-
-for _p in (CITYSCAPES_PALETTE, CAMVID12_PALETTE, CITYSCAPES_TRAINID_TO_LABELID):
-    _p.setflags(write=False)
+# Every name of every label set (vidseg.classes: "cityscapes19" or "cityscapes", "camvid11", "camvid12" or
+# "camvid") -> its colours.
+PALETTES = {name: ls.colours for ls in LABEL_SETS.values() for name in ls.names}
 
 
 def get_palette(palette: str | np.ndarray) -> np.ndarray:
-    """A palette by name ("cityscapes", "camvid11", "camvid12") or as given: uint8 [num_classes, 3]."""
+    """A palette by label-set name (`vidseg.classes`: "cityscapes19" / "cityscapes", "camvid11", "camvid12") or
+    as given: uint8 [num_classes, 3]."""
     if isinstance(palette, str):
         if palette not in PALETTES:
             raise InputError(f"unknown palette {palette!r}; choose one of {', '.join(PALETTES)} or pass an array")
@@ -195,7 +139,8 @@ class OverlayVideoSink(_Sink):
     palette / alpha: see `overlay`. crf: x264 quality (lower = better). An odd frame width or height is padded by
     one replicated pixel row / column (4:2:0 needs even sizes). When ``image`` is None the colour labels alone are
     written. The video is created at the first write, at that frame's size; a later frame of another size (a
-    stream that changed resolution) is scaled to it.
+    stream that changed resolution) is scaled to it. Until the sink closes, the file is ``<stem>.part<suffix>``
+    (`vidseg.video.encode.VideoWriter`), so a crashed process leaves nothing under ``path``.
     """
 
     def __init__(self, path: str | os.PathLike, *, fps: float | Fraction = 25, palette: str | np.ndarray = "cityscapes",
@@ -207,48 +152,27 @@ class OverlayVideoSink(_Sink):
         self.alpha = float(alpha)
         self.codec = codec
         self.options = {"crf": str(crf), **(options or {})} if codec == "libx264" else dict(options or {})
-        self._container = None
-        self._stream = None
+        self._writer: VideoWriter | None = None
         self._size: tuple[int, int] | None = None
         self._time_base = 1 / self.rate
         self._origin: float | None = None  # pts (s) of the first frame, when frames carry timestamps
         self._last: tuple[int, int] | None = None  # (index, ticks) of the last frame written
 
-    def _open(self, height: int, width: int) -> None:
-        import av
-
-        Path(self.path).parent.mkdir(parents=True, exist_ok=True)
-        try:
-            self._container = av.open(self.path, "w")
-            stream = self._container.add_stream(self.codec, rate=self.rate, options=self.options)
-        except av.FFmpegError as err:
-            raise InputError(f"{self.path}: cannot write a {self.codec} video: {err}") from err
-        stream.width, stream.height = width + width % 2, height + height % 2
-        stream.pix_fmt = "yuv420p"
-        stream.codec_context.time_base = self._time_base
-        self._stream = stream
-        self._size = (height, width)
-
     def write(self, index: int, image, labels, pts: float | None = None) -> None:
-        import av
-
         frame_rgb = colorize(labels, self.palette) if image is None else overlay(image, labels, self.palette,
                                                                                   self.alpha)
         index = self._next_index(index)
-        if self._stream is None:
+        if self._writer is None:
             if pts is not None:  # MPEG's 90 kHz clock: fine enough for any source's timestamps
                 self._time_base, self._origin = Fraction(1, 90000), float(pts)
-            self._open(*frame_rgb.shape[:2])
+            h, w = frame_rgb.shape[:2]
+            self._size = (h, w)
+            self._writer = VideoWriter(self.path, width=w + w % 2, height=h + h % 2, rate=self.rate,
+                                       codec=self.codec, time_base=self._time_base, options=self.options)
         h, w = self._size
         if frame_rgb.shape[:2] == (h, w) and (h % 2 or w % 2):
             frame_rgb = np.pad(frame_rgb, ((0, h % 2), (0, w % 2), (0, 0)), mode="edge")
-        frame = av.VideoFrame.from_ndarray(frame_rgb, format="rgb24")
-        if frame_rgb.shape[:2] != (self._stream.height, self._stream.width):
-            frame = frame.reformat(width=self._stream.width, height=self._stream.height)
-        frame.pts = self._ticks(index, pts)
-        frame.time_base = self._time_base
-        for packet in self._stream.encode(frame):
-            self._container.mux(packet)
+        self._writer.write(frame_rgb, pts=self._ticks(index, pts))  # another size is scaled to the video's
         self.count += 1
 
     def _ticks(self, index: int, pts: float | None) -> int:
@@ -269,13 +193,8 @@ class OverlayVideoSink(_Sink):
         if self._closed:
             return
         super().close()
-        if self._container is None:
-            return
-        try:
-            for packet in self._stream.encode(None):  # flush the encoder's delayed frames
-                self._container.mux(packet)
-        finally:
-            self._container.close()  # writes the index (moov): the file is playable
+        if self._writer is not None:
+            self._writer.close()  # flushes the encoder and writes the index (moov): the file is playable
 
 
 class LabelPNGSink(_Sink):
