@@ -60,6 +60,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--save", help=f"comma-separated outputs: {', '.join(SAVE_KINDS)}, or none "
                    "(default: overlay,labels)")
     p.add_argument("--out", type=Path, help="output folder (default: a new vidseg-out/runN)")
+    p.add_argument("--alpha", type=float, default=0.5, help="overlay opacity of the label colours, 0..1 (default 0.5)")
     p.add_argument("--json", type=Path, metavar="PATH", help="also write the run summary as JSON to PATH")
     p.add_argument("--device", default="auto", help="cpu, cuda, cuda:N or auto (default)")
     p.add_argument("--live", action="store_true",
@@ -88,16 +89,20 @@ def main(argv: list[str] | None = None) -> int:
     if args.max_frames is not None and args.max_frames < 1:
         raise ConfigError(f"--max-frames must be >= 1, got {args.max_frames}; leave it out to process every frame")
     save = parse_save(args.save)
+    if not 0.0 <= args.alpha <= 1.0:
+        raise ConfigError(f"--alpha must lie in 0..1 (0: the video alone, 1: label colours alone), got {args.alpha}")
     info = None if args.demo else _probe(Path(args.input))  # a bad input fails here, before any model loads
     out = output_dir(args.out) if (save or args.demo) else None
 
     from vidseg.engine.engine import Engine, load_model
 
-    config = _config(args)
+    config = _config(args).replace(return_logits="probs" in save)
     engine = Engine(config, model=load_model(config))  # method None: the model's keyframe method
     source = _demo_clip(out) if args.demo else Path(args.input)
     fps = info.fps if info is not None else None
-    sinks = make_sinks(save, out, source.stem, palette=engine.spec.palette, fps=fps) if out is not None else []
+    legend = _legend(engine.spec)
+    sinks = make_sinks(save, out, source.stem, palette=engine.spec.palette, fps=fps, alpha=args.alpha,
+                       legend=legend) if out is not None else []
     total = info.length if info is not None else DEMO_FRAMES
     return _run(engine, source, sinks, out, total, args)
 
@@ -188,9 +193,17 @@ def _run(engine, source: Path, sinks: list, out: Path | None, total: int | None,
     return 0
 
 
+def _legend(spec) -> list:
+    try:
+        entries = spec.label_set().legend()
+    except Exception:  # noqa: BLE001 - a model with its own classes: no named legend
+        return []
+    return entries if len(entries) == spec.num_classes else []
+
+
 def _class_names(spec) -> tuple[str, ...]:
     try:
-        names = spec.label_set().names
+        names = spec.label_set().classes
     except Exception:  # noqa: BLE001 - a model with its own classes: the summary numbers them instead
         return ()
     return tuple(names) if len(names) == spec.num_classes else ()

@@ -397,7 +397,7 @@ class Engine:
         if stats is not None:
             stats.add(result)
         if writer is not None:
-            writer.put(frame.index, frame.image, result.labels, frame_time(frame))
+            writer.put(frame.index, frame.image, result.labels, frame_time(frame), logits=result.logits)
         return result
 
     def _note(self, message: str) -> None:

@@ -19,6 +19,7 @@ with the frames written so far, every PNG written so far is complete, the NPZ ho
 from __future__ import annotations
 
 import os
+import tempfile
 import zipfile
 from fractions import Fraction
 from pathlib import Path
@@ -233,12 +234,13 @@ def _write_png(path: Path, array: np.ndarray) -> None:
 
 
 class NPZSink(_Sink):
-    """All frames' labels in one ``.npz`` (``np.load(path)``): arrays ``labels_<index:06d>`` (uint8 [H, W]),
-    ``index`` (int64 [N], the frame indices in order), ``pts`` (float64 [N], presentation times in seconds, NaN
-    where a frame had none) and, with ``images=True``, ``image_<index:06d>``.
+    """All frames' labels in one ``.npz`` (``np.load(path)``): ``labels`` (uint8 [N, H, W], every frame stacked,
+    when all frames have one size), arrays ``labels_<index:06d>`` (uint8 [H, W], per frame), ``index`` (int64
+    [N], the frame indices in order), ``pts`` (float64 [N], presentation times in seconds, NaN where a frame had
+    none) and, with ``images=True``, ``image_<index:06d>``.
 
-    Frames are appended to the archive as they come (memory stays flat); ``close()`` adds ``index`` and moves
-    ``<path>.part`` to ``path``.
+    Frames are appended to the archive as they come and the stack is spooled to a temporary file (memory stays
+    flat); ``close()`` adds ``labels``, ``index`` and ``pts`` and moves ``<path>.part`` to ``path``.
     """
 
     def __init__(self, path: str | os.PathLike, *, images: bool = False, compress: bool = True) -> None:
@@ -250,6 +252,9 @@ class NPZSink(_Sink):
         self._zip = zipfile.ZipFile(self._part, "w", zipfile.ZIP_DEFLATED if compress else zipfile.ZIP_STORED)
         self._indices: list[int] = []
         self._pts: list[float] = []
+        self._stack = tempfile.TemporaryFile(dir=self.path.parent)  # the labels of every frame, raw, in order
+        self._stack_shape: tuple[int, int] | None = None  # None after a size change: nothing to stack
+        self._stackable = True
 
     def _add(self, name: str, array: np.ndarray) -> None:
         with self._zip.open(f"{name}.npy", "w", force_zip64=True) as f:
@@ -260,6 +265,13 @@ class NPZSink(_Sink):
         image = _image_u8(image) if self.images else None  # check both before writing either
         index = self._next_index(index)
         self._add(f"labels_{index:06d}", labels)
+        if self._stackable:
+            if self._stack_shape is None:
+                self._stack_shape = labels.shape
+            if labels.shape == self._stack_shape:
+                self._stack.write(np.ascontiguousarray(labels).tobytes())
+            else:  # a stream that changed size: the per-frame arrays stay, the stack cannot exist
+                self._stackable = False
         if image is not None:
             self._add(f"image_{index:06d}", image)
         self._indices.append(index)
@@ -271,8 +283,20 @@ class NPZSink(_Sink):
             return
         super().close()
         try:
+            if self._stackable and self._indices:
+                self._add_stack()
             self._add("index", np.asarray(self._indices, np.int64))
             self._add("pts", np.asarray(self._pts, np.float64))
         finally:
+            self._stack.close()
             self._zip.close()
             os.replace(self._part, self.path)
+
+    def _add_stack(self) -> None:
+        """`labels` [N, H, W] from the spooled frames, copied in chunks (never all in memory)."""
+        shape = (len(self._indices), *self._stack_shape)
+        self._stack.seek(0)
+        with self._zip.open("labels.npy", "w", force_zip64=True) as f:
+            np.lib.format.write_array_header_1_0(f, {"descr": "|u1", "fortran_order": False, "shape": shape})
+            while chunk := self._stack.read(1 << 22):
+                f.write(chunk)
