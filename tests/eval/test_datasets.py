@@ -17,7 +17,7 @@ from vidseg.eval.datasets import (
     SyntheticClip,
     read_mv_bin,
 )
-from vidseg.eval.metrics import TemporalConsistency
+from vidseg.eval.temporal import TemporalConsistency
 
 H, W = 8, 12
 

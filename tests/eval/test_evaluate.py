@@ -219,7 +219,7 @@ def synthetic(tmp_path_factory) -> Path:
 
 
 def test_synthetic_matches_a_plain_loop_with_tc(synthetic):
-    from vidseg.eval.metrics import TemporalConsistency
+    from vidseg.eval.temporal import TemporalConsistency
     from vidseg.synthetic import load_ground_truth
 
     model = tiny_model(19)

@@ -386,7 +386,8 @@ def measure_accuracy(case: BenchCase, clips: Sequence[Path], *, device: str = "c
     None when the model has no trained weights (see `build_bench_model`): its numbers would mean nothing.
     The clips need write_clip's ground truth, and their GOP should equal the keyframe interval.
     """
-    from vidseg.eval.metrics import KeyDistanceMIoU, TemporalConsistency
+    from vidseg.eval.metrics import KeyDistanceMIoU
+    from vidseg.eval.temporal import TemporalConsistency
     from vidseg.synthetic import load_ground_truth
 
     model, notes = build_bench_model(case)

@@ -47,7 +47,9 @@ from vidseg.eval.datasets import (
     CamVidARSeg,
     CityscapesSequence,
 )
-from vidseg.eval.metrics import MIOU_DEFINITIONS, KeyDistanceMIoU, Table, TemporalConsistency, format_table
+from vidseg.eval.metrics import MIOU_DEFINITIONS, KeyDistanceMIoU
+from vidseg.eval.tables import Table, format_table
+from vidseg.eval.temporal import TemporalConsistency
 from vidseg.video.encode import VideoWriter, fixed_gop_options
 
 __all__ = ["DATASETS", "EvalResult", "evaluate", "encode_h264", "find_synthetic_clips", "CITYSCAPES_ENCODE"]
