@@ -34,6 +34,7 @@ from torch import Tensor
 from vidseg.config import EngineConfig
 from vidseg.device import resolve_device
 from vidseg.engine.backends import build_runner
+from vidseg.engine.backends.auto import frame_mix
 from vidseg.engine.backends.base import Runner
 from vidseg.engine.methods import Method, MethodState, method_for
 from vidseg.engine.pipeline import Arrival, DeviceIO, Download, Prefetcher, Writer, frame_time
@@ -96,6 +97,7 @@ class Engine:
         self.io = DeviceIO(self.device, channels_last=self.config.channels_last)
         self.summary: RunSummary | None = None
         self._runner: Runner | None = None
+        self.engine_choice = ""  # what --engine auto measured and chose (empty when a backend was named)
         self._build_s = 0.0  # seconds spent building the runner during the current run
         self._live: dict[Hashable, tuple[_Stream, int]] = {}  # process_frame's streams: state, next index
 
@@ -117,11 +119,14 @@ class Engine:
     def _ensure_runner(self, frame_size: tuple[int, int]) -> Runner:
         if self._runner is None:
             start = time.perf_counter()
-            built = build_runner(self.config, self.stages, frame_size, self.device)
+            mix = frame_mix(self.method, self.config.keyframe_interval)
+            built = build_runner(self.config, self.stages, frame_size, self.device, mix=mix)
             self._runner = built.runner
             self._build_s += time.perf_counter() - start
             for why in built.skipped:
                 self._note(f"backend auto skipped {why}")
+            if built.choice is not None:
+                self.engine_choice = built.choice.describe()
         return self._runner
 
     # public API --------------------------------------------------------------------------------------------
@@ -420,6 +425,7 @@ class Engine:
             interrupted=interrupted,
             startup_s=self._build_s,
             lr_scale=self.method.lr_scale,
+            engine_choice=self.engine_choice,
         )
 
 
