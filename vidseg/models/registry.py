@@ -22,6 +22,7 @@ _MODEL_MODULES = (
     "vidseg.models.sanet",
     "vidseg.models.arseg",
     "vidseg.models.flowwarp",
+    "vidseg.models.swnet_seq",
     "vidseg.models.demo",
 )
 
