@@ -88,21 +88,15 @@ def seed_flownets(sd: dict[str, Tensor], x: Tensor, *, gsvnet: bool) -> Tensor:
     out_conv4 = conv("conv4_1", conv("conv4", out_conv3, 3, 2), 3, 1)
     out_conv5 = conv("conv5_1", conv("conv5", out_conv4, 3, 2), 3, 1)
     out_conv6 = conv("conv6_1", conv("conv6", out_conv5, 3, 2), 3, 1)
-    flow6 = pred("predict_flow6", out_conv6)
-    concat5 = torch.cat((out_conv5, deconv("deconv5", out_conv6, out_conv5),
-                         up("upsampled_flow6_to_5", flow6, out_conv5)), 1)
-    flow5 = pred("predict_flow5", concat5)
-    concat4 = torch.cat((out_conv4, deconv("deconv4", concat5, out_conv4),
-                         up("upsampled_flow5_to_4", flow5, out_conv4)), 1)
-    flow4 = pred("predict_flow4", concat4)
-    concat3 = torch.cat((out_conv3, deconv("deconv3", concat4, out_conv3),
-                         up("upsampled_flow4_to_3", flow4, out_conv3)), 1)
-    flow3 = pred("predict_flow3", concat3)
-    concat2 = torch.cat((out_conv2, deconv("deconv2", concat3, out_conv2),
-                         up("upsampled_flow3_to_2", flow3, out_conv2)), 1)
+    concat, flow = out_conv6, pred("predict_flow6", out_conv6)
+    for level, skip in ((5, out_conv5), (4, out_conv4), (3, out_conv3), (2, out_conv2)):
+        concat = torch.cat((skip, deconv(f"deconv{level}", concat, skip),
+                            up(f"upsampled_flow{level + 1}_to_{level}", flow, skip)), 1)
+        if level > 2:
+            flow = pred(f"predict_flow{level}", concat)
     if gsvnet:
-        concat2 = F.avg_pool2d(concat2, 2, 2)
-    return pred("predict_flow2", concat2)
+        concat = F.avg_pool2d(concat, 2, 2)
+    return pred("predict_flow2", concat)
 
 
 def seed_flownet2s(sd: dict[str, Tensor], inputs: Tensor, rgb_max: float = 255.0, div_flow: float = 20.0) -> Tensor:

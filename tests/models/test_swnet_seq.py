@@ -222,3 +222,22 @@ def test_vidseg_eval_reports_avg_and_min_miou_over_the_seeds_distances(clip, see
     assert "mIoU avg" in printed and "mIoU min" in printed and "mIoU d=2" in printed
     kd = json.loads(out.read_text())["results"]["key_distance"]
     assert kd["frames"] == {"0": 3, "1": 2, "2": 2}  # keys at 0, 3, 6 of 7 frames (interval i=2 -> 3)
+
+
+# --- vidseg-bench's seeds suite ---------------------------------------------------------------------------------
+
+
+def test_seeds_suite_has_the_swnet_seq_rows_beside_the_seeds_frames_per_second():
+    from vidseg.bench.harness import gmacs_per_frame
+    from vidseg.bench.suites import get_suite
+
+    suite = get_suite("seeds", "cuda")
+    targets = {t.case: t for t in suite.targets if t.seed == "SwNet-seq"}
+    rows = {(c.model, c.method, c.keyframe_interval) for c in suite.cases if c.name in targets}
+    assert rows >= {("swnet-seq", "flowwarp", i + 1) for i in (1, 2, 3, 4)}  # i = 1..4 at 0.75
+    assert rows >= {(m, "flowwarp", 3) for m in ("swnet-seq-0.5", "swnet-seq", "swnet-seq-1.0")}  # i = 2
+    assert targets["SwNet-seq i=2 s0.75"].fps == 181.0 and "GTX 1060: 58" in targets["SwNet-seq i=2 s0.75"].note
+    assert targets["SwNet-seq i=2 s0.75"].baseline == "SwiftNet-R18 per-frame s0.75"
+    case = next(c for c in suite.cases if c.name == "SwNet-seq i=2 s0.75")
+    key, flow = 58.26, meta_stages("swnet-seq", (1024, 2048))["flow"][1]
+    assert gmacs_per_frame(case, (1024, 2048), suite.round_frames) == pytest.approx((key + 2 * flow) / 3, abs=0.01)

@@ -135,10 +135,10 @@ class FlowNet2S(FlowNetS):
         self.div_flow = float(div_flow)
 
     def flow(self, image0: Tensor, image1: Tensor) -> Tensor:
-        """image0, image1: float [N,3,H,W] RGB in [0, rgb_max] -> flow [N,2,H,W] in pixels of that grid with
-        image0(p) ~ image1(p + flow(p)). Sizes that are not multiples of 64 are padded and cropped back."""
+        """image0, image1: float [N,3,H,W] RGB in [0, rgb_max], in the net's dtype -> flow [N,2,H,W] in pixels of
+        that grid with image0(p) ~ image1(p + flow(p)). Sizes not multiples of 64 are padded and cropped back."""
         height, width = int(image0.shape[-2]), int(image0.shape[-1])
-        x0, x1 = image0.float(), image1.float()
+        x0, x1 = image0, image1
         mean = (x0.mean(dim=(2, 3), keepdim=True) + x1.mean(dim=(2, 3), keepdim=True)) * 0.5
         x = torch.cat((x0 - mean, x1 - mean), dim=1) / self.rgb_max
         m = self.size_multiple
@@ -182,6 +182,7 @@ class FlowNet2SFlowStage(Stage):
 
     def forward(self, image: Tensor, ref_image: Tensor) -> tuple[Tensor]:
         size = self.grid(int(image.shape[-2]), int(image.shape[-1]))
-        current = _bil(image.float(), size)
-        reference = _bil(ref_image.float(), size)
+        dtype = self.net.conv1[0].weight.dtype  # the net's precision (a stage cast to fp16 computes in fp16)
+        current = _bil(image.to(dtype), size)
+        reference = _bil(ref_image.to(dtype), size)
         return (self.net.flow(current, reference),)

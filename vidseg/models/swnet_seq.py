@@ -51,7 +51,7 @@ from vidseg.kernels import ops
 from vidseg.models.base import ModelSpec, Preprocess, Stage, VideoSegModel
 from vidseg.models.flownet import FLOWNET2S_PARAMS, FlowNet2S, FlowNet2SFlowStage
 from vidseg.models.registry import register_model
-from vidseg.models.swiftnet import SWIFTNET_MEAN_RGB, SWIFTNET_STD_RGB, SwiftNet, SwiftNetKeyStage, scaled_size
+from vidseg.models.swiftnet import SWIFTNET18_CITYSCAPES, SwiftNet, SwiftNetKeyStage, scaled_size
 
 __all__ = [
     "KeyWarpStage",
@@ -124,19 +124,12 @@ _SOURCE = (
     "(NVIDIA/flownet2-pytorch models.py FlowNet2S, networks/FlowNetS.py, networks/submodules.py)"
 )
 
-SWNET_SEQ_CITYSCAPES = ModelSpec(
+SWNET_SEQ_CITYSCAPES = replace(
+    SWIFTNET18_CITYSCAPES,  # the same network, normalisation, classes and input as the per-frame SwiftNet
     name="swnet-seq",
-    num_classes=19,
-    mean=SWIFTNET_MEAN_RGB,
-    std=SWIFTNET_STD_RGB,
-    scale=1.0,
-    channel_order="RGB",
-    palette="cityscapes19",
-    input_size=(1024, 2048),
-    feature_channels=128,
     feature_stride=6,  # ceil(4 / 0.75): the logits grid of the scaled frame
     logits_stride=6,
-    logits_align_corners=True,
+    logits_align_corners=True,  # GSVNet's evaluation (the seed's code base) resizes logits with align_corners=True
     methods=("per-frame", "flowwarp"),
     flow_reference="key",
     seed="SwNet-seq (Video sequence semantic segmentation)",
