@@ -14,7 +14,7 @@ from vidseg.engine.backends.base import runner_class
 from vidseg.errors import ConfigError
 from vidseg.export.aoti import aoti_artifact
 from vidseg.export.cache import ArtifactCache
-from vidseg.export.onnx import validation_frames
+from vidseg.export.validate import validation_frames
 
 H, W = 32, 48
 
