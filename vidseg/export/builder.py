@@ -145,12 +145,14 @@ class ArtifactBuilder:
         if missing:
             raise ConfigError(f"no stages {missing} to export; the model has {list(stages)}")
         build_one = {"onnx": self._onnx, "trt": self._engine, "aoti": self._aoti}[self.request.format]
-        self._check_can_build()
+        self.check_can_build()
         return {name: build_one(name, stages[name].eval(), stages) for name in names}
 
     # -- per format ------------------------------------------------------------------------------------------
 
-    def _check_can_build(self) -> None:
+    def check_can_build(self) -> None:
+        """Refuse, before any export, what cannot be built here (TensorRT missing, no GPU, a precision the device
+        lacks, a store that cannot be written)."""
         r = self.request
         if r.format == "trt":
             self.tensorrt()

@@ -22,7 +22,7 @@ from pathlib import Path
 
 from vidseg.errors import ConfigError, ExportError
 
-__all__ = ["ExportFolder", "atomic_path", "atomic_write", "ensure_dir", "write_error"]
+__all__ = ["ExportFolder", "atomic_path", "atomic_write", "ensure_dir", "is_write_error", "write_error"]
 
 # errors that mean "this file cannot be written here" (others are the writer's own failures and pass through)
 _WRITE_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EACCES, errno.EPERM, errno.EROFS, errno.EFBIG, errno.EIO}
@@ -64,7 +64,7 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
         os.replace(tmp, path)
     except OSError as err:
         tmp.unlink(missing_ok=True)
-        if err.errno in _WRITE_ERRNOS:
+        if is_write_error(err):
             raise write_error(err, path) from err
         raise
     except BaseException:
@@ -76,6 +76,11 @@ def atomic_write(path: str | os.PathLike, data: bytes | bytearray | memoryview |
     """Write `data` to `path` whole (see `atomic_path`)."""
     with atomic_path(path) as tmp, open(tmp, "wb") as fh:
         fh.write(data.encode() if isinstance(data, str) else memoryview(data))
+
+
+def is_write_error(err: BaseException) -> bool:
+    """Whether `err` says a file cannot be written here (full disk, no permission, read-only), not a bug."""
+    return isinstance(err, OSError) and err.errno in _WRITE_ERRNOS
 
 
 def write_error(err: OSError, path: Path) -> ExportError:

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 from vidseg.errors import ConfigError
 
-__all__ = ["FORMATS", "ExportFormat", "format_table", "get_format", "print_formats"]
+__all__ = ["FORMATS", "ExportFormat", "format_table", "get_format", "print_formats", "print_table"]
 
 
 @dataclass(frozen=True)
@@ -69,9 +69,13 @@ def format_table():
 
 
 def print_formats(file=None) -> None:
-    """Print the table whole: as wide as it needs, whatever the terminal's width (never cut at 80 columns)."""
+    """Print the format table (see `print_table`)."""
+    print_table(format_table(), file)
+
+
+def print_table(table, file=None) -> None:
+    """Print a rich table whole: as wide as it needs, whatever the terminal's width (never cut at 80 columns)."""
     from rich.console import Console
 
-    table = format_table()
     width = Console(width=1000).measure(table).maximum
-    Console(file=file, width=max(width, 80), soft_wrap=True).print(table)
+    Console(file=file, width=max(width, 80)).print(table)

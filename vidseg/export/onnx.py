@@ -40,6 +40,7 @@ import torch
 from torch import Tensor
 
 from vidseg.errors import ExportError
+from vidseg.export.files import is_write_error
 from vidseg.export.program import BATCH_DIM_NAME, example_inputs, export_stage
 from vidseg.export.stageio import axis_name
 from vidseg.export.trt_check import check_trt_ops, graph_operators, opset_of
@@ -119,6 +120,8 @@ def export_onnx(
             _export_dynamo(stage, path, shape, opset)
             used = "dynamo"
         except Exception as err:
+            if is_write_error(err):  # a full disk is not the exporter's fault: no fallback, the caller reports it
+                raise
             if exporter == "dynamo":
                 raise _as_export_error(err, f"dynamo ONNX export of stage {name!r}") from err
             fallback_reason = f"{type(err).__name__}: {_first_line(err)}"
@@ -128,6 +131,8 @@ def export_onnx(
         try:
             _export_torchscript(stage, path, shape, opset)
         except Exception as err:
+            if is_write_error(err):
+                raise
             raise _as_export_error(err, f"TorchScript ONNX export of stage {name!r}") from err
     seconds = time.perf_counter() - start
 
@@ -157,11 +162,8 @@ def export_onnx(
         fallback_reason=fallback_reason,
     )
     if validate:
-        result = _validate(path, stage, shape, frames)
+        result = _validate(path, stage, name, shape, frames)
         report = dataclasses.replace(report, validation=result)
-        if not result.passed:
-            hint = "; the graph may fix a size: export without --dynamic" if dynamic_size else ""
-            raise ExportError(f"ONNX export of stage {name!r} does not match PyTorch: {result.summary()}{hint}")
     return report
 
 
@@ -174,16 +176,35 @@ class _Shape:
     dynamic_size: bool
 
 
-def _validate(path: Path, stage: Stage, shape: _Shape, frames: Tensor | None) -> ValidationReport:
-    sizes = [(shape.height, shape.width)]
-    if shape.dynamic_size:
-        sizes.append(second_size(shape.height, shape.width))
-    input_sets = []
-    for h, w in sizes:
-        given = frames if frames is not None and tuple(frames.shape[-2:]) == (h, w) else None
-        given = given if given is not None else validation_frames(h, w, count=max(2, shape.batch))
-        input_sets += validation_inputs(stage, h, w, batch=shape.batch, frames=given)
-    return validate_onnx(path, stage, input_sets, sizes=sizes)
+def _validate(path: Path, stage: Stage, name: str, shape: _Shape, frames: Tensor | None) -> ValidationReport:
+    """Validate at the traced size; a dynamic-size export also at `second_size`, where a graph that baked a size
+    in (e.g. from `int(H * scale)`, which the exporter may turn into a constant) is caught and named."""
+    first = validate_onnx(path, stage, _inputs(stage, shape.height, shape.width, shape.batch, frames),
+                          sizes=[(shape.height, shape.width)])
+    if not first.passed:
+        raise ExportError(f"ONNX export of stage {name!r} does not match PyTorch: {first.summary()}")
+    if not shape.dynamic_size:
+        return first
+    h2, w2 = second_size(shape.height, shape.width)
+    second = validate_onnx(path, stage, _inputs(stage, h2, w2, shape.batch, None), sizes=[(h2, w2)])
+    if not second.passed:
+        raise ExportError(
+            f"stage {name!r} cannot take a dynamic height/width: its graph matches PyTorch at "
+            f"{shape.height}x{shape.width} but not at {h2}x{w2} ({second.summary()}); its code fixes a size the "
+            "exporter could not follow; export it at a fixed size (without --dynamic)"
+        )
+    return ValidationReport(
+        frames=first.frames + second.frames,
+        max_abs_diff={k: max(v, second.max_abs_diff[k]) for k, v in first.max_abs_diff.items()},
+        argmax_agreement={k: min(v, second.argmax_agreement[k]) for k, v in first.argmax_agreement.items()},
+        sizes=(*first.sizes, *second.sizes),
+    )
+
+
+def _inputs(stage: Stage, height: int, width: int, batch: int, frames: Tensor | None) -> list[tuple[Tensor, ...]]:
+    if frames is None or tuple(frames.shape[-2:]) != (height, width):
+        frames = validation_frames(height, width, count=max(2, batch))
+    return validation_inputs(stage, height, width, batch=batch, frames=frames)
 
 
 def _export_dynamo(stage: Stage, path: Path, shape: _Shape, opset: int) -> None:
@@ -210,7 +231,9 @@ def _quiet_registration():
     level = logger.level
     logger.setLevel(logging.ERROR)
     try:
-        yield
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message=".*LeafSpec", category=FutureWarning)  # torch-internal
+            yield
     finally:
         logger.setLevel(level)
 
