@@ -3,8 +3,6 @@ the cache (keyed, reused, rebuilt on any change) or an export folder (readable n
 
 from __future__ import annotations
 
-import av
-import numpy as np
 import pytest
 import torch
 
@@ -91,19 +89,6 @@ def test_unwritable_cache_folder_is_one_line_before_any_export(tiny_model, tmp_p
 # -- TensorRT through the builder, with a stand-in tensorrt module ---------------------------------------------
 
 
-def _video(path) -> str:
-    with av.open(str(path), "w") as container:
-        stream = container.add_stream("mpeg4", rate=10)
-        stream.width, stream.height, stream.pix_fmt = 64, 48, "yuv420p"
-        for i in range(8):
-            img = np.full((48, 64, 3), 25 * i, dtype=np.uint8)
-            for packet in stream.encode(av.VideoFrame.from_ndarray(img, format="rgb24")):
-                container.mux(packet)
-        for packet in stream.encode():
-            container.mux(packet)
-    return str(path)
-
-
 def test_engines_are_cached_and_rebuilt_on_any_change(tiny_model, cache, fake_trt):
     stages = tiny_model.stages()
 
@@ -126,8 +111,8 @@ def test_engines_are_cached_and_rebuilt_on_any_change(tiny_model, cache, fake_tr
     assert ("set_shape", "image", (1, 3, H, W), (1, 3, H, W), (1, 3, H, W)) not in fake_trt.calls  # static
 
 
-def test_int8_engine_calibrates_on_video_frames_through_the_stage_inputs(tiny_model, cache, fake_trt, tmp_path):
-    video = _video(tmp_path / "clip.mp4")
+def test_int8_engine_calibrates_on_video_frames_through_the_stage_inputs(tiny_model, cache, fake_trt, gradient_video):
+    video = gradient_video(count=8, step=25)
     request = BuildRequest("trt", (H, W), precision="int8", batch=2, model_name="tiny",
                            calibration=Calibration(video, frames=6, stride=1))
     art = ArtifactBuilder(request, cache, trt=fake_trt, gpu=GPU).build(tiny_model.stages(), ["nonkey"])["nonkey"]

@@ -5,8 +5,6 @@ Real TensorRT (tests marked cuda + importorskip) runs only where `tensorrt` and 
 
 from __future__ import annotations
 
-import av
-import numpy as np
 import pytest
 import torch
 
@@ -174,17 +172,8 @@ def test_calibration_samples_derive_state_inputs_from_the_model(tiny_stages):
     assert len(key) == 3 and key[0]["image"].shape == (1, 3, H, W)
 
 
-def test_calibration_frames_read_and_resize_a_video(tmp_path):
-    path = tmp_path / "clip.mp4"
-    with av.open(str(path), "w") as container:
-        stream = container.add_stream("mpeg4", rate=10)
-        stream.width, stream.height, stream.pix_fmt = 64, 48, "yuv420p"
-        for i in range(12):
-            img = np.full((48, 64, 3), 20 * i, dtype=np.uint8)
-            for packet in stream.encode(av.VideoFrame.from_ndarray(img, format="rgb24")):
-                container.mux(packet)
-        for packet in stream.encode():
-            container.mux(packet)
+def test_calibration_frames_read_and_resize_a_video(gradient_video):
+    path = gradient_video()
     frames = list(vtrt.calibration_frames(path, (H, W), count=3, stride=4))
     assert len(frames) == 3 and all(f.shape == (3, H, W) and f.dtype == torch.uint8 for f in frames)
     assert frames[0].float().mean() < frames[1].float().mean() < frames[2].float().mean()  # frames 0, 4, 8
