@@ -38,18 +38,6 @@ def test_export_flowwarp_stages_to_onnx(tiny_registry, tmp_path, capsys):
     assert "vidseg-export tiny -> onnx" in out and "refine" in out and "100.00%" in out
 
 
-def test_default_method_is_the_models_first_keyframe_method(tiny_registry, tmp_path):
-    assert main(["--model", "tiny", "--res", "32x48", "--out", str(tmp_path)]) == 0
-    manifest = json.loads((tmp_path / "manifest.json").read_text())
-    assert manifest["method"] == "arseg"  # TinyModel's methods: per-frame, arseg, flowwarp
-    assert list(manifest["stages"]) == ["key", "nonkey", "flow"]  # arseg's flow stage: motion without codec MVs
-    assert manifest["motion"] == {"warp_convention": "exact"}
-    spec = manifest["spec"]
-    assert spec["num_classes"] == 5 and spec["feature_stride"] == 4 and spec["lr_scale"] == 0.5
-    assert manifest["stages"]["nonkey"]["inputs"][1] == {"name": "key_features", "dtype": "float32",
-                                                          "shape": [1, 8, 8, 12]}
-
-
 def test_export_refuses_bad_combinations(tiny_registry, tmp_path, capsys, monkeypatch):
     assert main(["--model", "tiny", "--format", "onnx", "--precision", "fp16", "--out", str(tmp_path)]) == 2
     assert "onnx artifacts come in fp32" in capsys.readouterr().err

@@ -13,8 +13,10 @@ import torch
 from vidseg.cli.export import main
 from vidseg.engine import engine
 from vidseg.engine.backends.onnxrt import OnnxRuntimeRunner
-from vidseg.errors import ConfigError, InputError, ShapeError
+from vidseg.errors import ConfigError, ExportError, InputError, ShapeError
 from vidseg.export import load_export
+from vidseg.export.builder import ArtifactBuilder, BuildRequest
+from vidseg.export.files import ExportFolder
 from vidseg.export.validate import validation_frames
 
 H, W = 32, 48
@@ -48,6 +50,18 @@ def flowwarp_export(tmp_path_factory, tiny_model_class):
 def _close(got: dict, want: tuple, names) -> None:
     for name, w in zip(names, want, strict=True):
         torch.testing.assert_close(got[name], w, atol=1e-4, rtol=1e-4)
+
+
+def test_default_method_and_its_stages_are_exported(arseg_export):
+    _, folder = arseg_export
+    manifest = json.loads((folder / "manifest.json").read_text())
+    assert manifest["method"] == "arseg"  # TinyModel's methods: per-frame, arseg, flowwarp
+    assert list(manifest["stages"]) == ["key", "nonkey", "flow"]  # arseg's flow stage: motion without codec MVs
+    assert manifest["motion"] == {"warp_convention": "exact"}
+    spec = manifest["spec"]
+    assert spec["num_classes"] == 5 and spec["feature_stride"] == 4 and spec["lr_scale"] == 0.5
+    assert manifest["stages"]["nonkey"]["inputs"][1] == {"name": "key_features", "dtype": "float32",
+                                                          "shape": [1, 8, 8, 12]}
 
 
 def test_loaded_export_describes_the_model_without_it(arseg_export):
@@ -104,9 +118,10 @@ def test_dynamic_export_runs_two_sizes_and_matches_pytorch(flowwarp_export):
             _close(refine, stages["refine"](frames[1:], key["logits"], flow["flow"]), ("logits",))
 
 
-def test_a_stage_that_fixes_its_size_is_refused_not_faked(tmp_path, monkeypatch, tiny_model, capsys):
+@pytest.mark.slow  # torch.export reasons about int(H * 0.5) for ~30 s on 2 cores
+def test_a_stage_that_fixes_its_size_is_refused_not_faked(tmp_path, monkeypatch, tiny_model):
     """A stage whose code turns the frame size into a constant exports, but the second validation size shows it:
-    the export says which stage cannot be dynamic, and writes nothing."""
+    the builder says which stage cannot be dynamic, and leaves no file."""
     nonkey = type(tiny_model.stages()["nonkey"])
     original = nonkey.forward
 
@@ -117,12 +132,12 @@ def test_a_stage_that_fixes_its_size_is_refused_not_faked(tmp_path, monkeypatch,
         return original(self, image, key_features, motion)
 
     monkeypatch.setattr(nonkey, "forward", fixed_lr_size)
-    monkeypatch.setattr(engine, "load_model", lambda config: tiny_model)
-    out = tmp_path / "deploy"
-    assert main(["--model", "tiny", "--res", f"{H}x{W}", "--dynamic", "--out", str(out)]) == 2
-    err = capsys.readouterr().err.strip().splitlines()[-1]
-    assert "stage 'nonkey' cannot take a dynamic height/width" in err and "without --dynamic" in err
-    assert list(out.iterdir()) == []
+    folder = ExportFolder(tmp_path / "deploy", log=lambda line: None)
+    builder = ArtifactBuilder(BuildRequest("onnx", (H, W), dynamic_size=True), folder)
+    with pytest.raises(ExportError, match="stage 'nonkey' cannot take a dynamic height/width") as err:
+        builder.build(tiny_model.stages(), ["nonkey"])
+    assert "without --dynamic" in str(err.value) and "\n" not in str(err.value)
+    assert list(folder.root.iterdir()) == []
 
 
 @pytest.fixture
