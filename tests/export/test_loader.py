@@ -200,3 +200,46 @@ def test_runner_requests_that_do_not_fit_the_folder_are_refused(arseg_export):
         exported.build_runner(config=EngineConfig(backend="trt", device="cpu"))
     runner = exported.build_runner(config=EngineConfig(backend="auto", device="cpu"))
     assert runner.describe().startswith("onnx on cpu (fp32")
+
+
+def test_engine_folder_records_its_tensorrt_and_refuses_another(tiny_model, tmp_path, fake_trt, monkeypatch):
+    """A TensorRT export (stand-in tensorrt): the manifest lists each engine with the ONNX it came from and the
+    TensorRT that built it; a runtime of another version is refused before deserialising anything."""
+    from vidseg.errors import BackendUnavailable
+    from vidseg.export import tensorrt as vtrt
+    from vidseg.export.manifest import build_manifest, write_manifest
+
+    folder = ExportFolder(tmp_path / "deploy", log=lambda line: None)
+    request = BuildRequest("trt", (H, W), precision="fp16", model_name="tiny")  # cpu: nothing real to validate
+    stages = tiny_model.stages()
+    artifacts = ArtifactBuilder(request, folder, trt=fake_trt, gpu=("NVIDIA Fake GPU", "sm_90")).build(
+        stages, ["key", "flow"])
+    write_manifest(folder.root, build_manifest(folder.root, tiny_model, model_name="tiny", weights=None,
+                                               method="per-frame", methods=["per-frame"], request=request,
+                                               artifacts=artifacts, lr_scale=0.5))
+    exported = load_export(folder.root)
+    assert exported.format == "trt" and exported.precision == "fp16"
+    assert exported.artifacts["key"].path.name == "tiny-key-32x48-b1-fp16-sm_90.engine"
+    assert exported.artifacts["key"].onnx.name == "tiny-key-32x48-b1-fp32.onnx"
+    assert exported.manifest["versions"]["tensorrt"] == "10.15.1"
+    monkeypatch.setattr(vtrt, "import_tensorrt", lambda: type(fake_trt)("10.16.0"))
+    with pytest.raises(BackendUnavailable, match="built with TensorRT 10.15.1; this is TensorRT 10.16.0"):
+        exported.build_runner("cpu")
+    from vidseg.config import EngineConfig
+
+    with pytest.raises(ConfigError, match="built for fp16, not fp32"):
+        exported.build_runner(config=EngineConfig(backend="trt", precision="fp32", device="cpu"))
+
+
+@pytest.mark.slow  # one AOTInductor compilation: about a minute on 2 cores
+def test_aoti_folder_runs_without_the_model(tmp_path_factory, tiny_model_class):
+    model, folder = _export(tmp_path_factory, tiny_model_class, "aoti", "--format", "aoti", "--method", "per-frame",
+                            "--device", "cpu")
+    exported = load_export(folder)
+    assert list(exported.stages) == ["key"] and exported.manifest["device"] == "cpu"
+    assert exported.stages["key"].outputs[1].shape == (1, 8, H // 4, W // 4)
+    runner = exported.build_runner("cpu")
+    frames = validation_frames(H, W, count=1)
+    with torch.no_grad():
+        _close(runner.run("key", {"image": frames}), model.stages()["key"](frames), ("logits", "features"))
+    assert "AOTInductor" in runner.describe()
