@@ -162,8 +162,7 @@ class ArtifactBuilder:
             from vidseg.export.aoti import check_precision
 
             check_precision(r.precision, r.torch_device)
-        if hasattr(self.store, "prepare"):
-            self.store.prepare(r.format)
+        self.store.prepare(r.format)
 
     def _onnx(self, name: str, stage: Stage, stages: Mapping[str, Stage] | None = None) -> StageArtifact:
         import onnx

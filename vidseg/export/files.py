@@ -104,7 +104,7 @@ def _reason(err: OSError, path: Path) -> str:
 class ExportFolder:
     """A folder of named artifacts (vidseg-export's --out): `get_or_build` always builds, under `key.label`.
 
-    It has the `root`, `log`, `path_for`, `side_file` and `get_or_build` that `ArtifactBuilder` uses on an
+    It has the `root`, `log`, `path_for`, `side_file`, `prepare` and `get_or_build` that `ArtifactBuilder` uses on an
     `ArtifactCache`, so the builder writes both the same way. `written` lists the files this export created.
     """
 
@@ -120,6 +120,9 @@ class ExportFolder:
     def side_file(self, kind: str, name: str) -> Path:
         """Where a build keeps its helper files (TensorRT timing and calibration caches): the folder itself."""
         return self.root / name
+
+    def prepare(self, kind: str) -> None:
+        """Nothing to do: the folder was created (or refused) when this store was made."""
 
     def get_or_build(self, key, suffix: str, build: Callable[[Path], object]) -> tuple[Path, object]:
         path = self.path_for(key, suffix)
