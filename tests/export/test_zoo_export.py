@@ -12,6 +12,7 @@ import torch
 
 from vidseg.export import onnx as vonnx
 from vidseg.export import trt_onnx_ops
+from vidseg.export.trt_check import graph_operators
 from vidseg.models import build
 
 CASES = [
@@ -35,5 +36,5 @@ def test_zoo_stage_exports_validates_and_fits_tensorrt(model_name, stage_name, e
     assert report.exporter == "dynamo"
     assert report.validation.passed, report.validation.summary()
     assert report.trt_problems == ()
-    ops = vonnx.graph_operators(onnx.load(str(report.path)))
+    ops = graph_operators(onnx.load(str(report.path)))
     assert expected_ops <= ops and ops <= set(trt_onnx_ops.SUPPORTED)
