@@ -243,3 +243,62 @@ def test_aoti_folder_runs_without_the_model(tmp_path_factory, tiny_model_class):
     with torch.no_grad():
         _close(runner.run("key", {"image": frames}), model.stages()["key"](frames), ("logits", "features"))
     assert "AOTInductor" in runner.describe()
+
+
+def _frames(n: int, size: tuple[int, int]):
+    gen = torch.Generator().manual_seed(3)
+    base = torch.randint(0, 256, (size[0], size[1] + 4 * n, 3), generator=gen, dtype=torch.uint8).numpy()
+    return [base[:, 4 * i: 4 * i + size[1]].copy() for i in range(n)]  # a scene panning left
+
+
+def test_the_engine_runs_an_export_folder_as_the_model_itself(arseg_export):
+    """vidseg-run --model DIR / Engine(model=DIR): the folder's artifacts, no PyTorch model rebuilt."""
+    import numpy as np
+
+    from vidseg.config import EngineConfig
+    from vidseg.engine.engine import Engine
+
+    model, folder = arseg_export
+    frames = _frames(6, (H, W))
+    config = EngineConfig(method="arseg", keyframe_interval=3, device="cpu", channels_last=False)
+    from_folder = Engine(config.replace(model=str(folder)))
+    assert from_folder.stages == {} and from_folder.method.name == "arseg"
+    exported = list(from_folder.run(frames))
+    reference = list(Engine(config.replace(backend="torch"), model=model).run(frames))
+    assert from_folder.runner.name == "onnx" and [r.is_key for r in exported] == [r.is_key for r in reference]
+    agree = np.mean([np.mean(a.labels == b.labels) for a, b in zip(exported, reference, strict=True)])
+    assert agree > 0.99
+
+
+def test_frames_of_another_size_are_resized_to_a_fixed_size_export(arseg_export):
+    from vidseg.config import EngineConfig
+    from vidseg.engine.engine import Engine
+
+    _, folder = arseg_export
+    engine = Engine(EngineConfig(model=str(folder), device="cpu"))
+    with pytest.warns(RuntimeWarning, match=f"resized to {H}x{W}"):
+        results = list(engine.run(_frames(4, (2 * H, 2 * W))))
+    assert results[0].labels.shape == (2 * H, 2 * W)
+
+
+def test_vidseg_run_takes_an_export_folder_as_its_model(flowwarp_export, tmp_path, capsys):
+    import av
+    import numpy as np
+
+    from vidseg.cli import run
+
+    _, folder = flowwarp_export
+    clip = tmp_path / "clip.mp4"
+    with av.open(str(clip), "w") as container:
+        stream = container.add_stream("libx264", rate=10)
+        stream.width, stream.height, stream.pix_fmt = 2 * W, 2 * H, "yuv420p"
+        for image in _frames(6, (2 * H, 2 * W)):
+            for packet in stream.encode(av.VideoFrame.from_ndarray(np.ascontiguousarray(image), format="rgb24")):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+    assert run.main([str(clip), "--model", str(folder), "--device", "cpu", "--save", "labels",
+                     "--out", str(tmp_path / "out"), "--no-progress"]) == 0
+    printed = capsys.readouterr().out
+    assert "flowwarp" in printed and "onnx" in printed  # the folder's method and format, dynamic: no resize
+    assert len(list((tmp_path / "out" / "clip_labels").glob("*.png"))) == 6

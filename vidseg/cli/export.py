@@ -21,6 +21,7 @@ import sys
 from pathlib import Path
 
 from vidseg.cli.common import cli_entry
+from vidseg.config import METHODS
 from vidseg.errors import ConfigError
 from vidseg.export.formats import FORMATS, print_formats, print_table
 
@@ -45,7 +46,9 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("--model", help="registry name of the model to export (vidseg-run --list-models)")
-    p.add_argument("--weights", help="checkpoint path (AR-Seg: HR.pth,AR.pth); random weights without it")
+    p.add_argument("--weights", help="checkpoint path (AR-Seg: HR.pth,AR.pth)")
+    p.add_argument("--random-weights", action="store_true",
+                   help="export a zoo model without trained weights (for timing and deployment tests only)")
     p.add_argument("--format", choices=tuple(FORMATS), default="onnx", help="artifact format (default onnx)")
     p.add_argument("--res", type=_parse_res, help="frame size HEIGHTxWIDTH (default: the model's input size)")
     p.add_argument("--dynamic", action="store_true",
@@ -53,7 +56,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--precision", default="fp32", choices=("fp32", "fp16", "bf16", "int8"))
     p.add_argument("--calib", metavar="VIDEO", help="video whose frames calibrate int8 (trt)")
     p.add_argument("--calib-frames", type=int, default=64, help="calibration frames to read (default 64)")
-    p.add_argument("--method", choices=("per-frame", "arseg", "flowwarp"),
+    p.add_argument("--method", choices=tuple(METHODS),
                    help="default: the model's first keyframe method (as vidseg-run picks), else per-frame")
     p.add_argument("--lr-scale", type=float, help="arseg LR scale (default: the AR checkpoint's, else the model's)")
     p.add_argument("--batch", type=int, default=1, help="max batch; > 1 gives a dynamic batch 1..N")
@@ -75,6 +78,7 @@ def main(argv: list[str] | None = None) -> int:
     from vidseg.config import EngineConfig
     from vidseg.device import resolve_device
     from vidseg.engine import engine
+    from vidseg.engine.methods import method_for
     from vidseg.export.builder import ArtifactBuilder, BuildRequest, Calibration
     from vidseg.export.files import ExportFolder
     from vidseg.export.manifest import MANIFEST_NAME, build_manifest, write_manifest
@@ -91,23 +95,22 @@ def main(argv: list[str] | None = None) -> int:
         model_name=args.model,
         calibration=Calibration(args.calib, frames=args.calib_frames) if args.calib else None,
     )
-    config = EngineConfig(model=args.model, weights=args.weights, lr_scale=args.lr_scale)
+    config = EngineConfig(model=args.model, weights=args.weights, random_weights=args.random_weights,
+                          method=args.method, lr_scale=args.lr_scale)
     folder = ExportFolder(args.out, log=_err)
     ArtifactBuilder(request, folder, log=_err).check_can_build()
 
     model = engine.load_model(config)
-    method = args.method or _default_method(model)
-    if method not in model.methods:
-        raise ConfigError(f"model {args.model!r} does not support method {method!r}; it has {', '.join(model.methods)}")
-    lr_scale = _lr_scale(config, model, method)
+    method = method_for(model, config)  # None: the model's default method, as vidseg-run picks it
     request = dataclasses.replace(request, frame_size=args.res or tuple(model.spec.input_size))
     builder = ArtifactBuilder(request, folder, log=_err)
-    names = _method_stages(model, method)
     (folder.root / MANIFEST_NAME).unlink(missing_ok=True)  # the folder runs again only once this export is whole
     try:
-        artifacts = builder.build(model.stages(lr_scale=lr_scale), names)
-        methods = [m for m in model.methods if set(_method_stages(model, m)) <= set(artifacts)]
-        manifest = build_manifest(folder.root, model, model_name=args.model, weights=args.weights, method=method,
+        artifacts = builder.build(model.stages(**method.stage_options()), list(method.stages))
+        runnable = [method_for(model, config.replace(method=m)) for m in model.methods]
+        methods = [m.name for m in runnable if set(m.stages) <= set(artifacts)]
+        lr_scale = method.lr_scale if method.lr_scale is not None else model.spec.lr_scale
+        manifest = build_manifest(folder.root, model, model_name=args.model, weights=args.weights, method=method.name,
                                   methods=methods, request=request, artifacts=artifacts, lr_scale=lr_scale)
         path = write_manifest(folder.root, manifest)
     except BaseException:
@@ -116,34 +119,6 @@ def main(argv: list[str] | None = None) -> int:
     _print_table(args.model, request, artifacts)
     print(f"manifest: {path}\nload it with vidseg.export.load_export({str(folder.root)!r})")
     return 0
-
-
-def _default_method(model) -> str:
-    """The model's default method, as vidseg-run picks it: its first keyframe method, else per-frame."""
-    return next((m for m in model.methods if m != "per-frame"), "per-frame")
-
-
-def _method_stages(model, method_name: str) -> list[str]:
-    """The stages `method_name` may run on `model`, in the model's order (arseg's flow stage, used when the codec
-    exports no motion, included when the model has one)."""
-    from vidseg.engine.methods import make_method
-
-    stages = list(model.stages())
-    method = make_method(method_name, stages, flow_reference=model.spec.flow_reference)
-    return [s for s in stages if s in method.required or (method_name == "arseg" and s == "flow")]
-
-
-def _lr_scale(config, model, method: str) -> float:
-    """The arseg LR scale: --lr-scale, else the one the AR checkpoint's file name carries, else the model's."""
-    if config.lr_scale is not None:
-        return config.lr_scale
-    if method == "arseg":
-        from vidseg.models.checkpoints import lr_scale_in_names
-
-        named = lr_scale_in_names(config.weights)
-        if named is not None:
-            return named
-    return model.spec.lr_scale
 
 
 def _print_table(model_name: str, request, artifacts) -> None:

@@ -40,7 +40,8 @@ def build_parser() -> argparse.ArgumentParser:
         description="Real-time video semantic segmentation: full compute on keyframes, cheap non-keyframes.",
     )
     p.add_argument("input", nargs="?", help="video file (H.264 carries codec motion vectors; HEVC/VP9 do not)")
-    p.add_argument("--model", help="registered model name (default: the built-in demo model); see --list-models")
+    p.add_argument("--model", help="registered model name (default: the built-in demo model; see --list-models), "
+                   "or a folder written by vidseg-export, run from its artifacts alone")
     p.add_argument("--weights", help="checkpoint path; AR-Seg pairs take 'HR.pth,AR.pth' or AR-Seg's "
                    "checkpoints/<dataset>-<backbone> folder (HR/ and AR/)")
     p.add_argument("--random-weights", action="store_true",

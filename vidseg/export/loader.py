@@ -50,6 +50,22 @@ class ExportedModel:
     def methods(self) -> tuple[str, ...]:
         return self.spec.methods
 
+    @property
+    def stage_names(self) -> tuple[str, ...]:
+        """The stages the folder holds (what a method may run)."""
+        return tuple(self.stages)
+
+    @property
+    def fixed_input_size(self) -> tuple[int, int] | None:
+        """(H, W) every frame must have for these artifacts (the engine resizes frames to it), or None for a
+        dynamic-size export that takes any size."""
+        return None if self.dynamic_size else self.frame_size
+
+    def make_runner(self, config, frame_size: tuple[int, int], device: torch.device):
+        """The engine's hook: a model that carries its own compiled artifacts builds its runner from them (at
+        the precision they were built for: it is a property of the artifacts, not a choice left at run time)."""
+        return self.build_runner(config=config.replace(device=str(device), precision=self.precision))
+
     def build_runner(self, device: torch.device | str = "auto", *, config=None, **options: Any):
         """A Runner over the artifacts on `device` (or config.device when a config is given).
 

@@ -42,7 +42,7 @@ MANIFEST_VERSION = 1
 # ModelSpec fields the engine needs, recorded as they are (mean/std also act inside stage 0)
 SPEC_FIELDS = ("name", "num_classes", "mean", "std", "scale", "channel_order", "palette", "input_size",
                "feature_channels", "feature_stride", "logits_stride", "logits_align_corners", "lr_scale",
-               "flow_reference")
+               "flow_reference", "motion_convention")
 _REEXPORT = "re-export it with vidseg-export"
 
 
@@ -206,11 +206,12 @@ def _plain(value):
 def _class_names(spec) -> Sequence[str] | None:
     """Class names when the spec carries them (extra["class_names"]) or its palette names a known label set."""
     names = spec.extra.get("class_names") if spec.extra else None
-    if names is None and spec.palette.startswith("cityscapes"):
-        from vidseg.video.sinks import CITYSCAPES_CLASSES
-
-        names = CITYSCAPES_CLASSES
-    return names if names is not None and len(names) == spec.num_classes else None
+    if names is None:
+        try:
+            names = spec.label_set().classes
+        except Exception:  # noqa: BLE001 - a palette vidseg does not know: no names
+            return None
+    return names if len(names) == spec.num_classes else None
 
 
 def _versions(artifacts: Mapping[str, Any]) -> dict:
