@@ -3,7 +3,7 @@
     python benchmarks/decode_speed.py                       # 24-frame synthetic street clip, H.264 5 Mb/s
     python benchmarks/decode_speed.py --threads 0,1 --repeats 5 --out benchmarks/results/decode_speed
 
-Encodes a short clip once (vidseg.video.synthetic at --height x --width, H.264 GOP 12, no B-frames, the
+Encodes a short clip once (vidseg.synthetic at --height x --width, H.264 GOP 12, no B-frames, the
 Cityscapes setting of AR-Seg), then times, per decoder thread count (0 = FFmpeg's choice):
   pyav           PyAV demux + decode only (no RGB conversion): the floor
   frames         open_video(motion=False): + RGB24 conversion, Frame objects
@@ -63,7 +63,7 @@ def _vidseg(path: Path, threads: int, motion: bool) -> int:
 
 
 def make_clip(path: Path, height: int, width: int, frames: int, bitrate: int) -> Path:
-    from vidseg.video.synthetic import SceneConfig, write_clip
+    from vidseg.synthetic import SceneConfig, write_clip
 
     write_clip(path, SceneConfig(height=height, width=width, seed=0), frames, gop=12, bitrate=bitrate,
                ground_truth=False)

@@ -4,7 +4,7 @@ the share of frames whose motion came from the codec.
     python benchmarks/live_stream.py                               # 960x540 H.264 at 25 fps, 30 s, demo arseg
     python benchmarks/live_stream.py --seconds 60 --out benchmarks/results/live_stream_960x540
 
-A synthetic street clip (`vidseg.video.synthetic`, --frames frames at --height x --width, H.264 with an I-frame
+A synthetic street clip (`vidseg.synthetic`, --frames frames at --height x --width, H.264 with an I-frame
 every --gop frames and no B-frames, as IP cameras send) is rendered once (cached in $TMPDIR); the sender
 (tests/video/stream_sender.py) sends its packets, looping, in real time as MPEG-TS over TCP on 127.0.0.1; the
 engine reads the stream as `vidseg-run tcp://127.0.0.1:PORT` would, live (newest frame wins, drops counted).
@@ -35,7 +35,7 @@ import torch
 
 from vidseg import Engine, EngineConfig, SourceOptions
 from vidseg.bench.report import write_record
-from vidseg.video.synthetic import SceneConfig, write_clip
+from vidseg.synthetic import SceneConfig, write_clip
 
 REPO = Path(__file__).resolve().parents[1]
 SENDER = REPO / "tests" / "video" / "stream_sender.py"

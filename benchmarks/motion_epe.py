@@ -13,7 +13,7 @@ and, for the exact chain, the share of those pixels whose chained motion is vali
 Two more columns measure at the 1/8 feature grid, where the warp uses the motion: exact chain densified with
 "area", and AR-Seg's pipeline (arseg chain, "arseg" resize: both components scaled by h/H, bilinear
 align_corners=True), against the block mean of the visible flow (blocks at least half visible), in image pixels.
-Clips come from vidseg.video.synthetic.write_clip (libx264 veryfast: one reference frame; bframes as given).
+Clips come from vidseg.synthetic.write_clip (libx264 veryfast: one reference frame; bframes as given).
 """
 
 from __future__ import annotations
@@ -28,9 +28,9 @@ from pathlib import Path
 import numpy as np
 
 from vidseg.bench.report import write_record
+from vidseg.synthetic import SceneConfig, load_ground_truth, write_clip
 from vidseg.video.decode import open_video
 from vidseg.video.motion import MotionChain
-from vidseg.video.synthetic import SceneConfig, load_ground_truth, write_clip
 
 COLUMNS = ("zero", "exact/area", "exact/bilinear", "arseg")
 GRID_COLUMNS = ("exact/area 1/8", "arseg/arseg 1/8")

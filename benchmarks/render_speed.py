@@ -74,7 +74,7 @@ def main(argv=None) -> int:
     except ImportError:
         pass
 
-    from vidseg.video.synthetic import SceneConfig, StreetScene
+    from vidseg.synthetic import SceneConfig, StreetScene
 
     config = SceneConfig(height=args.height, width=args.width, seed=args.seed)
     t0 = time.perf_counter()

@@ -20,3 +20,14 @@ def pytest_collection_modifyitems(config, items):
 @pytest.fixture(autouse=True)
 def _seed():
     torch.manual_seed(0)
+
+
+@pytest.fixture(autouse=True)
+def _auto_engine_measures_torch_only(request, monkeypatch):
+    """`--engine auto` (the default) builds and times every engine that can run here, ONNX Runtime included:
+    an export per new model, which the suite's hundreds of freshly initialised tiny models would pay again and
+    again. Tests see only eager torch as a candidate, unless marked `auto_backend` (the tests of auto itself)."""
+    if request.node.get_closest_marker("auto_backend") is None:
+        from vidseg.engine.backends import auto
+
+        monkeypatch.setattr(auto, "auto_candidates", lambda device: ("torch",))

@@ -53,8 +53,8 @@ class EngineConfig:
     model: str | None = None
     weights: str | None = None
     random_weights: bool = False
-    method: str | None = "per-frame"
-    backend: str = "torch"
+    method: str | None = None
+    backend: str = "auto"
     precision: str = "fp32"
     keyframes: str = "interval"
     keyframe_interval: int = 12

@@ -15,6 +15,7 @@ __all__ = [
     "BackendUnavailable",
     "ExportError",
     "DatasetError",
+    "OutputError",
     "VidsegWarning",
 ]
 
@@ -49,6 +50,11 @@ class BackendUnavailable(VidsegError, RuntimeError):
     """A backend (onnx, trt, compile, cuda...) that cannot run here; the message says how to get it."""
 
     exit_code = 3
+
+
+class OutputError(VidsegError, OSError):
+    """A result that cannot be written: a full disk, a folder without permission. What was written before stays
+    complete; the file being written is removed."""
 
 
 class ExportError(VidsegError, RuntimeError):

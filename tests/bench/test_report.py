@@ -15,9 +15,9 @@ def test_table_markdown_json_plot(tmp_path):
     env = environment(torch.device("cpu"))
     assert env["packages"]["torch"] and device_slug(env).startswith("cpu-")
     table = render_table(ROWS)
-    assert [c.header for c in table.columns] == ["config", "frames/s", "p99 ms", "speed-up", "mIoU"]
+    assert [c.header for c in table.columns] == ["config", "frames/s (median round)", "p99 ms", "speed-up", "mIoU"]
     md = write_markdown(tmp_path / "r.md", ROWS, env).read_text()
-    assert "| arseg torch fp32 | 25.0 | 110.0 | 2.50x [2.4-2.6] | 0.580 |" in md
+    assert "| arseg torch fp32 | 25.0 | 110.0 | 2.50x [2.4-2.6] | 58.0% |" in md  # mIoU in %
     assert json.loads(write_json(tmp_path / "r.json", {"rows": ROWS}).read_text())["rows"][1]["fps"] == 25.0
     png = write_plot(tmp_path / "r.png", ROWS)
     assert png is None or png.read_bytes()[:4] == b"\x89PNG"

@@ -40,7 +40,7 @@ def test_unknown_model_and_bad_options(tmp_path, capsys):
 
 @pytest.fixture(scope="module")
 def clip_dir(tmp_path_factory) -> Path:
-    from vidseg.video.synthetic import SceneConfig, write_clip
+    from vidseg.synthetic import SceneConfig, write_clip
 
     root = tmp_path_factory.mktemp("synthetic")
     write_clip(root / "street.mp4", SceneConfig(height=64, width=128, seed=4), 4, gop=2)
@@ -49,8 +49,8 @@ def clip_dir(tmp_path_factory) -> Path:
 
 def test_synthetic_run_with_a_registered_model_prints_and_writes_json(clip_dir, tmp_path, capsys):
     out = tmp_path / "eval.json"
-    code = cli.main(["--data", str(clip_dir), "--dataset", "synthetic", "--model", "swiftnet18", "--device", "cpu",
-                     "--tc", "--json", str(out), "--no-progress"])
+    code = cli.main(["--data", str(clip_dir), "--dataset", "synthetic", "--model", "swiftnet18", "--random-weights",
+                     "--device", "cpu", "--tc", "--json", str(out), "--no-progress"])
     assert code == 0
     printed = capsys.readouterr().out
     for word in ("mIoU d=0", "mIoU d=1", "mIoU mean over d", "mIoU avg", "mIoU min", "TC (occlusion-masked)",

@@ -137,7 +137,7 @@ def test_list_models(capsys, monkeypatch):
 
 
 def test_demo_renders_a_synthetic_clip_and_writes_the_overlay(tiny, tmp_path, capsys):
-    pytest.importorskip("vidseg.video.synthetic")
+    pytest.importorskip("vidseg.synthetic")
     out = tmp_path / "demo"
     assert cli.main(["--demo", "--model", "tiny", "--device", "cpu", "--out", str(out), "--no-progress"]) == 0
     assert (out / "demo.mp4").exists() and (out / "demo_overlay.mp4").exists()
@@ -289,3 +289,42 @@ def test_an_output_folder_under_a_file_is_one_line(clip, tiny, tmp_path, capsys)
     assert cli.main([str(clip), "--model", "tiny", "--device", "cpu", "--out", str(blocker / "sub"),
                      "--no-progress"]) == 2
     assert "cannot create --out" in _one_error_line(capsys)
+
+
+def test_outputs_people_expect_legend_stacked_labels_probs(clip, tiny, tmp_path, capsys):
+    out = tmp_path / "out"
+    assert cli.main([str(clip), "--model", "tiny", "--method", "arseg", "--device", "cpu", "--save",
+                     "overlay,npz,probs", "--alpha", "0.3", "--out", str(out), "--no-progress"]) == 0
+    assert not (out / "street_legend.png").exists()  # 5 classes: not the 19 of its palette, so no named legend
+    labels = np.load(out / "street_labels.npz")
+    assert labels["labels"].shape == (10, 64, 96) and labels["labels"].dtype == np.uint8
+    np.testing.assert_array_equal(labels["labels"][3], labels["labels_000003"])
+    probs = np.load(out / "street_probs.npz")
+    p = probs["probs_000004"]
+    assert p.dtype == np.float16 and p.shape[0] == tiny.spec.num_classes
+    np.testing.assert_allclose(p.astype(np.float32).sum(0), 1.0, atol=2e-2)
+    assert list(probs["index"]) == list(range(10)) and list(probs["frame_size"]) == [64, 96]
+    printed = capsys.readouterr().out
+    assert "street_probs.npz" in printed.replace("\n", "")
+
+
+def test_alpha_outside_zero_one_is_refused(clip, tiny, capsys):
+    assert cli.main([str(clip), "--model", "tiny", "--device", "cpu", "--alpha", "1.5", "--no-progress"]) == 2
+    assert "--alpha must lie in 0..1" in _one_error_line(capsys)
+
+
+def test_the_overlay_of_a_cityscapes_model_has_a_legend_beside_it(tmp_path):
+    from PIL import Image
+
+    from vidseg.classes import label_set
+    from vidseg.cli.outputs import make_sinks, sink_paths
+
+    sinks = make_sinks(("overlay",), tmp_path, "clip", palette="cityscapes19", fps=25,
+                       legend=label_set("cityscapes19").legend())
+    for sink in sinks:
+        sink.close()
+    legend = tmp_path / "clip_legend.png"
+    assert legend in sink_paths(sinks)
+    image = np.asarray(Image.open(legend))
+    road = label_set("cityscapes19").colours[0]
+    assert (image.reshape(-1, 3) == road).all(axis=1).sum() > 50  # the road swatch is drawn in road's colour

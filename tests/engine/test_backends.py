@@ -51,12 +51,56 @@ def test_int8_is_refused_outside_tensorrt():
         EagerRunner(TinyModel().stages(), EngineConfig(precision="int8", device="cpu"), (64, 96), torch.device("cpu"))
 
 
-def test_auto_picks_torch_on_cpu_and_reports_nothing_skipped():
-    built = build_runner(EngineConfig(backend="auto", device="cpu"), TinyModel().stages(), (64, 96),
-                         torch.device("cpu"))
-    assert built.runner.name == "torch" and built.skipped == ()
-    assert auto_candidates(torch.device("cpu")) == ("torch",)
-    assert auto_candidates(torch.device("cuda")) == ("trt", "compile", "torch")
+@pytest.mark.auto_backend
+def test_auto_measures_the_engines_here_keeps_the_fastest_and_caches_the_decision(tmp_path):
+    assert auto_candidates(torch.device("cpu")) == ("torch", "onnx")
+    assert auto_candidates(torch.device("cuda"))[:3] == ("trt", "compile", "torch")
+    config = EngineConfig(backend="auto", device="cpu", cache_dir=str(tmp_path))
+    stages = TinyModel().stages()
+    mix = {"key": 0.25, "nonkey": 0.75}
+    built = build_runner(config, stages, (64, 96), torch.device("cpu"), mix=mix)
+    choice = built.choice
+    assert set(choice.ms_per_frame) == {"torch", "onnx"} and not choice.cached
+    assert built.runner.name == choice.backend == min(choice.ms_per_frame, key=choice.ms_per_frame.get)
+    assert "auto chose" in choice.describe() and "measured now" in choice.describe()
+    again = build_runner(config, stages, (64, 96), torch.device("cpu"), mix=mix)
+    assert again.choice.cached and again.runner.name == choice.backend
+    assert again.choice.ms_per_frame == pytest.approx(choice.ms_per_frame)
+
+
+@pytest.mark.auto_backend
+def test_auto_picks_the_faster_engine_and_skips_one_that_fails(tmp_path, monkeypatch):
+    """Stand-in engines with known speeds: the choice follows the timing, not a fixed order."""
+    import time
+
+    from vidseg.engine.backends import auto
+    from vidseg.engine.backends.base import Runner
+    from vidseg.errors import BackendUnavailable
+
+    def engine(name: str, delay: float):
+        class Stub(Runner):
+            def run(self, stage, inputs):
+                time.sleep(delay)
+                return {}
+
+        Stub.name = name
+        return Stub
+
+    class Broken(Runner):
+        def __init__(self, *args, **kwargs):
+            raise BackendUnavailable("this engine is not installed")
+
+        def run(self, stage, inputs):
+            raise AssertionError("never built")
+
+    classes = {"torch": engine("torch", 0.02), "onnx": engine("onnx", 0.002), "compile": Broken}
+    monkeypatch.setattr(auto, "runner_class", classes.__getitem__)
+    runner, choice = auto.choose_runner(EngineConfig(device="cpu", cache_dir=str(tmp_path)), TinyModel().stages(),
+                                        (64, 96), torch.device("cpu"), {"key": 1.0},
+                                        candidates=("torch", "compile", "onnx"))
+    assert runner.name == choice.backend == "onnx"  # the faster one, though torch comes first in the order
+    assert choice.ms_per_frame["torch"] > choice.ms_per_frame["onnx"]
+    assert choice.skipped == ("compile: this engine is not installed",)
 
 
 def test_named_backends_go_through_runner_class():

@@ -17,7 +17,7 @@ from vidseg.eval.datasets import (
     SyntheticClip,
     read_mv_bin,
 )
-from vidseg.eval.metrics import TemporalConsistency
+from vidseg.eval.temporal import TemporalConsistency
 
 H, W = 8, 12
 
@@ -185,7 +185,7 @@ def test_synthetic_clip_reads_the_written_layout(tmp_path):
 
 
 def test_synthetic_clip_ground_truth_flow_is_backward(tmp_path):
-    from vidseg.video.synthetic import SceneConfig, write_clip
+    from vidseg.synthetic import SceneConfig, write_clip
 
     write_clip(tmp_path / "clip.mp4", SceneConfig(height=96, width=160, speed=12), 4, gop=3)
     clip = SyntheticClip(tmp_path / "clip.mp4")

@@ -211,7 +211,7 @@ def test_camvid_matches_a_plain_loop(camvid, method):
 
 @pytest.fixture(scope="module")
 def synthetic(tmp_path_factory) -> Path:
-    from vidseg.video.synthetic import SceneConfig, write_clip
+    from vidseg.synthetic import SceneConfig, write_clip
 
     root = tmp_path_factory.mktemp("synthetic")
     write_clip(root / "street.mp4", SceneConfig(height=H, width=W, seed=2), 6, gop=3)
@@ -219,8 +219,8 @@ def synthetic(tmp_path_factory) -> Path:
 
 
 def test_synthetic_matches_a_plain_loop_with_tc(synthetic):
-    from vidseg.eval.metrics import TemporalConsistency
-    from vidseg.video.synthetic import load_ground_truth
+    from vidseg.eval.temporal import TemporalConsistency
+    from vidseg.synthetic import load_ground_truth
 
     model = tiny_model(19)
     config = EngineConfig(method="arseg", keyframes="gop", device="cpu")

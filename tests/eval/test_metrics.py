@@ -10,13 +10,8 @@ import pytest
 import torch
 
 from vidseg.errors import InputError, ShapeError
-from vidseg.eval.metrics import (
-    ConfusionMatrix,
-    KeyDistanceMIoU,
-    TemporalConsistency,
-    mean_iou,
-    resample2d,
-)
+from vidseg.eval.metrics import ConfusionMatrix, KeyDistanceMIoU, mean_iou
+from vidseg.eval.temporal import TemporalConsistency, resample2d
 
 
 def _brute_iou(preds, labels, k, ignore=255):
@@ -271,7 +266,7 @@ def test_cuda_accumulation_matches_cpu():
 
 
 def test_format_table_rows_and_json():
-    from vidseg.eval.metrics import format_table
+    from vidseg.eval.tables import format_table
 
     kd = KeyDistanceMIoU(2, max_distance=1)
     kd.update(np.array([[0, 1]]), np.array([[0, 1]]), 0)

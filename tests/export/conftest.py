@@ -142,6 +142,28 @@ class TinyModel(VideoSegModel):
         return {"key": _Key(self), "nonkey": _NonKey(self), "flow": _Flow(self), "refine": _Refine(self)}
 
 
+@pytest.fixture
+def gradient_video(tmp_path):
+    """A factory: an MPEG-4 clip of `count` flat frames 64x48 whose grey level rises by `step` per frame."""
+    import av
+    import numpy as np
+
+    def make(name: str = "clip.mp4", count: int = 12, step: int = 20) -> str:
+        path = tmp_path / name
+        with av.open(str(path), "w") as container:
+            stream = container.add_stream("mpeg4", rate=10)
+            stream.width, stream.height, stream.pix_fmt = 64, 48, "yuv420p"
+            for i in range(count):
+                img = np.full((48, 64, 3), step * i, dtype=np.uint8)
+                for packet in stream.encode(av.VideoFrame.from_ndarray(img, format="rgb24")):
+                    container.mux(packet)
+            for packet in stream.encode():
+                container.mux(packet)
+        return str(path)
+
+    return make
+
+
 @pytest.fixture(scope="session")
 def tiny_model_class() -> type[TinyModel]:
     """The class itself, for module-scoped fixtures that build their own instance."""

@@ -12,9 +12,9 @@ import torch
 from vidseg.config import EngineConfig
 from vidseg.engine.backends.base import runner_class
 from vidseg.errors import ConfigError
-from vidseg.export.aoti import aoti_artifact
+from vidseg.export.builder import ArtifactBuilder, BuildRequest
 from vidseg.export.cache import ArtifactCache
-from vidseg.export.onnx import validation_frames
+from vidseg.export.validate import validation_frames
 
 H, W = 32, 48
 
@@ -35,15 +35,10 @@ def test_aoti_package_runs_in_the_runner_and_without_vidseg(tiny_stages, tmp_pat
 
     # Cached: a second request is a hit, no compilation.
     lines = []
-    path, report = aoti_artifact(
-        tiny_stages["nonkey"],
-        H,
-        W,
-        stage_name="nonkey",
-        model_name="demo",
-        cache=ArtifactCache(tmp_path, log=lines.append),
-    )
-    assert report is None and lines == [f"cache: using {path}"]
+    request = BuildRequest("aoti", (H, W), model_name="demo")
+    artifact = ArtifactBuilder(request, ArtifactCache(tmp_path, log=lines.append)).build(tiny_stages, ["nonkey"])
+    path = artifact["nonkey"].path
+    assert artifact["nonkey"].details is None and lines == [f"cache: using {path}"]
 
     # The package needs no vidseg code: a fresh interpreter loads and runs it with torch alone.
     torch.save((image, feats, motion), tmp_path / "inputs.pt")

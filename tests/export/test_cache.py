@@ -124,3 +124,26 @@ def test_stage_fingerprint_tracks_weights_buffers_and_attributes(tiny_model):
     assert changed_buffer != changed_weight
     stage.lr_scale = 0.25  # a plain attribute that changes the graph
     assert stage_fingerprint(stage) != changed_buffer
+
+
+def test_full_disk_mid_build_leaves_nothing_and_says_so_in_one_line(cache):
+    import errno
+
+    def full(tmp):
+        tmp.write_bytes(b"half an engine")
+        raise OSError(errno.ENOSPC, "No space left on device", str(tmp))
+
+    with pytest.raises(ExportError) as err:
+        cache.get_or_build(_key(), ".engine", full)
+    message = str(err.value)
+    assert "No space left on device" in message and "free some space" in message and "\n" not in message
+    assert list(cache.root.rglob("*")) == [cache.root / "trt"]
+
+
+def test_cache_folder_that_cannot_be_created_is_a_config_error(tmp_path):
+    from vidseg.errors import ConfigError
+
+    (tmp_path / "file").write_text("x")
+    cache = ArtifactCache(tmp_path / "file" / "cache", log=lambda line: None)
+    with pytest.raises(ConfigError, match=r"artifact cache folder .*file/cache/trt cannot be created"):
+        cache.get_or_build(_key(), ".engine", FakeBuilder())

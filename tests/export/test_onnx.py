@@ -12,8 +12,9 @@ from onnx import TensorProto, helper
 from vidseg.errors import ExportError
 from vidseg.export import onnx as vonnx
 from vidseg.export import trt_onnx_ops
-from vidseg.export.cache import ArtifactCache
+from vidseg.export import validate as vval
 from vidseg.export.program import export_stage, remaining_custom_ops
+from vidseg.export.trt_check import check_trt_ops, graph_operators
 
 H, W = 32, 48
 
@@ -42,26 +43,26 @@ def test_every_stage_exports_with_dynamo_and_validates(exported, stage):
     assert report.inputs["image"] == ((1, 3, H, W), "uint8")  # raw frames in, normalisation inside
     v = report.validation
     assert v is not None and v.passed and v.frames == 2
-    assert all(d <= vonnx.LOGIT_TOLERANCE for d in v.max_abs_diff.values())
+    assert all(d <= vval.LOGIT_TOLERANCE for d in v.max_abs_diff.values())
     if "logits" in module.output_names:
-        assert v.argmax_agreement["logits"] >= vonnx.MIN_ARGMAX_AGREEMENT
+        assert v.argmax_agreement["logits"] >= vval.MIN_ARGMAX_AGREEMENT
 
 
 def test_every_operator_of_every_graph_is_in_tensorrts_table(exported):
     _, reports = exported
     for name, report in reports.items():
         model = onnx.load(str(report.path))
-        ops = vonnx.graph_operators(model)
+        ops = graph_operators(model)
         assert ops <= set(trt_onnx_ops.SUPPORTED), (name, ops - set(trt_onnx_ops.SUPPORTED))
         assert report.trt_problems == (), (name, report.trt_problems)
-        assert vonnx.check_trt_ops(model) == []
+        assert check_trt_ops(model) == []
 
 
 def test_custom_ops_lower_to_gridsample_and_local_attention_composition(exported):
     _, reports = exported
     nonkey = onnx.load(str(reports["nonkey"].path))
     refine = onnx.load(str(reports["refine"].path))
-    assert {"GridSample", "Pad", "Slice", "Mul", "ReduceSum", "Softmax"} <= vonnx.graph_operators(nonkey)
+    assert {"GridSample", "Pad", "Slice", "Mul", "ReduceSum", "Softmax"} <= graph_operators(nonkey)
 
     def align(model):
         return [
@@ -89,7 +90,7 @@ def test_ops_route_to_reference_under_every_exporter(tiny_stages, tmp_path):
         path = tmp_path / f"plain-{dynamo}.onnx"
         with torch.no_grad():
             torch.onnx.export(stage, args, str(path), dynamo=dynamo, opset_version=vonnx.DEFAULT_OPSET)
-        ops = vonnx.graph_operators(onnx.load(str(path)))
+        ops = graph_operators(onnx.load(str(path)))
         assert "GridSample" in ops and not any("::" in op for op in ops)
 
 
@@ -110,16 +111,16 @@ def test_torchscript_fallback_is_recorded(tiny_stages, tmp_path, monkeypatch):
 def test_validation_detects_a_graph_that_differs_from_pytorch(exported):
     model, reports = exported
     stage = model.stages()["key"]
-    inputs = vonnx.validation_inputs(stage, H, W)
-    assert vonnx.validate_onnx(reports["key"].path, stage, inputs).passed
+    inputs = vval.validation_inputs(stage, H, W)
+    assert vval.validate_onnx(reports["key"].path, stage, inputs).passed
     with torch.no_grad():
         model.head.bias.add_(0.01)
     try:
-        result = vonnx.validate_onnx(reports["key"].path, stage, inputs)
+        result = vval.validate_onnx(reports["key"].path, stage, inputs)
     finally:
         with torch.no_grad():
             model.head.bias.sub_(0.01)
-    assert not result.passed and result.max_abs_diff["logits"] > vonnx.LOGIT_TOLERANCE
+    assert not result.passed and result.max_abs_diff["logits"] > vval.LOGIT_TOLERANCE
     assert "FAILED" in result.summary()
 
 
@@ -129,28 +130,15 @@ def test_dynamic_batch_export_runs_any_batch(tiny_stages, tmp_path):
     assert report.inputs["image"][0] == ("batch", 3, H, W)
     session = ort.InferenceSession(str(report.path), providers=["CPUExecutionProvider"])
     for n in (1, 3):
-        frames = vonnx.validation_frames(H, W, count=n)
+        frames = vval.validation_frames(H, W, count=n)
         logits, _ = session.run(None, {"image": frames.numpy()})
         with torch.no_grad():
             want, _ = stage(frames)
-        np.testing.assert_allclose(logits, want.numpy(), atol=vonnx.LOGIT_TOLERANCE)
-
-
-def test_onnx_artifact_is_cached_by_stage_fingerprint(tiny_model, tmp_path):
-    cache = ArtifactCache(tmp_path, log=lambda line: None)
-    stages = tiny_model.stages()
-    path, report = vonnx.onnx_artifact(stages["flow"], H, W, stage_name="flow", model_name="tiny", cache=cache)
-    assert report is not None and report.path == path and path.name.startswith("tiny-flow-32x48-b1-fp32-")
-    again, hit = vonnx.onnx_artifact(stages["flow"], H, W, stage_name="flow", model_name="tiny", cache=cache)
-    assert again == path and hit is None
-    with torch.no_grad():
-        tiny_model.flow_net[1].weight.mul_(1.5)
-    new, report = vonnx.onnx_artifact(stages["flow"], H, W, stage_name="flow", model_name="tiny", cache=cache)
-    assert new != path and report is not None and report.validation.passed
+        np.testing.assert_allclose(logits, want.numpy(), atol=vval.LOGIT_TOLERANCE)
 
 
 def test_validation_frames_are_textured_and_move():
-    frames = vonnx.validation_frames(64, 96, count=2)
+    frames = vval.validation_frames(64, 96, count=2)
     assert frames.dtype == torch.uint8 and frames.shape == (2, 3, 64, 96)
     assert frames.float().std() > 30  # not flat
     assert not torch.equal(frames[0], frames[1])
@@ -174,7 +162,7 @@ def test_trt_check_accepts_a_uint8_input_feeding_a_cast():
         [_vi("image", TensorProto.UINT8, [1, 3, 4, 4])],
         [_vi("y", TensorProto.FLOAT, [1, 3, 4, 4])],
     )
-    assert vonnx.check_trt_ops(model) == []
+    assert check_trt_ops(model) == []
 
 
 def test_trt_check_flags_what_tensorrt_cannot_parse():
@@ -203,7 +191,7 @@ def test_trt_check_flags_what_tensorrt_cannot_parse():
         + [_vi("sum_u8", TensorProto.UINT8, None)],
         inits,
     )
-    problems = "\n".join(vonnx.check_trt_ops(model))
+    problems = "\n".join(check_trt_ops(model))
     assert "Add: consumes uint8 tensor 'image'" in problems
     assert "uint8 output 'sum_u8' must be produced by a Cast" in problems
     assert "Resize: mode 'cubic'" in problems
@@ -211,4 +199,4 @@ def test_trt_check_flags_what_tensorrt_cannot_parse():
     assert "axes_const" not in problems
     assert "Unique: not supported" in problems
     assert "custom domain 'vidseg'" in problems
-    assert "opset" in "\n".join(vonnx.check_trt_ops(_graph([], [], [], opset=25)))
+    assert "opset" in "\n".join(check_trt_ops(_graph([], [], [], opset=25)))

@@ -10,7 +10,7 @@ from vidseg.engine.backends.base import runner_class
 from vidseg.engine.backends.onnxrt import OnnxRuntimeRunner
 from vidseg.errors import BackendUnavailable, ConfigError, ShapeError
 from vidseg.export.cache import ArtifactCache
-from vidseg.export.onnx import validation_frames
+from vidseg.export.validate import validation_frames
 
 H, W = 32, 48
 CPU = torch.device("cpu")

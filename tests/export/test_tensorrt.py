@@ -5,19 +5,17 @@ Real TensorRT (tests marked cuda + importorskip) runs only where `tensorrt` and 
 
 from __future__ import annotations
 
-import av
-import numpy as np
 import pytest
 import torch
 
 from vidseg.config import EngineConfig
 from vidseg.engine.backends.base import runner_class
-from vidseg.engine.backends.tensorrt import TrtEngine
 from vidseg.errors import BackendUnavailable, ConfigError, ExportError, ShapeError
 from vidseg.export import tensorrt as vtrt
-from vidseg.export.cache import ArtifactCache
-from vidseg.export.onnx import export_onnx, validation_frames
+from vidseg.export.onnx import export_onnx
 from vidseg.export.tensorrt import CalibrationBatcher, ShapeProfile
+from vidseg.export.trt_engine import TrtEngine
+from vidseg.export.validate import validation_frames
 
 H, W = 32, 48
 GPU = ("NVIDIA Fake GPU", "sm_90")
@@ -174,43 +172,11 @@ def test_calibration_samples_derive_state_inputs_from_the_model(tiny_stages):
     assert len(key) == 3 and key[0]["image"].shape == (1, 3, H, W)
 
 
-def test_calibration_frames_read_and_resize_a_video(tmp_path):
-    path = tmp_path / "clip.mp4"
-    with av.open(str(path), "w") as container:
-        stream = container.add_stream("mpeg4", rate=10)
-        stream.width, stream.height, stream.pix_fmt = 64, 48, "yuv420p"
-        for i in range(12):
-            img = np.full((48, 64, 3), 20 * i, dtype=np.uint8)
-            for packet in stream.encode(av.VideoFrame.from_ndarray(img, format="rgb24")):
-                container.mux(packet)
-        for packet in stream.encode():
-            container.mux(packet)
+def test_calibration_frames_read_and_resize_a_video(gradient_video):
+    path = gradient_video()
     frames = list(vtrt.calibration_frames(path, (H, W), count=3, stride=4))
     assert len(frames) == 3 and all(f.shape == (3, H, W) and f.dtype == torch.uint8 for f in frames)
     assert frames[0].float().mean() < frames[1].float().mean() < frames[2].float().mean()  # frames 0, 4, 8
-
-
-def test_engine_artifact_cache_rebuilds_on_any_change(key_onnx, tmp_path, fake_trt):
-    _, _, onnx_path, _ = key_onnx
-    cache = ArtifactCache(tmp_path, log=lambda s: None)
-    profiles = {"image": ShapeProfile.static((1, 3, H, W))}
-
-    def get(trt=fake_trt, precision="fp16", gpu=GPU):
-        return vtrt.engine_artifact(
-            onnx_path, label="tiny-key", precision=precision, profiles=profiles, gpu=gpu, cache=cache, trt=trt
-        )
-
-    path, report = get()
-    assert report is not None and path.name.startswith("tiny-key-fp16-sm_90-")
-    assert get()[1] is None  # hit
-    builds = fake_trt.names().count("build_serialized_network")
-    assert get(precision="fp32")[1] is not None
-    assert get(gpu=("NVIDIA Other", "sm_87"))[1] is not None
-    assert get(trt=type(fake_trt)("10.16.0"))[1] is not None
-    assert fake_trt.names().count("build_serialized_network") == builds + 2  # the 10.16 build used its own fake
-    path.write_bytes(b"PLAN-corrupted")
-    assert get()[1] is not None  # checksum mismatch -> rebuilt, not loaded
-    assert len(list((tmp_path / "trt").glob("timing-*.cache"))) == 3  # one per (TensorRT, GPU)
 
 
 def test_trt_engine_binds_torch_buffers_and_enqueues_on_the_stream(key_onnx, tmp_path, fake_trt):

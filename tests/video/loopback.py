@@ -60,7 +60,7 @@ class Sender:
             self.process.stderr.close()
 
 
-def wait_for_listener(port: int, timeout: float = 10.0) -> None:
+def wait_for_listener(port: int, timeout: float = 30.0) -> None:
     """Wait until something accepts TCP connections on 127.0.0.1:port... without connecting to it: a sender that
     listens serves its first client only, so poll the socket table instead."""
     deadline = time.monotonic() + timeout

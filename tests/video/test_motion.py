@@ -395,9 +395,9 @@ def test_mpeg4_b_frames_are_not_references(clip_dir):
 
 
 def test_synthetic_street_epe_to_keyframe(clip_dir):
-    """Chained codec motion vs the exact flow to the keyframe of a synthetic street clip (vidseg.video.synthetic),
+    """Chained codec motion vs the exact flow to the keyframe of a synthetic street clip (vidseg.synthetic),
     mean EPE over pixels visible in the keyframe; benchmarks/motion_epe.py prints the full table."""
-    synthetic = pytest.importorskip("vidseg.video.synthetic")
+    synthetic = pytest.importorskip("vidseg.synthetic")
     info = synthetic.write_clip(clip_dir / "street.mp4", synthetic.SceneConfig(height=128, width=256, seed=0), 12,
                                 gop=12)
     errors = {"exact": [], "arseg": [], "zero": []}

@@ -2,15 +2,17 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from vidseg.errors import InputError, ShapeError
-from vidseg.video.decode import open_video
-from vidseg.video.sinks import (
+from vidseg.classes import (
     CAMVID11_PALETTE,
     CAMVID12_CLASSES,
     CAMVID12_PALETTE,
     CITYSCAPES_CLASSES,
     CITYSCAPES_PALETTE,
     CITYSCAPES_TRAINID_TO_LABELID,
+)
+from vidseg.errors import InputError, ShapeError
+from vidseg.video.decode import open_video
+from vidseg.video.sinks import (
     LabelPNGSink,
     NPZSink,
     OverlayVideoSink,

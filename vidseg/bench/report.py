@@ -12,15 +12,15 @@ __all__ = ["render_table", "write_json", "write_markdown", "write_plot", "markdo
 # (key in a result row, column title, format)
 COLUMNS = (
     ("name", "config", "{}"),
-    ("fps", "frames/s", "{:.1f}"),
+    ("fps", "frames/s (median round)", "{:.1f}"),
     ("latency_key_p50_ms", "key p50 ms", "{:.1f}"),
     ("latency_nonkey_p50_ms", "non-key p50 ms", "{:.1f}"),
     ("latency_p99_ms", "p99 ms", "{:.1f}"),
     ("gmacs_per_frame", "GMACs/frame", "{:.3g}"),
     ("peak_mem_mib", "peak MiB", "{:.0f}"),
     ("speedup", "speed-up", "{}"),
-    ("miou", "mIoU", "{:.3f}"),
-    ("tc", "TC", "{:.3f}"),
+    ("miou", "mIoU", "{:.1%}"),
+    ("tc", "TC", "{:.1%}"),
 )
 
 
@@ -37,8 +37,8 @@ def render_table(rows: Sequence[dict], title: str = "vidseg-bench", columns: Seq
 
     cols = [c for c in columns if any(r.get(c[0]) is not None for r in rows)]
     table = Table(title=title)
-    for _, header, _ in cols:
-        table.add_column(header, justify="left" if header == "config" else "right")
+    for i, (_, header, _) in enumerate(cols):  # folded, never cut, on a narrow terminal
+        table.add_column(header, justify="left" if i == 0 else "right", overflow="fold")
     for row in rows:
         table.add_row(*(_cell(row, key, fmt) for key, _, fmt in cols))
     return table
@@ -98,7 +98,7 @@ def write_plot(path: Path, rows: Sequence[dict], *, fallback: bool = False) -> P
     fallback: when no row has an mIoU (no model with trained weights was scored), plot frames/s per
     configuration as bars instead, titled so, rather than no figure at all.
     """
-    points = [(r["fps"], r["miou"], r["name"]) for r in rows if r.get("fps") and r.get("miou") is not None]
+    points = [(r["fps"], 100 * r["miou"], r["name"]) for r in rows if r.get("fps") and r.get("miou") is not None]
     bars = [(r["fps"], r["name"]) for r in rows if r.get("fps") and not math.isnan(r["fps"])]
     if not points and not (fallback and bars):
         return None
@@ -114,7 +114,7 @@ def write_plot(path: Path, rows: Sequence[dict], *, fallback: bool = False) -> P
         ax.barh([name for _, name in bars], [fps for fps, _ in bars])
         ax.invert_yaxis()
         ax.tick_params(axis="y", labelsize=7)
-        ax.set_xlabel("frames/s (model only)")
+        ax.set_xlabel("frames/s (model only, median round)")
         ax.set_title("frames/s (no mIoU: no configuration with trained weights was scored)", fontsize=8)
         ax.grid(alpha=0.3, axis="x")
         fig.tight_layout()
@@ -126,8 +126,8 @@ def write_plot(path: Path, rows: Sequence[dict], *, fallback: bool = False) -> P
     for fps, miou, name in points:
         ax.scatter(fps, miou)
         ax.annotate(name, (fps, miou), fontsize=7, xytext=(3, 3), textcoords="offset points")
-    ax.set_xlabel("frames/s (model only)")
-    ax.set_ylabel("mIoU (synthetic benchmark set)")
+    ax.set_xlabel("frames/s (model only, median round)")
+    ax.set_ylabel("mIoU % (synthetic benchmark set)")
     ax.grid(alpha=0.3)
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)

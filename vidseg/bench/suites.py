@@ -186,8 +186,6 @@ _DEFAULT_CUDA = replace(
     e2e=(_DEMO_AR.name, _BISE_AR.name, _GSV_FW.name),
 )
 
-_SWIFT_SEQ = BenchCase("gsvnet-swiftnet18", "flowwarp", "torch", "fp16", keyframe_interval=2,
-                       label="SwiftNet-seq proxy: gsvnet-swiftnet18 flowwarp L2 fp16")
 _GSV_L3 = BenchCase("gsvnet-swiftnet18", "flowwarp", "torch", "fp16", keyframe_interval=3,
                     label="GSVNet: gsvnet-swiftnet18 flowwarp L3 fp16")
 _GSV_HR = BenchCase("gsvnet-swiftnet18", "per-frame", "torch", "fp16", label="gsvnet-swiftnet18 per-frame fp16")
@@ -197,19 +195,50 @@ _PSP_PF = BenchCase("arseg-psp18-cityscapes", "per-frame", label="PSPNet-18 per-
 _PSP_AR = BenchCase("arseg-psp18-cityscapes", "arseg", keyframe_interval=12, lr_scale=0.5,
                     label="AR-Seg PSPNet-18 L12 s0.5")
 
+# SwNet-seq's README (Cityscapes val): (interval i, input scale) -> (avg mIoU, min mIoU w/ edge, wo edge,
+# frames/s on a GTX 1060, on a Tesla V100). i = 0 is SwiftNet-R18 on every frame. fp32, as the seed evaluates.
+_SWSEQ_REPORTED = {
+    (0, 0.5): (70.3, 70.3, 70.3, 52, 180), (0, 0.75): (74.4, 74.4, 74.4, 26, 109), (0, 1.0): (74.6, 74.6, 74.6, 15, 63),
+    (1, 0.75): (73.7, 73.0, 72.6, 44, 171), (2, 0.75): (72.6, 70.6, 70.1, 58, 181),
+    (3, 0.75): (71.8, 69.5, 68.8, 67, 186), (4, 0.75): (70.9, 67.6, 66.8, 75, 193),
+    (2, 0.5): (69.1, 67.5, 67.0, 103, 194), (2, 1.0): (73.4, 72.0, 71.3, 36, 127),
+}
+_SWSEQ_MODEL = {0.5: "swnet-seq-0.5", 0.75: "swnet-seq", 1.0: "swnet-seq-1.0"}
+
+
+def _swseq_case(i: int, scale: float) -> BenchCase:
+    """The seed's interval i (non-keyframes between keys) is vidseg's keyframe interval i + 1."""
+    if i == 0:
+        return BenchCase(_SWSEQ_MODEL[scale], "per-frame", label=f"SwiftNet-R18 per-frame s{scale:g}")
+    return BenchCase(_SWSEQ_MODEL[scale], "flowwarp", keyframe_interval=i + 1, label=f"SwNet-seq i={i} s{scale:g}")
+
+
+def _swseq_target(i: int, scale: float) -> Target:
+    avg, _with_edge, without_edge, fps_1060, fps_v100 = _SWSEQ_REPORTED[(i, scale)]
+    if i == 0:
+        return Target("SwNet-seq", _swseq_case(i, scale).name, f"SwiftNet-R18 per frame, input scale {scale:g}",
+                      fps=float(fps_v100), gpu="Tesla V100",
+                      note=f"GTX 1060: {fps_1060} frames/s; Cityscapes mIoU {avg}")
+    return Target("SwNet-seq", _swseq_case(i, scale).name,
+                  f"SwNet-seq, {i} non-keyframes between keys, input scale {scale:g}", fps=float(fps_v100),
+                  gpu="Tesla V100", baseline=_swseq_case(0, scale).name,
+                  note=f"GTX 1060: {fps_1060} frames/s; Cityscapes avg {avg} / min {without_edge} mIoU (min without "
+                  "the README's edge refinement, which vidseg does not have)")
+
+
+_SWSEQ_CASES = tuple(_swseq_case(i, s) for i, s in _SWSEQ_REPORTED)
+
 _SEEDS = Suite(
     name="seeds",
     description="the seeds' published configurations at 1024x2048, with their numbers beside ours",
     res=(1024, 2048),
-    cases=(_GSV_HR, _SWIFT_SEQ, _GSV_L3, _SANET_TORCH, _SANET_TRT, _PSP_PF, _PSP_AR),
-    rounds=20,
-    round_frames=12,
-    warmup=(3, 20, 0.03),
+    cases=(*_SWSEQ_CASES, _GSV_HR, _GSV_L3, _SANET_TORCH, _SANET_TRT, _PSP_PF, _PSP_AR),
+    rounds=8,
+    round_frames=60,  # whole GOPs of every interval: 2, 3, 4, 5 (SwNet-seq) and 12 (AR-Seg)
+    warmup=(2, 10, 0.03),
+    clip_frames=60,
     targets=(
-        Target("SwiftNet-seq (Orsic et al.)", _SWIFT_SEQ.name, "SwiftNet-R18 keyframes at 0.75 scale, interval 2",
-               fps=181.0, gpu="V100", baseline=_GSV_HR.name,
-               note="vidseg has no SwiftNet-seq non-key path; the closest is GSVNet's flow + GSV refinement with "
-               "SwiftNet-R18 keyframes at 0.75 scale"),
+        *(_swseq_target(i, s) for i, s in _SWSEQ_REPORTED),
         Target("GSVNet (ICME 2021)", _GSV_L3.name, "SwiftNet-R18 keyframes at 0.75 scale, interval 3",
                fps=125.0, gpu="GTX 1080 Ti", baseline=_GSV_HR.name),
         Target("SANet", _SANET_TRT.name, "SANet-100, 1024x2048, TensorRT", fps=109.0, gpu="RTX 3090"),

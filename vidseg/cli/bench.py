@@ -5,8 +5,9 @@
     vidseg-bench --model arseg-bise18-cityscapes --method arseg --engine torch compile --res 512x1024
     vidseg-bench --suite smoke --out /tmp/b        # a tiny run of every part
 
-Writes <device-slug>-<date>-<suite>.{json,md,png} to --out (default benchmarks/results). What each number
-means: benchmarks/README.md.
+Writes <device-slug>-<date>-<suite>.{json,md,png} to --out (default: a new folder vidseg-out/benchN). Every
+figure of a report comes from the same interleaved rounds: frames/s is the median round's, speed-ups are the
+median of per-round ratios. What each number means: benchmarks/README.md.
 """
 
 from __future__ import annotations
@@ -43,11 +44,11 @@ E2E_COLUMNS = (
 )
 ACCURACY_COLUMNS = (
     ("name", "accuracy (synthetic)", "{}"),
-    ("miou", "mIoU (mean over d)", "{:.3f}"),
-    ("miou_min", "min over d", "{:.3f}"),
-    ("miou_d0", "d=0", "{:.3f}"),
-    ("miou_dmax", "largest d", "{:.3f}"),
-    ("tc", "TC (bwd)", "{:.3f}"),
+    ("miou", "mIoU (mean over d)", "{:.1%}"),
+    ("miou_min", "min over d", "{:.1%}"),
+    ("miou_d0", "d=0", "{:.1%}"),
+    ("miou_dmax", "largest d", "{:.1%}"),
+    ("tc", "TC (bwd)", "{:.1%}"),
 )
 TARGET_COLUMNS = (
     ("seed", "seed", "{}"),
@@ -89,7 +90,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--input", help="a video for the end-to-end and model-only frames (default: a synthetic clip)")
     p.add_argument("--device", choices=("cpu", "cuda"), help="default: cuda when available")
     p.add_argument("--threads", type=int, help="torch CPU threads (default: torch's own choice)")
-    p.add_argument("--out", default="benchmarks/results", help="folder for the json, md and png")
+    p.add_argument("--out", type=Path, help="folder for the json, md and png (default: a new vidseg-out/benchN)")
     p.add_argument("--no-accuracy", action="store_true", help="skip mIoU / TC on synthetic clips")
     p.add_argument("--no-e2e", action="store_true", help="skip the end-to-end measurement")
     return p
@@ -313,7 +314,7 @@ def _targets(suite, results, comparisons, env, res) -> list[dict]:
         row = {"seed": t.seed, "case": t.case, "setting": t.setting, "their_fps": t.fps, "their_gpu": t.gpu,
                "our_device": our_device, "their_gmacs_saving": t.gmacs_saving, "note": t.note}
         if r is not None and r.round_s:
-            row["our_fps"] = suite.round_frames * len(r.round_s) / sum(r.round_s)
+            row["our_fps"] = r.row(suite.round_frames)["fps"]  # the median round, as in every other table
         base = results.get(t.baseline) if t.baseline else None
         if base is not None and base.gmacs and r is not None and r.gmacs:
             row["our_gmacs_saving"] = 1.0 - r.gmacs / base.gmacs
@@ -355,7 +356,9 @@ def main(argv: list[str] | None = None) -> int:
     suite = _select(get_suite(args.suite, device), args)
     if not suite.cases:
         raise ConfigError(f"the filters leave no configuration of suite {args.suite!r} to run")
-    payload = run_suite(suite, device=device, out=Path(args.out), input_path=args.input,
+    from vidseg.cli.outputs import output_dir
+
+    payload = run_suite(suite, device=device, out=output_dir(args.out, prefix="bench"), input_path=args.input,
                         accuracy=not args.no_accuracy, e2e=not args.no_e2e, argv=raw)
     return 0 if any(row["rounds"] for row in payload["rows"]) else 1
 

@@ -29,7 +29,7 @@ dataset layouts:
               *_gtFine_labelIds.png (default split val); frames gt-D..gt of each annotated frame must exist
   camvid      AR-Seg's processed camvid-sequence: DIR/3M-GOP12/{decoded_GOP12_dist_<d>,MVmap_GOP12_dist_<d>,frames}
               (default split test)
-  synthetic   a folder of clips written by vidseg.video.synthetic.write_clip (<stem>.mp4 + <stem>_gt/), or one clip
+  synthetic   a folder of clips written by vidseg.synthetic.write_clip (<stem>.mp4 + <stem>_gt/), or one clip
 keyframes: cityscapes and camvid put the key d frames before the labelled frame (interval D+1); for them
 --keyframe-interval L means D = L-1. synthetic uses the clip's I-frames unless --keyframe-interval is given."""
 
@@ -43,6 +43,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model", help="registered model name; see vidseg-run --list-models")
     p.add_argument("--weights", help="checkpoint path; AR-Seg pairs take 'HR.pth,AR.pth' or AR-Seg's "
                    "checkpoints/<dataset>-<backbone> folder (HR/ and AR/)")
+    p.add_argument("--random-weights", action="store_true",
+                   help="evaluate a zoo model without trained weights (a pipeline check: its mIoU means nothing)")
     p.add_argument("--method", choices=METHODS, help="default: the model's keyframe method when it has one")
     p.add_argument("--engine", choices=BACKENDS, default="torch", help="backend (default torch: eager PyTorch)")
     p.add_argument("--precision", choices=PRECISIONS, default="fp32")
@@ -81,14 +83,12 @@ def main(argv: list[str] | None = None) -> int:
         if max_distance is None:
             max_distance = args.keyframe_interval - 1
 
-    from vidseg.engine.engine import load_model
     from vidseg.eval.evaluate import evaluate
 
-    config = _config(args)
-    model = load_model(config)  # method None: the model's keyframe method
+    config = _config(args)  # method None: the model's keyframe method
     with _progress(args) as progress:
         try:
-            result = evaluate(config, args.dataset, args.data, model=model, max_distance=max_distance,
+            result = evaluate(config, args.dataset, args.data, max_distance=max_distance,
                               limit=args.limit, split=args.split, tc=args.tc, absent=args.miou_definition,
                               progress=progress)
         except DatasetError as err:  # the readers list the layout over several lines: one line here
@@ -105,7 +105,8 @@ def _config(args: argparse.Namespace) -> EngineConfig:
         keyframes = {"keyframes": "interval", "keyframe_interval": args.keyframe_interval}
     elif args.dataset == "synthetic":
         keyframes = {"keyframes": "gop"}
-    return EngineConfig(model=args.model, weights=args.weights, method=args.method,
+    return EngineConfig(model=args.model, weights=args.weights, random_weights=args.random_weights,
+                        method=args.method,
                         backend=args.engine, precision=args.precision, lr_scale=args.lr_scale, device=args.device,
                         **keyframes)
 

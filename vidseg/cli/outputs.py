@@ -1,9 +1,16 @@
 """Where vidseg-run saves its results, and the sinks that write them.
 
 Without `--out`, every run gets a new numbered folder, `vidseg-out/run1`, `run2`, ... (as `yolo predict` does),
-so a run never overwrites an earlier one; with `--out DIR` results go to DIR. By default the overlay video and
-the label maps are saved; `--save none` writes nothing. `--out URL` (rtsp://, rtmp://, udp://, tcp://, srt://)
-sends the overlay as a live stream instead (`stream_output`).
+so a run never overwrites an earlier one; with `--out DIR` results go to DIR. By default the overlay video (with
+a colour legend PNG beside it) and the label maps are saved; `--save none` writes nothing. `--out URL` (rtsp://,
+rtmp://, udp://, tcp://, srt://) sends the overlay as a live stream instead (`stream_output`).
+
+| kind    | file(s)                                   | holds                                                     |
+|---------|-------------------------------------------|-----------------------------------------------------------|
+| overlay | <stem>_overlay.mp4, <stem>_legend.png     | the frames with label colours blended in; class colours   |
+| labels  | <stem>_labels/<index>_trainIds.png        | one 8-bit PNG of class ids per frame                      |
+| npz     | <stem>_labels.npz                         | labels [N, H, W] stacked, per-frame arrays, index, pts    |
+| probs   | <stem>_probs.npz                          | fp16 class probabilities per frame at the logits' size    |
 """
 
 from __future__ import annotations
@@ -20,11 +27,9 @@ from vidseg.video.redact import redact
 __all__ = ["SAVE_KINDS", "DEFAULT_SAVE", "DEFAULT_ROOT", "parse_save", "output_dir", "make_sinks", "sink_paths",
            "stream_output"]
 
-SAVE_KINDS = ("overlay", "labels", "npz")
+SAVE_KINDS = ("overlay", "labels", "npz", "probs")
 DEFAULT_SAVE = ("overlay", "labels")
 DEFAULT_ROOT = Path("vidseg-out")
-# ModelSpec.palette -> vidseg.video.sinks palette name
-_PALETTES = {"cityscapes19": "cityscapes", "cityscapes": "cityscapes", "camvid11": "camvid11", "camvid12": "camvid12"}
 
 
 def parse_save(save: str | None) -> tuple[str, ...]:
@@ -43,17 +48,17 @@ def parse_save(save: str | None) -> tuple[str, ...]:
     return kinds
 
 
-def output_dir(out: Path | None, *, root: Path = DEFAULT_ROOT) -> Path:
-    """The folder a run writes to, created: `out` when given, else the next free `root/runN`. A path that
+def output_dir(out: Path | None, *, root: Path = DEFAULT_ROOT, prefix: str = "run") -> Path:
+    """The folder a run writes to, created: `out` when given, else the next free `root/<prefix>N`. A path that
     cannot be a folder (a file, a path under a file, no permission) is a one-line ConfigError."""
     if out is not None:
         _make_dir(out, "--out")
         return out
     _make_dir(root, "the output folder")
-    taken = [int(m.group(1)) for p in root.iterdir() if (m := re.fullmatch(r"run(\d+)", p.name))]
+    taken = [int(m.group(1)) for p in root.iterdir() if (m := re.fullmatch(rf"{prefix}(\d+)", p.name))]
     n = max(taken, default=0) + 1
     while True:  # another run may take the same number between listing and creating
-        path = root / f"run{n}"
+        path = root / f"{prefix}{n}"
         try:
             path.mkdir()
             return path
@@ -88,26 +93,40 @@ def stream_output(out: str | None, save: Sequence[str]) -> str | None:
     return out
 
 
-def make_sinks(save: Sequence[str], out: Path | str, stem: str, *, palette: str, fps: float | None) -> list[Any]:
-    """The sinks for the kinds asked for, writing `out/<stem>_*`; when `out` is a stream URL (a str), the overlay
-    alone, sent there."""
+def make_sinks(save: Sequence[str], out: Path | str, stem: str, *, palette: str, fps: float | None,
+               alpha: float = 0.5, legend: Sequence[tuple[str, tuple[int, int, int]]] = ()) -> list[Any]:
+    """The sinks for the kinds asked for, writing `out/<stem>_*` (and the overlay's legend PNG beside it); when
+    `out` is a stream URL (a str), the overlay alone, sent there."""
     if not save:
         return []
     from vidseg.video.sinks import PALETTES, LabelPNGSink, NPZSink, OverlayVideoSink
 
     sinks: list[Any] = []
     if "overlay" in save:
-        name = _PALETTES.get(palette, palette)
         target = out if isinstance(out, str) else out / f"{stem}_overlay.mp4"  # a str: a stream URL
-        sinks.append(OverlayVideoSink(target, fps=fps or 25.0, palette=name if name in PALETTES else "cityscapes"))
+        sinks.append(OverlayVideoSink(target, fps=fps or 25.0, alpha=alpha,
+                                      palette=palette if palette in PALETTES else "cityscapes"))
+        if isinstance(out, str):
+            return sinks
+        if legend:
+            from vidseg.video.legend import write_legend
+
+            write_legend(out / f"{stem}_legend.png", legend)
     if "labels" in save:
         sinks.append(LabelPNGSink(out / f"{stem}_labels"))
     if "npz" in save:
         sinks.append(NPZSink(out / f"{stem}_labels.npz"))
+    if "probs" in save:
+        from vidseg.video.probs import ProbsSink
+
+        sinks.append(ProbsSink(out / f"{stem}_probs.npz"))
     return sinks
 
 
 def sink_paths(sinks: Sequence[Any]) -> list[Path | str]:
-    """What each sink writes (a file or a folder; a stream's URL, redacted)."""
-    paths = [str(getattr(s, "path", getattr(s, "directory", ""))) for s in sinks]
-    return [redact(p) if "://" in p else Path(p) for p in paths]
+    """What each sink writes (a file or a folder; a stream's URL, redacted), with the overlay's legend beside it."""
+    named = [str(getattr(s, "path", getattr(s, "directory", ""))) for s in sinks]
+    paths = [Path(p) for p in named if "://" not in p]
+    legends = [p.with_name(p.name.replace("_overlay.mp4", "_legend.png")) for p in paths
+               if p.name.endswith("_overlay.mp4")]
+    return [redact(p) if "://" in p else Path(p) for p in named] + [p for p in legends if p.exists()]

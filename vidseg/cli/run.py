@@ -40,7 +40,8 @@ def build_parser() -> argparse.ArgumentParser:
         description="Real-time video semantic segmentation: full compute on keyframes, cheap non-keyframes.",
     )
     p.add_argument("input", nargs="?", help=INPUT_HELP + " (H.264 carries codec motion vectors; HEVC/VP9 do not)")
-    p.add_argument("--model", help="registered model name (default: the built-in demo model); see --list-models")
+    p.add_argument("--model", help="registered model name (default: the built-in demo model; see --list-models), "
+                   "or a folder written by vidseg-export, run from its artifacts alone")
     p.add_argument("--weights", help="checkpoint path; AR-Seg pairs take 'HR.pth,AR.pth' or AR-Seg's "
                    "checkpoints/<dataset>-<backbone> folder (HR/ and AR/)")
     p.add_argument("--random-weights", action="store_true",
@@ -61,6 +62,7 @@ def build_parser() -> argparse.ArgumentParser:
                    "(default: overlay,labels)")
     p.add_argument("--out", help="output folder (default: a new vidseg-out/runN), or a stream URL for the overlay "
                                  "(rtsp://, rtmp://, udp://, tcp://, srt://)")
+    p.add_argument("--alpha", type=float, default=0.5, help="overlay opacity of the label colours, 0..1 (default 0.5)")
     p.add_argument("--json", type=Path, metavar="PATH", help="also write the run summary as JSON to PATH")
     p.add_argument("--device", default="auto", help="cpu, cuda, cuda:N or auto (default)")
     p.add_argument("--live", action=argparse.BooleanOptionalAction, default=None,
@@ -91,6 +93,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.max_frames is not None and args.max_frames < 1:
         raise ConfigError(f"--max-frames must be >= 1, got {args.max_frames}; leave it out to process every frame")
     save = parse_save(args.save)
+    if not 0.0 <= args.alpha <= 1.0:
+        raise ConfigError(f"--alpha must lie in 0..1 (0: the video alone, 1: label colours alone), got {args.alpha}")
     if not args.demo:
         _check(args.input)  # a bad input fails here, before any model loads
     stream = stream_output(args.out, save)  # --out URL: the overlay goes to that stream, nothing to a folder
@@ -99,13 +103,13 @@ def main(argv: list[str] | None = None) -> int:
 
     from vidseg.engine.engine import Engine, load_model
 
-    config = _config(args)
+    config = _config(args).replace(return_logits="probs" in save)
     engine = Engine(config, model=load_model(config))  # method None: the model's keyframe method
     source = open_input(str(_demo_clip(out)) if args.demo else args.input, args, motion=engine.needs_motion)
     try:
         target = stream or out
-        sinks = make_sinks(save, target, output_stem(source), palette=engine.spec.palette,
-                           fps=source.fps) if target is not None else []
+        sinks = make_sinks(save, target, output_stem(source), palette=engine.spec.palette, fps=source.fps,
+                           alpha=args.alpha, legend=_legend(engine.spec)) if target is not None else []
     except BaseException:
         source.close()
         raise
@@ -146,9 +150,9 @@ def _check(text: str) -> None:
 
 def _demo_clip(out: Path) -> Path:
     try:
-        from vidseg.video.synthetic import SceneConfig, write_clip
+        from vidseg.synthetic import SceneConfig, write_clip
     except ModuleNotFoundError as err:
-        raise ConfigError("--demo needs vidseg.video.synthetic, which is not installed in this version") from err
+        raise ConfigError("--demo needs vidseg.synthetic, which is not installed in this version") from err
     path = out / "demo.mp4"
     write_clip(path, SceneConfig(height=DEMO_SIZE[0], width=DEMO_SIZE[1]), DEMO_FRAMES, ground_truth=False)
     return path
@@ -198,12 +202,20 @@ def _run(engine, source, sinks: list, out: Path | None, total: int | None, args:
     return 0
 
 
-def _class_names(spec) -> tuple[str, ...]:
-    from vidseg.video.sinks import CAMVID11_CLASSES, CAMVID12_CLASSES, CITYSCAPES_CLASSES
+def _legend(spec) -> list:
+    try:
+        entries = spec.label_set().legend()
+    except Exception:  # noqa: BLE001 - a model with its own classes: no named legend
+        return []
+    return entries if len(entries) == spec.num_classes else []
 
-    names = {"cityscapes19": CITYSCAPES_CLASSES, "cityscapes": CITYSCAPES_CLASSES, "camvid11": CAMVID11_CLASSES,
-             "camvid12": CAMVID12_CLASSES}.get(spec.palette, ())
-    return names if len(names) == spec.num_classes else ()
+
+def _class_names(spec) -> tuple[str, ...]:
+    try:
+        names = spec.label_set().classes
+    except Exception:  # noqa: BLE001 - a model with its own classes: the summary numbers them instead
+        return ()
+    return tuple(names) if len(names) == spec.num_classes else ()
 
 
 @contextlib.contextmanager

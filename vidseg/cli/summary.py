@@ -34,7 +34,7 @@ def print_summary(summary: RunSummary, outputs: Sequence[Any] = (), *, class_nam
     table.add_column(overflow="fold")
     scale = f", LR scale {summary.lr_scale:g}" if summary.lr_scale is not None else ""
     table.add_row("method", f"{summary.method}{scale} (keyframes: {summary.policy})")
-    table.add_row("backend", summary.backend)
+    table.add_row("backend", summary.backend + (f"\n{summary.engine_choice}" if summary.engine_choice else ""))
     table.add_row("frames", f"{summary.frames} ({summary.keyframes} keyframes)" +
                   (" - interrupted" if summary.interrupted else ""))
     startup = f", of which {summary.startup_s:.2f} s engine start-up" if summary.startup_s >= 0.005 else ""
@@ -74,6 +74,7 @@ def summary_record(summary: RunSummary, *, config: Any = None, outputs: Sequence
         "lr_scale": summary.lr_scale,
         "keyframe_policy": summary.policy,
         "backend": summary.backend,
+        "engine_choice": summary.engine_choice,
         "frames": summary.frames,
         "keyframes": summary.keyframes,
         "interrupted": summary.interrupted,

@@ -35,30 +35,32 @@ def build_parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="recipe", required=True)
 
     demo = sub.add_parser("demo", help="train the built-in demo model (HR, LR-only, AR-Seg) and evaluate it")
-    demo.add_argument("--out", type=Path, default=Path("vidseg-train-demo"))
+    demo.add_argument("--out", type=Path, default=Path("vidseg-train-demo"),
+                      help="working folder: clips, checkpoints, log.jsonl, report.json (default vidseg-train-demo)")
     demo.add_argument("--install", action="store_true", help="copy the trained weights into the package")
-    demo.add_argument("--steps-hr", type=int)
-    demo.add_argument("--steps-lr", type=int)
-    demo.add_argument("--steps-arseg", type=int)
+    demo.add_argument("--steps-hr", type=int, help="optimiser steps of stage 1, the HR network (default 1000)")
+    demo.add_argument("--steps-lr", type=int, help="steps of stage 2, the LR branch alone (default 600)")
+    demo.add_argument("--steps-arseg", type=int, help="steps of stage 3, LR branch + CReFF (default 4000)")
     demo.add_argument("--scenes", type=int, help="training scenes (default 16)")
     demo.add_argument("--quick", action="store_true", help="a tiny run that checks the whole recipe (minutes)")
 
     for name, text in (("hr", "train a model's HR (key) network per frame"),
                        ("arseg", "train an AR-Seg pair's LR branch + CReFF with feature-similarity training")):
         q = sub.add_parser(name, help=text)
-        q.add_argument("--model", required=True)
+        q.add_argument("--model", required=True, help="registered model to train (vidseg-run --list-models)")
         q.add_argument("--weights", help="initial weights (arseg: the trained HR checkpoint)")
-        q.add_argument("--out", type=Path, required=True)
-        q.add_argument("--steps", type=int, default=1000)
-        q.add_argument("--lr", type=float, default=0.01)
-        q.add_argument("--batch", type=int, default=8)
+        q.add_argument("--out", type=Path, required=True,
+                       help="working folder: clips, checkpoints, log.jsonl (re-run to resume)")
+        q.add_argument("--steps", type=int, default=1000, help="optimiser steps (default 1000)")
+        q.add_argument("--lr", type=float, default=0.01, help="peak learning rate, poly decay (default 0.01)")
+        q.add_argument("--batch", type=int, default=8, help="clips per step (default 8)")
         q.add_argument("--size", type=_size, default=(256, 512), help="clip size HxW (default 256x512)")
         q.add_argument("--crop", type=_size, help="random crop HxW (multiples of 32)")
-        q.add_argument("--scenes", type=int, default=16)
+        q.add_argument("--scenes", type=int, default=16, help="synthetic training scenes (default 16)")
         if name == "hr":
             q.add_argument("--temporal-weight", type=float, default=0.0,
                            help="ETC's temporal-consistency (motion) loss weight (0.1 in ETC; 0 = off)")
-        q.add_argument("--device", default="cpu")
+        q.add_argument("--device", default="cpu", help="cpu or cuda (default cpu)")
     return p
 
 

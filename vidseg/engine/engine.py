@@ -25,15 +25,18 @@ from collections import deque
 from collections.abc import Callable, Hashable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from itertools import islice
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from torch import Tensor
 
 from vidseg.config import EngineConfig
 from vidseg.device import resolve_device
 from vidseg.engine.backends import build_runner
+from vidseg.engine.backends.auto import frame_mix
 from vidseg.engine.backends.base import Runner
 from vidseg.engine.methods import Method, MethodState, method_for
 from vidseg.engine.pipeline import Arrival, DeviceIO, Download, Prefetcher, Writer, frame_time
@@ -91,13 +94,21 @@ class Engine:
         self._fallbacks: list[str] = []
         self._notified: set[str] = set()
         self.method: Method = method_for(self.model, self.config, note=self._note)
-        stages = self.model.stages(**self.method.stage_options())
-        self.stages = {name: stages[name] for name in self.method.stages}
+        # A model that carries its compiled artifacts (an export folder) builds its own runner from them, at the
+        # frame size it was exported for, if it is fixed; others give their stage modules to a backend.
+        self._own_runner = getattr(self.model, "make_runner", None)
+        self.input_size: tuple[int, int] | None = getattr(self.model, "fixed_input_size", None)
+        if self._own_runner is None:
+            stages = self.model.stages(**self.method.stage_options())
+            self.stages = {name: stages[name] for name in self.method.stages}
+        else:
+            self.stages = {}
         self.policy: KeyframePolicy = make_policy(self.config) if self.method.uses_keyframes else IntervalPolicy(1)
         self.device = resolve_device(self.config.device)
         self.io = DeviceIO(self.device, channels_last=self.config.channels_last)
         self.summary: RunSummary | None = None
         self._runner: Runner | None = None
+        self.engine_choice = ""  # what --engine auto measured and chose (empty when a backend was named)
         self._build_s = 0.0  # seconds spent building the runner during the current run
         self._built_at = 0.0  # perf_counter when the runner was last built (latency never counts the build)
         self._live: dict[Hashable, tuple[_Stream, int]] = {}  # process_frame's streams: state, next index
@@ -120,12 +131,21 @@ class Engine:
     def _ensure_runner(self, frame_size: tuple[int, int]) -> Runner:
         if self._runner is None:
             start = time.perf_counter()
-            built = build_runner(self.config, self.stages, frame_size, self.device)
+            frame_size = self.input_size or frame_size
+            if self._own_runner is not None:
+                self._runner = self._own_runner(self.config, frame_size, self.device)
+                self._built_at = time.perf_counter()
+                self._build_s += self._built_at - start
+                return self._runner
+            mix = frame_mix(self.method, self.config.keyframe_interval)
+            built = build_runner(self.config, self.stages, frame_size, self.device, mix=mix)
             self._runner = built.runner
             self._built_at = time.perf_counter()
             self._build_s += self._built_at - start
             for why in built.skipped:
                 self._note(f"backend auto skipped {why}")
+            if built.choice is not None:
+                self.engine_choice = built.choice.describe()
         return self._runner
 
     # public API --------------------------------------------------------------------------------------------
@@ -333,7 +353,7 @@ class Engine:
                 decision = self._decide(stream, arrival.frame, arrival.skipped)
                 plan, frame_inputs = self.method.prepare(stream.method, arrival.frame,
                                                          (*arrival.skipped, arrival.frame), decision,
-                                                         self.io.accept(arrival.prepared))
+                                                         self._fit(self.io.accept(arrival.prepared)))
                 decisions.append(decision)
                 plans.append(plan)
                 inputs.append(frame_inputs)
@@ -351,6 +371,17 @@ class Engine:
                          self._latency_origin(arrivals[i], started, live), i, plans[j].motion)
                 for j, i in enumerate(ids)
             ]
+
+    def _fit(self, image: Tensor) -> Tensor:
+        """The frame at the size the runner was built for, when it takes one size only (a fixed-size export):
+        resized bilinearly; its labels still come out at the frame's own size."""
+        if self.input_size is None or tuple(image.shape[-2:]) == tuple(self.input_size):
+            return image
+        self._note(f"frames are resized to {self.input_size[0]}x{self.input_size[1]}, the size the model was "
+                   "exported for (export with --dynamic to run at the frames' own size)")
+        resized = F.interpolate(image.float(), size=self.input_size, mode="bilinear", align_corners=False,
+                                antialias=True)
+        return resized.round_().clamp_(0, 255).to(torch.uint8)
 
     def _latency_origin(self, arrival: Arrival, started: float, live: bool) -> float:
         """Live: when the frame arrived (the source's packet read, else its hand-over to the engine), but never
@@ -438,7 +469,7 @@ class Engine:
         if stats is not None:
             stats.add(result)
         if writer is not None:
-            writer.put(frame.index, frame.image, result.labels, frame_time(frame))
+            writer.put(frame.index, frame.image, result.labels, frame_time(frame), logits=result.logits)
         return result
 
     def _note(self, message: str) -> None:
@@ -462,13 +493,19 @@ class Engine:
             startup_s=self._build_s,
             lr_scale=self.method.lr_scale,
             reconnects=reconnects,
+            engine_choice=self.engine_choice,
         )
 
 
 def load_model(config: EngineConfig) -> VideoSegModel:
-    """The model the config names (the built-in demo model when none), with its weights loaded."""
+    """The model the config names (the built-in demo model when none), with its weights loaded; a folder written
+    by vidseg-export (its manifest.json) loads as its artifacts, with no PyTorch model built."""
     from vidseg.models import registry
 
+    if config.model is not None and (Path(config.model) / "manifest.json").is_file():
+        from vidseg.export.loader import load_export
+
+        return load_export(config.model)
     name = config.model or "demo"
     if config.model is None and name not in registry.list_models():
         raise ConfigError(

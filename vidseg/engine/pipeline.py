@@ -201,22 +201,27 @@ def frame_time(frame: Any) -> float | None:
         return None
 
 
-def _takes_pts(sink: Any) -> bool:
+def _keywords(sink: Any) -> frozenset[str]:
+    """The optional keywords (pts, logits) a sink's `write` takes; none for the older three-argument protocol
+    or a builtin without a signature."""
     try:
         parameters = inspect.signature(sink.write).parameters.values()
-    except (TypeError, ValueError):  # a builtin without a signature: call it the old way
-        return False
-    return any(p.name == "pts" or p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters)
+    except (TypeError, ValueError):
+        return frozenset()
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters):
+        return frozenset({"pts", "logits"})
+    return frozenset(p.name for p in parameters if p.name in ("pts", "logits"))
 
 
 class Writer:
     """Calls `sink.write(index, image, labels, pts=pts)` for every result, in order, in a thread; `close()`
     drains the queue, closes every sink and re-raises the first error of the thread (also raised at the next
-    `put`). A sink whose `write` takes no ``pts`` (the older three-argument protocol) is called without it."""
+    `put`). A sink whose `write` takes no ``pts`` (the older three-argument protocol) is called without it; one
+    whose `write` takes ``logits`` also gets the frame's logits (float [K, h, w], when the engine keeps them)."""
 
     def __init__(self, sinks: Sequence[Any], depth: int = 8) -> None:
         self.sinks = list(sinks)
-        self._takes_pts = [_takes_pts(sink) for sink in self.sinks]
+        self._keywords = [_keywords(sink) for sink in self.sinks]
         self._queue: queue.Queue = queue.Queue(maxsize=max(1, depth))
         self._error: BaseException | None = None
         self._closed = False
@@ -230,19 +235,17 @@ class Writer:
                 return
             if self._error is not None:
                 continue  # keep draining so put() never blocks; the error is raised by the consumer
-            index, image, labels, pts = item
+            index, image, labels, extra = item
             try:
-                for sink, takes_pts in zip(self.sinks, self._takes_pts, strict=True):
-                    if takes_pts:
-                        sink.write(index, image, labels, pts=pts)
-                    else:
-                        sink.write(index, image, labels)
+                for sink, keywords in zip(self.sinks, self._keywords, strict=True):
+                    sink.write(index, image, labels, **{k: v for k, v in extra.items() if k in keywords})
             except BaseException as err:  # carried to the consumer
                 self._error = err
 
-    def put(self, index: int, image: np.ndarray, labels: np.ndarray, pts: float | None = None) -> None:
+    def put(self, index: int, image: np.ndarray, labels: np.ndarray, pts: float | None = None,
+            logits: np.ndarray | None = None) -> None:
         self._raise()
-        self._queue.put((index, image, labels, pts))
+        self._queue.put((index, image, labels, {"pts": pts, "logits": logits}))
 
     def _raise(self) -> None:
         if self._error is not None:

@@ -124,6 +124,7 @@ class RunSummary:
     lr_scale: float | None = None  # the arseg LR branch's scale (None for other methods)
     stage_calls: Mapping[str, int] = field(default_factory=dict)  # calls per stage (a frame's call counts once)
     class_pixels: tuple[int, ...] = ()  # labelled pixels per class id over all frames (index = class id)
+    engine_choice: str = ""  # what --engine auto measured and chose
     reconnects: int = 0  # times a live source reopened a lost stream
     motion: Mapping[str, int] = field(default_factory=dict)  # non-keyframes per motion source ("codec", "flow", ...)
 

@@ -20,14 +20,8 @@ from vidseg.eval.datasets import (
     SyntheticClip,
     read_mv_bin,
 )
-from vidseg.eval.metrics import (
-    MIOU_DEFINITIONS,
-    ConfusionMatrix,
-    KeyDistanceMIoU,
-    TemporalConsistency,
-    mean_iou,
-    resample2d,
-)
+from vidseg.eval.metrics import MIOU_DEFINITIONS, ConfusionMatrix, KeyDistanceMIoU, mean_iou
+from vidseg.eval.temporal import TemporalConsistency, resample2d
 
 __all__ = [
     "CAMVID_CLASSES",

@@ -16,9 +16,10 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from vidseg.classes import CAMVID12, CITYSCAPES_CLASSES, CITYSCAPES_LABEL_TO_TRAIN
 from vidseg.errors import DatasetError
-from vidseg.video.sinks import CITYSCAPES_CLASSES, CITYSCAPES_TRAINID_TO_LABELID
-from vidseg.video.synthetic import load_ground_truth
+from vidseg.synthetic.truth import FORMAT as GT_FORMAT
+from vidseg.synthetic.truth import ground_truth_dir, load_ground_truth
 
 __all__ = [
     "CITYSCAPES_CLASSES",
@@ -37,18 +38,10 @@ __all__ = [
     "load_label",
 ]
 
-# Class names and labelIds come from the one Cityscapes table (video/sinks.py); every other labelId, incl.
-# unlabeled, maps to 255 (cityscapesscripts/helpers/labels.py).
-_CITYSCAPES_TRAIN_LABEL_IDS = tuple(int(i) for i in CITYSCAPES_TRAINID_TO_LABELID[: len(CITYSCAPES_CLASSES)])
-CITYSCAPES_LABEL_TO_TRAIN = np.full(256, 255, dtype=np.uint8)
-CITYSCAPES_LABEL_TO_TRAIN[list(_CITYSCAPES_TRAIN_LABEL_IDS)] = np.arange(19, dtype=np.uint8)
-CITYSCAPES_LABEL_TO_TRAIN.setflags(write=False)
-
-# AR-Seg's camvid-pre-process.py colour order; void (0,0,0) is class 11 and counts in the mIoU (arseg.md §3.4).
-CAMVID_CLASSES = (
-    "sky", "building", "column_pole", "road", "sidewalk", "tree", "sign_symbol", "fence", "car", "pedestrian",
-    "bicyclist", "void",
-)  # fmt: skip
+# Cityscapes labelId -> trainId (every labelId without a train id, incl. unlabeled, -> 255) and AR-Seg's CamVid
+# classes (camvid-pre-process.py colour order; void is class 11 and counts in the mIoU, arseg.md §3.4) come from
+# the one class table, vidseg.classes.
+CAMVID_CLASSES = CAMVID12.classes
 
 
 def load_rgb(path: Path) -> np.ndarray:
@@ -351,14 +344,14 @@ class CamVidARSeg:
 # -- vidseg's synthetic clips -------------------------------------------------------------------------------
 
 SYNTHETIC_LAYOUT = """\
-  <dir>/<stem>.<ext>                  the encoded clip (vidseg.video.synthetic.write_clip)
+  <dir>/<stem>.<ext>                  the encoded clip (vidseg.synthetic.write_clip)
   <dir>/<stem>_gt/meta.json           format "vidseg-synthetic-gt", num_frames, gop, classes, conventions
   <dir>/<stem>_gt/labels/%06d.png     uint8 Cityscapes trainIds per frame
   <dir>/<stem>_gt/flow/%06d.npz       flow_prev, occ_prev (to frame t-1), flow_key, occ_key, key_index"""
 
 
 class SyntheticClip:
-    """A clip written by `vidseg.video.synthetic.write_clip`, given its video path or its `<stem>_gt` folder.
+    """A clip written by `vidseg.synthetic.write_clip`, given its video path or its `<stem>_gt` folder.
 
     Every frame is labelled (19 Cityscapes train ids), so every frame scores: its keyframe distance is
     t - key_index with key_index = t // gop * gop, the clip's I-frames. The flow ground truth is backward
@@ -371,7 +364,7 @@ class SyntheticClip:
 
     def __init__(self, path: str | Path):
         p = Path(path)
-        self.gt_dir = p if (p / "meta.json").is_file() else p.parent / f"{p.stem}_gt"
+        self.gt_dir = ground_truth_dir(p)
         meta_path = self.gt_dir / "meta.json"
         if not meta_path.is_file():
             raise _missing(self.layout, p, [meta_path])
@@ -379,7 +372,7 @@ class SyntheticClip:
             self.meta = json.loads(meta_path.read_text())
         except (OSError, ValueError) as err:
             raise DatasetError(f"cannot read {meta_path}: {err}") from err
-        if self.meta.get("format") != "vidseg-synthetic-gt":
+        if self.meta.get("format") != GT_FORMAT:
             raise DatasetError(f"{meta_path} is not vidseg synthetic ground truth (format {self.meta.get('format')!r})")
         try:
             self.num_frames = int(self.meta["num_frames"])

@@ -18,7 +18,7 @@ Protocols (reference digests: arseg.md §3.1 and §5, gsvnet.md §9, etc.md §4)
   camvid      AR-Seg's processed layout: for d >= 1 the decoded I-frame runs as the keyframe, then the decoded
               frame at GOP position d with the stored motion (already chained to the key) as a per-pixel
               MotionField; at d = 0 the decoded frame runs as a keyframe (AR-Seg's HR model at d = 0).
-  synthetic   Clips written by `vidseg.video.synthetic.write_clip`: the engine runs over each whole clip
+  synthetic   Clips written by `vidseg.synthetic.write_clip`: the engine runs over each whole clip
               (keyframes: the GOP's I-frames, or the config's interval); every frame is scored at its keyframe
               distance (per-frame methods: at its position in the GOP, as AR-Seg's HR rows). TC uses the ground-
               truth flow, which is each frame's backward flow to the previous frame, so it is measured with
@@ -34,7 +34,6 @@ import tempfile
 import warnings
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
-from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
@@ -48,7 +47,10 @@ from vidseg.eval.datasets import (
     CamVidARSeg,
     CityscapesSequence,
 )
-from vidseg.eval.metrics import MIOU_DEFINITIONS, KeyDistanceMIoU, Table, TemporalConsistency, format_table
+from vidseg.eval.metrics import MIOU_DEFINITIONS, KeyDistanceMIoU
+from vidseg.eval.tables import Table, format_table
+from vidseg.eval.temporal import TemporalConsistency
+from vidseg.video.encode import VideoWriter, fixed_gop_options
 
 __all__ = ["DATASETS", "EvalResult", "evaluate", "encode_h264", "find_synthetic_clips", "CITYSCAPES_ENCODE"]
 
@@ -167,12 +169,18 @@ def evaluate(
     split = split or _DEFAULT_SPLIT[dataset]
     from vidseg.engine.engine import Engine, load_model
 
-    if model is None:
-        model = load_model(config)
+    if model is None and config.model is not None:  # a misspelt name fails before any data is read
+        from vidseg.models.registry import model_builder
+
+        model_builder(config.model)
+
+    def model_of() -> Any:  # loaded once the dataset is known to be readable: a bad --data fails at once
+        return model if model is not None else load_model(config)
+
     run = {"cityscapes": _cityscapes, "camvid": _camvid, "synthetic": _synthetic}[dataset]
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", RuntimeWarning)
-        result = run(config, model, Engine, root, split, max_distance, limit, tc, absent, progress)
+        result = run(config, model_of, Engine, root, split, max_distance, limit, tc, absent, progress)
     seen = set(result.fallbacks)
     for w in caught:
         message = str(w.message)
@@ -185,9 +193,10 @@ def evaluate(
 # -- Cityscapes ---------------------------------------------------------------------------------------------
 
 
-def _cityscapes(config, model, Engine, root, split, max_distance, limit, tc, absent, progress) -> EvalResult:
+def _cityscapes(config, model_of, Engine, root, split, max_distance, limit, tc, absent, progress) -> EvalResult:
     d_max = _DEFAULT_MAX_DISTANCE if max_distance is None else max_distance
     reader = CityscapesSequence(root, split, max_distance=d_max)
+    model = model_of()
     classes = _check_classes(model, CITYSCAPES_CLASSES, "cityscapes")
     engine = Engine(config.replace(keyframes="interval", keyframe_interval=d_max + 1), model=model)
     encode = engine.method.uses_motion  # codec motion: re-encode the clip so the decoder exports it
@@ -253,47 +262,29 @@ def _bitrate(size: tuple[int, int]) -> int:
 def encode_h264(path: str | Path, frames: Sequence[np.ndarray]) -> Path:
     """Encode uint8 RGB frames (even H and W) as H.264: an I-frame, then P-frames predicted from the previous
     frame (no B-frames, one reference), with the settings of `CITYSCAPES_ENCODE`. Returns the path."""
-    import av
-
     path = Path(path)
     h, w = frames[0].shape[:2]
     if h % 2 or w % 2:
         raise InputError(f"H.264 (yuv420p) needs an even frame size to re-encode for codec motion; got {h}x{w}")
     c = CITYSCAPES_ENCODE
-    rate = Fraction(c["fps"])
-    try:
-        with av.open(str(path), mode="w") as container:
-            stream = container.add_stream(c["codec"], rate=rate)
-            stream.width, stream.height = w, h
-            stream.pix_fmt = "yuv420p"
-            stream.bit_rate = _bitrate((h, w))
-            stream.options = {
-                "preset": "veryfast",
-                "x264-params": f"keyint={c['keyint']}:min-keyint={c['keyint']}:scenecut=0:bframes={c['bframes']}:"
-                f"ref={c['refs']}:log-level=error",
-            }
-            for t, image in enumerate(frames):
-                frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(image), format="rgb24")
-                frame.pts = t
-                frame.time_base = 1 / rate
-                for packet in stream.encode(frame):
-                    container.mux(packet)
-            for packet in stream.encode(None):
-                container.mux(packet)
-    except av.FFmpegError as err:
-        raise InputError(f"re-encoding {path.name} with {c['codec']} for codec motion failed: {err}") from err
+    options = fixed_gop_options(c["codec"], c["keyint"], c["bframes"], {"ref": c["refs"]})
+    with VideoWriter(path, width=w, height=h, rate=c["fps"], codec=c["codec"], bitrate=_bitrate((h, w)),
+                     options=options) as writer:
+        for image in frames:
+            writer.write(image)
     return path
 
 
 # -- CamVid (AR-Seg's layout) -------------------------------------------------------------------------------
 
 
-def _camvid(config, model, Engine, root, split, max_distance, limit, tc, absent, progress) -> EvalResult:
+def _camvid(config, model_of, Engine, root, split, max_distance, limit, tc, absent, progress) -> EvalResult:
     gop = 12  # the GOP of AR-Seg's processed CamVid (3M-GOP12)
     d_max = _DEFAULT_MAX_DISTANCE if max_distance is None else max_distance
     if d_max >= gop:
         raise ConfigError(f"max distance {d_max} does not fit AR-Seg's GOP of {gop} frames (d = 0..{gop - 1})")
     reader = CamVidARSeg(root, split, distances=range(d_max + 1), gop=gop)
+    model = model_of()
     classes = _check_classes(model, CAMVID_CLASSES, "camvid")
     engine = Engine(config.replace(keyframes="interval", keyframe_interval=d_max + 1), model=model)
     arseg = engine.method.uses_motion
@@ -358,8 +349,9 @@ def find_synthetic_clips(path: str | Path) -> list:
     return [SyntheticClip(g) for g in gt_dirs]
 
 
-def _synthetic(config, model, Engine, root, split, max_distance, limit, tc, absent, progress) -> EvalResult:
+def _synthetic(config, model_of, Engine, root, split, max_distance, limit, tc, absent, progress) -> EvalResult:
     clips = find_synthetic_clips(root)
+    model = model_of()
     if limit is not None:
         clips = clips[:limit]
     classes = tuple(clips[0].classes)

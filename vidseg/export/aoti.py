@@ -8,7 +8,7 @@ a self-contained artifact. Inductor fuses the composition into its own kernels i
 
 Precision: fp32 on any device; fp16/bf16 on CUDA (the stage is exported with its weights and float inputs in
 that dtype; uint8 frames stay uint8). A package is compiled for one device type and fixed frame size, and a
-dynamic batch if asked for.
+dynamic batch if asked for. `vidseg.export.builder` caches packages and writes them into export folders.
 """
 
 from __future__ import annotations
@@ -24,16 +24,19 @@ import torch
 from torch import Tensor
 
 from vidseg.errors import ConfigError, ExportError
-from vidseg.export.cache import ArtifactCache, stage_key
-from vidseg.export.onnx import LOGIT_TOLERANCE, MIN_ARGMAX_AGREEMENT, ValidationReport, validation_inputs
 from vidseg.export.program import export_stage
+from vidseg.export.validate import (
+    LOGIT_TOLERANCE,
+    REDUCED_TOLERANCE,
+    ValidationReport,
+    compare_outputs,
+    validation_inputs,
+)
 from vidseg.models.base import Stage
 
-__all__ = ["AOTI_DTYPES", "AotiExport", "aoti_artifact", "compile_aoti", "load_aoti", "validate_aoti"]
+__all__ = ["AOTI_DTYPES", "AotiExport", "check_precision", "compile_aoti", "device_label", "load_aoti", "validate_aoti"]
 
 AOTI_DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
-# fp16 / bf16 round every layer; their tolerance is a label-level one
-_REDUCED_TOLERANCE = 5e-2
 
 
 @dataclass(frozen=True)
@@ -50,7 +53,7 @@ class AotiExport:
         return self.path.stat().st_size
 
 
-def _check_precision(precision: str, device: torch.device) -> torch.dtype:
+def check_precision(precision: str, device: torch.device) -> torch.dtype:
     if precision not in AOTI_DTYPES:
         raise ConfigError(f"precision {precision!r} is not available for AOTInductor; use fp32, fp16 or bf16")
     if precision != "fp32" and device.type != "cuda":
@@ -74,7 +77,7 @@ def compile_aoti(
 ) -> AotiExport:
     """Export and compile `stage` into an AOTInductor package at `path`; validate it against the stage."""
     device = torch.device(device)
-    dtype = _check_precision(precision, device)
+    dtype = check_precision(precision, device)
     name = stage_name or type(stage).__name__
     target = copy.deepcopy(stage).eval().to(device=device, dtype=dtype)
     start = time.perf_counter()
@@ -118,24 +121,16 @@ def validate_aoti(
     """Package vs eager stage (same device and dtype) on the same inputs."""
     device = torch.device(device)
     package = load_aoti(path, device)
-    max_diff = {n: 0.0 for n in stage.output_names}
-    agree: dict[str, list[float]] = {}
-    for inputs in input_sets:
-        args = [(t.to(dtype) if t.is_floating_point() else t).to(device) for t in inputs]
-        with torch.no_grad():
-            want = stage(*args)
-            got = package(*args)
-        for name, g, w in zip(stage.output_names, got, want, strict=True):
-            max_diff[name] = max(max_diff[name], (g.float() - w.float()).abs().max().item())
-            if "logits" in name:
-                agree.setdefault(name, []).append((g.argmax(1) == w.argmax(1)).float().mean().item())
-    tolerance = LOGIT_TOLERANCE if dtype == torch.float32 else _REDUCED_TOLERANCE
-    return ValidationReport(
-        frames=len(input_sets),
-        max_abs_diff=max_diff,
-        argmax_agreement={n: sum(v) / len(v) for n, v in agree.items()},
-        tolerance=tolerance,
-        min_agreement=MIN_ARGMAX_AGREEMENT,
+
+    def on_device(inputs: Sequence[Tensor]) -> list[Tensor]:
+        return [(t.to(dtype) if t.is_floating_point() else t).to(device) for t in inputs]
+
+    return compare_outputs(
+        lambda *inputs: stage(*on_device(inputs)),
+        lambda *inputs: package(*on_device(inputs)),
+        stage.output_names,
+        input_sets,
+        tolerance=LOGIT_TOLERANCE if dtype == torch.float32 else REDUCED_TOLERANCE,
     )
 
 
@@ -144,59 +139,3 @@ def device_label(device: torch.device) -> str:
         props = torch.cuda.get_device_properties(device)
         return f"cuda:{props.name}:sm_{props.major}{props.minor}"
     return "cpu"
-
-
-def aoti_artifact(
-    stage: Stage,
-    height: int,
-    width: int,
-    *,
-    stage_name: str,
-    model_name: str = "model",
-    batch: int = 1,
-    dynamic_batch: bool = False,
-    device: torch.device | str = "cpu",
-    precision: str = "fp32",
-    cache: ArtifactCache | None = None,
-) -> tuple[Path, AotiExport | None]:
-    """The validated package for this stage, shape, precision and device: from the cache or compiled into it."""
-    device = torch.device(device)
-    _check_precision(precision, device)
-    cache = cache if cache is not None else ArtifactCache()
-    key = stage_key(
-        "aoti",
-        stage,
-        stage_name=stage_name,
-        model_name=model_name,
-        height=height,
-        width=width,
-        batch=batch,
-        dynamic_batch=dynamic_batch,
-        precision=precision,
-        device=device_label(device),
-    )
-
-    def build(tmp: Path) -> AotiExport:
-        named = tmp.with_suffix(".pt2")  # aoti_compile_and_package insists on a .pt2 name
-        try:
-            report = compile_aoti(
-                stage,
-                named,
-                height,
-                width,
-                stage_name=stage_name,
-                batch=batch,
-                dynamic_batch=dynamic_batch,
-                device=device,
-                precision=precision,
-                log=cache.log,
-            )
-            os.replace(named, tmp)
-        finally:
-            named.unlink(missing_ok=True)
-        return report
-
-    path, report = cache.get_or_build(key, ".pt2", build)
-    if report is not None:
-        report = AotiExport(report.stage, path, report.device, report.precision, report.seconds, report.validation)
-    return path, report

@@ -10,7 +10,8 @@ attributes) or of the ONNX graph, shapes, precision, runtime version, device. It
 change of any key field (a new TensorRT, another GPU) finds no file and builds a new one. A file that is found
 is still verified before use: sidecar present and parsable, same key, same size, same sha256. Anything else
 (a truncated copy, a half-written build, an edited file) is reported, deleted and rebuilt, never loaded blindly.
-Writes go to a temporary file renamed into place, so a crash mid-build leaves no artifact that looks valid.
+Writes go to a temporary file renamed into place (`vidseg.export.files`), so a crash or a full disk mid-build
+leaves no artifact that looks valid; a cache folder that cannot be created is a one-line ConfigError.
 """
 
 from __future__ import annotations
@@ -20,7 +21,6 @@ import inspect
 import json
 import os
 import sys
-import tempfile
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -30,6 +30,7 @@ import torch
 from torch import nn
 
 from vidseg.errors import ExportError
+from vidseg.export.files import atomic_path, atomic_write, ensure_dir
 
 __all__ = [
     "ArtifactCache",
@@ -41,6 +42,7 @@ __all__ = [
 ]
 
 SIDECAR_FORMAT = 1
+CACHE_REMEDY = "set EngineConfig(cache_dir=...) or XDG_CACHE_HOME to a folder you can write to"
 _KEY_SCALARS = (str, int, float, bool, type(None))
 
 
@@ -96,6 +98,14 @@ class ArtifactCache:
         self._remove(path)
         return None
 
+    def side_file(self, kind: str, name: str) -> Path:
+        """A helper file of builds of `kind` (a TensorRT timing or calibration cache), kept beside the artifacts."""
+        return self.root / kind / name
+
+    def prepare(self, kind: str) -> None:
+        """Create the folder of `kind` now, so an unusable cache fails before minutes of export, in one line."""
+        ensure_dir(self.root / kind, "artifact cache folder", CACHE_REMEDY)
+
     def get_or_build(
         self, key: ArtifactKey, suffix: str, build: Callable[[Path], object]
     ) -> tuple[Path, object | None]:
@@ -105,19 +115,15 @@ class ArtifactCache:
             self.log(f"cache: using {found}")
             return found, None
         path = self.path_for(key, suffix)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-        os.close(fd)
-        tmp = Path(tmp_name)
+        self.prepare(key.kind)
+        self.log(f"cache: building {path.name}")
         try:
-            self.log(f"cache: building {path.name}")
-            result = build(tmp)
-            if not tmp.exists() or tmp.stat().st_size == 0:
-                raise ExportError(f"building {key.label} wrote nothing to {tmp}")
-            self._write_sidecar(path, key, tmp)
-            os.replace(tmp, path)
+            with atomic_path(path) as tmp:
+                result = build(tmp)
+                if not tmp.exists() or tmp.stat().st_size == 0:
+                    raise ExportError(f"building {key.label} wrote nothing to {tmp}")
+                self._write_sidecar(path, key, tmp)
         except BaseException:
-            tmp.unlink(missing_ok=True)
             _sidecar(path).unlink(missing_ok=True)
             raise
         return path, result
@@ -153,10 +159,7 @@ class ArtifactCache:
             "size": artifact.stat().st_size,
             "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         }
-        side = _sidecar(path)
-        tmp = side.with_name(side.name + ".tmp")
-        tmp.write_text(json.dumps(meta, indent=1, sort_keys=True))
-        os.replace(tmp, side)
+        atomic_write(_sidecar(path), json.dumps(meta, indent=1, sort_keys=True))
 
     @staticmethod
     def _remove(path: Path) -> None:
@@ -228,12 +231,19 @@ def stage_key(
     batch: int,
     dynamic_batch: bool,
     precision: str,
+    dynamic_size: bool = False,
     **extra: object,
 ) -> ArtifactKey:
-    """The key of an artifact made from a stage: its fingerprint, shapes, precision, torch/vidseg versions, extra."""
+    """The key of an artifact made from a stage: its fingerprint, shapes, precision, torch/vidseg versions, extra.
+
+    dynamic_size (dynamic height/width) is a field only when on, so the keys of fixed-size artifacts are unchanged.
+    """
     from vidseg import __version__ as vidseg_version
 
-    label = f"{model_name}-{stage_name}-{height}x{width}-b{batch}{'d' if dynamic_batch else ''}-{precision}"
+    size = f"{height}x{width}" + ("-dynhw" if dynamic_size else "")
+    label = f"{model_name}-{stage_name}-{size}-b{batch}{'d' if dynamic_batch else ''}-{precision}"
+    if dynamic_size:
+        extra = {"dynamic_size": True, **extra}
     fields = {
         "stage": stage_name,
         "fingerprint": stage_fingerprint(stage),

@@ -56,6 +56,7 @@ def export_stage(
     *,
     batch: int = 1,
     dynamic_batch: bool = False,
+    dynamic_size: bool = False,
     max_batch: int = 64,
     device: torch.device | str = "cpu",
     dtype: torch.dtype = torch.float32,
@@ -63,25 +64,40 @@ def export_stage(
     """torch.export `stage` for frames of height x width, vidseg ops decomposed; batch static or dynamic.
 
     A dynamic batch is traced with an example batch of at least 2 (torch.export specialises a size of 1).
+    dynamic_size: the spatial dimensions of every 4-D input are dynamic; a stage whose code fixes one (a
+    hard-coded size, a shape-dependent branch) raises ExportError saying so, never a graph that only works
+    at the traced size.
     The stage must already be on `device` in `dtype`; float example inputs are made to match.
     """
     stage = stage.eval()
     trace_batch = max(batch, 2) if dynamic_batch else batch
     args = example_inputs(stage, height, width, trace_batch, device=device, dtype=dtype)
     dynamic_shapes = None
-    if dynamic_batch:
-        dim = torch.export.Dim(BATCH_DIM_NAME, min=1, max=max_batch)
-        dynamic_shapes = tuple({0: dim} for _ in args)
+    if dynamic_batch or dynamic_size:
+        batch_dim = torch.export.Dim(BATCH_DIM_NAME, min=1, max=max_batch)
+        dynamic_shapes = tuple(_dynamic_dims(t, batch_dim if dynamic_batch else None, dynamic_size) for t in args)
     try:
         with torch.no_grad(), warnings.catch_warnings():
             warnings.filterwarnings("ignore", message=".*LeafSpec", category=FutureWarning)  # torch-internal
             program = torch.export.export(stage, args, dynamic_shapes=dynamic_shapes, strict=False)
             return program.run_decompositions(REFERENCE_DECOMPOSITIONS)
     except Exception as err:  # torch.export raises many types; all mean "this stage does not export"
+        if dynamic_size:
+            raise ExportError(
+                f"stage {type(stage).__name__} cannot take a dynamic height/width ({type(err).__name__}: "
+                f"{_first_line(err)}); export it at a fixed size (without --dynamic)"
+            ) from err
         raise ExportError(
             f"torch.export of stage {type(stage).__name__} at {height}x{width} (batch {batch}, dynamic "
             f"{dynamic_batch}) failed: {type(err).__name__}: {_first_line(err)}"
         ) from err
+
+
+def _dynamic_dims(t: Tensor, batch_dim, dynamic_size: bool) -> dict:
+    dims = {0: batch_dim} if batch_dim is not None else {}
+    if dynamic_size and t.dim() == 4:
+        dims.update({2: torch.export.Dim.DYNAMIC, 3: torch.export.Dim.DYNAMIC})
+    return dims
 
 
 def remaining_custom_ops(program: torch.export.ExportedProgram, namespaces: Sequence[str] = ("vidseg",)) -> list[str]:

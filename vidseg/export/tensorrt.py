@@ -43,7 +43,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from vidseg.errors import BackendUnavailable, ConfigError, ExportError
-from vidseg.export.cache import ArtifactCache, ArtifactKey, file_sha256
+from vidseg.export.files import atomic_write
 
 __all__ = [
     "BuildReport",
@@ -53,9 +53,9 @@ __all__ = [
     "build_engine",
     "calibration_frames",
     "calibration_samples",
-    "engine_artifact",
     "gpu_identity",
     "import_tensorrt",
+    "input_profiles",
     "make_entropy_calibrator",
     "make_progress_monitor",
 ]
@@ -225,8 +225,7 @@ def make_entropy_calibrator(
 
         def write_calibration_cache(self, cache) -> None:
             if cache_path is not None:
-                cache_path.parent.mkdir(parents=True, exist_ok=True)
-                _atomic_write(cache_path, bytes(cache))
+                atomic_write(cache_path, bytes(cache))
 
     return EntropyCalibrator()
 
@@ -387,10 +386,9 @@ def build_engine(
     plan = builder.build_serialized_network(network, config)
     if plan is None:
         raise ExportError(f"TensorRT could not build an engine from {onnx_path} ({precision}); see its log above")
-    _atomic_write(Path(engine_path), plan)
+    atomic_write(Path(engine_path), plan)
     if cache_file is not None:
-        cache_file.parent.mkdir(parents=True, exist_ok=True)
-        _atomic_write(cache_file, config.get_timing_cache().serialize())
+        atomic_write(cache_file, config.get_timing_cache().serialize())
     seconds = time.perf_counter() - start
     size = Path(engine_path).stat().st_size
     say(f"tensorrt: built {Path(engine_path).name} in {seconds:.1f}s ({size / 2**20:.1f} MiB)")
@@ -405,7 +403,7 @@ def build_engine(
     )
 
 
-# -- cached engines --------------------------------------------------------------------------------------------
+# -- engines ---------------------------------------------------------------------------------------------------
 
 
 def gpu_identity(device: torch.device) -> tuple[str, str]:
@@ -414,68 +412,11 @@ def gpu_identity(device: torch.device) -> tuple[str, str]:
     return props.name, f"sm_{props.major}{props.minor}"
 
 
-def engine_artifact(
-    onnx_path: str | os.PathLike,
-    *,
-    label: str,
-    precision: str,
-    profiles: Mapping[str, ShapeProfile],
-    gpu: tuple[str, str],
-    cache: ArtifactCache,
-    calibrator_factory: Callable[[ModuleType, Path], object] | None = None,
-    calibration_id: str = "",
-    workspace_bytes: int | None = None,
-    trt: ModuleType | None = None,
-) -> tuple[Path, BuildReport | None]:
-    """The engine for this ONNX graph, precision, shapes, TensorRT version and GPU: cached or built.
-
-    The key hashes the ONNX file's bytes (not its name), so a re-export with other weights builds a new engine.
-    calibrator_factory(trt, calibration_cache_path) makes the int8 calibrator; calibration_id names the frames
-    it reads (video, count, stride) and is part of the key. The timing cache is shared per TensorRT/GPU.
-    """
-    trt = trt if trt is not None else import_tensorrt()
-    gpu_name, capability = gpu
-    fields = {
-        "onnx_sha256": file_sha256(onnx_path),
-        "precision": precision,
-        "profiles": [f"{n}:{p.min}:{p.opt}:{p.max}" for n, p in sorted(profiles.items())],
-        "tensorrt": str(trt.__version__),
-        "gpu": gpu_name,
-        "capability": capability,
-        "calibration": calibration_id if precision == "int8" else "",
-        "workspace": workspace_bytes or 0,
-    }
-    key = ArtifactKey("trt", f"{label}-{precision}-{capability}", fields)
-    slug = "".join(c if c.isalnum() else "_" for c in f"{trt.__version__}-{gpu_name}-{capability}")
-    timing = cache.root / "trt" / f"timing-{slug}.cache"
-    calib_cache = cache.root / "trt" / f"calib-{key.digest[:16]}.cache"
-
-    def build(tmp: Path) -> BuildReport:
-        calibrator = None
-        if precision == "int8":
-            if calibrator_factory is None:
-                raise ConfigError("int8 needs calibration frames: pass a video (--calib VIDEO)")
-            calibrator = calibrator_factory(trt, calib_cache)
-        return build_engine(
-            onnx_path,
-            tmp,
-            precision=precision,
-            profiles=profiles,
-            calibrator=calibrator,
-            timing_cache=timing,
-            workspace_bytes=workspace_bytes,
-            trt=trt,
-            log=cache.log,
-        )
-
-    return cache.get_or_build(key, ".engine", build)
-
-
-def _atomic_write(path: Path, data) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with open(tmp, "wb") as fh:
-        fh.write(memoryview(data))
-    os.replace(tmp, path)
+def input_profiles(shapes: Mapping[str, Sequence[int]], batch: int) -> dict[str, ShapeProfile]:
+    """One profile per input: static shapes, or a dynamic batch 1..batch when batch > 1."""
+    if batch > 1:
+        return {n: ShapeProfile.batch(s, batch) for n, s in shapes.items()}
+    return {n: ShapeProfile.static(s) for n, s in shapes.items()}
 
 
 def _stderr(line: str) -> None:

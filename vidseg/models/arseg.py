@@ -102,8 +102,10 @@ class NonKeyStage(Stage):
 
     def forward(self, image: Tensor, key_features: Tensor, motion: Tensor) -> tuple[Tensor, Tensor]:
         x = self.preprocess(image)
-        size = (int(x.shape[-2] * self.lr_scale), int(x.shape[-1] * self.lr_scale))
-        x = F.interpolate(x, size=size, mode="bilinear", align_corners=True)
+        # The seed's (int(H*s), int(W*s)) with align_corners=True, given as a scale factor: the same output size
+        # and, with align_corners=True, the same samples (the scale then only sets the size), but an exported graph
+        # keeps it as a scale, so it runs at any frame size (ONNX --dynamic).
+        x = F.interpolate(x, scale_factor=self.lr_scale, mode="bilinear", align_corners=True)
         lr_feat = self.lr.features(x)
         warped = ops.warp(key_features, motion, self.warp_convention)
         fused = self.lr.fuse_attention(warped, lr_feat)

@@ -31,6 +31,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from vidseg.classes import LabelSet, label_set
 from vidseg.errors import ShapeError
 
 __all__ = [
@@ -51,7 +52,7 @@ class ModelSpec:
     std: tuple[float, float, float]
     scale: float = 255.0  # uint8 is divided by this before (x - mean) / std: 255 for [0,1] stats, 1 for [0,255]
     channel_order: str = "RGB"  # "BGR" when the seed feeds BGR (GSVNet's flow/refine nets)
-    palette: str = "cityscapes19"  # "cityscapes19", "camvid11", "camvid12"
+    palette: str = "cityscapes19"  # the label set (vidseg.classes): "cityscapes19", "camvid11", "camvid12"
     input_size: tuple[int, int] = (1024, 2048)  # (H, W) the seed evaluates at
     feature_channels: int = 0
     feature_stride: int = 8  # input pixels per feature pixel (1 for AR-Seg's CamVid PSPNet)
@@ -73,6 +74,10 @@ class ModelSpec:
     license: str = ""
     notes: str = ""
     extra: Mapping[str, object] = field(default_factory=dict)
+
+    def label_set(self) -> LabelSet:
+        """The classes and colours of this model's outputs (`vidseg.classes`), found by `palette`."""
+        return label_set(self.palette)
 
 
 class Preprocess(nn.Module):

@@ -94,6 +94,10 @@ LAYOUTS: dict[str, _Layout] = {
     "arseg": _Layout("AR-Seg ('module.' stripped)", _remap_dataparallel),
     "etc": _Layout("ETC transfer_ckpt ('module.'/'student.' stripped; flow/teacher/criterion dropped)", _remap_etc),
     "vidseg": _Layout("vidseg's own model.state_dict() ('module.' stripped)", _remap_dataparallel),
+    "flownet2": _Layout("NVIDIA flownet2-pytorch checkpoint (its 'state_dict' entry; 'module.' stripped)",
+                        _remap_dataparallel),
+    "gsvnet-flownets": _Layout("GSVNet FlowNetS (gsvnet_*.tar 'state_dict_of' or a bare state_dict; 'module.' "
+                               "stripped)", _remap_dataparallel),
 }
 
 

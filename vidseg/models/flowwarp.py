@@ -8,6 +8,7 @@ Written from reference/gsvnet.md (§1-§5, §13); module names mirror the seed's
 | segnet | `SwiftNet`                            | cityscapes-swnet-R18.pt                    | backbone.*, logits.* |
 | segnet | `BiSeNetGSV`                          | cityscapes-bisenet-R18.pth ("state_dict")  | context_path.*, ... |
 | flow   | `FlowLight`                           | gsvnet_*_r18.tar ("state_dict_of")         | conv1.0.*, ...    |
+| flow   | `GSVFlowNetS` (flow="flownets")       | gsvnet_*_r18.tar ("state_dict_of")         | deconv5.0.*, ...  |
 | gsv    | `End2End(GuidedSpatiallyVaryingConv)` | gsvnet_*_r18.tar ("state_dict")            | grm.*             |
 
 Per frame (H x W full resolution, h = H // 8, w = W // 8; `bil` = bilinear, align_corners=True):
@@ -16,6 +17,11 @@ Per frame (H x W full resolution, h = H // 8, w = W // 8; `bil` = bilinear, alig
     flow:   F = bil(FlowLight(cat[bil(norm_bgr(I_t), (h,w)), bil(norm_bgr(I_t-1), (h,w))]), (h, w)) / 4
     refine: S_t = GSV(warp(S_t-1, F, "gsvnet"), bil(norm_bgr(I_t), (h, w)))
 
+- Flow choice (`--optical-flow-network` in the seed): "light" (FlowLight, the default) or "flownets" (GSVNet's
+  FlowNetS, `vidseg.models.flownet.GSVFlowNetS`, registered as `gsvnet-*-flownets`). FlowNetS takes the pair in
+  the other order, cat[previous, current] (gsvnet_trainer.py forward), and returns its raw flow at 1/8 of its
+  input (1/64 of the frame); both are upsampled to h x w without rescaling and divided by 4, so the flow stage's
+  units and direction are the same for both choices.
 - The segnet sees RGB; the flow net and the GSV nets see the same per-channel normalisation in **BGR** order
   (GSVNet's loader flips the channels and `tensor_flip_channel` flips them back for the segnet only).
 - FlowLight's raw output is at 1/32 of the frame; it is upsampled to h x w *without* rescaling the values and
@@ -45,6 +51,7 @@ from vidseg.kernels import ops
 from vidseg.kernels.reference import guided_sv_conv
 from vidseg.models.base import ModelSpec, Preprocess, Stage, VideoSegModel
 from vidseg.models.bisenet_gsv import BISENET_GSV_MEAN_RGB, BISENET_GSV_STD_RGB, BiSeNetGSV
+from vidseg.models.flownet import GSV_FLOWNETS_PARAMS, GSVFlowNetS
 from vidseg.models.registry import register_model
 from vidseg.models.swiftnet import SWIFTNET_MEAN_RGB, SWIFTNET_STD_RGB, SwiftNet, scaled_size
 
@@ -65,6 +72,11 @@ __all__ = [
     "gsvnet_bisenet18",
     "GSVNET_SWIFTNET18_CITYSCAPES",
     "GSVNET_BISENET18_CITYSCAPES",
+    "GSVNET_SWIFTNET18_FLOWNETS_CITYSCAPES",
+    "GSVNET_BISENET18_FLOWNETS_CITYSCAPES",
+    "FLOW_NETWORKS",
+    "gsvnet_swiftnet18_flownets",
+    "gsvnet_bisenet18_flownets",
 ]
 
 # Units: the seed divides the (unscaled, upsampled) flow net output by this before warping.
@@ -309,21 +321,24 @@ class GSVKeyStage(Stage):
 
 class GSVFlowStage(Stage):
     """image, ref_image (uint8 RGB, full res; ref = previous frame) -> flow [N,2,H//8,W//8] in pixels of that grid,
-    backward: p + flow(p) is where p was in ref_image."""
+    backward: p + flow(p) is where p was in ref_image. `reference_first`: the net takes cat[ref, current]
+    (GSVNet's FlowNetS) instead of cat[current, ref] (FlowLight)."""
 
     input_names = ("image", "ref_image")
     output_names = ("flow",)
 
-    def __init__(self, preprocess_bgr: Preprocess, flownet: FlowLight) -> None:
+    def __init__(self, preprocess_bgr: Preprocess, flownet: nn.Module, *, reference_first: bool = False) -> None:
         super().__init__()
         self.preprocess = preprocess_bgr
         self.flownet = flownet
+        self.reference_first = reference_first
 
     def forward(self, image: Tensor, ref_image: Tensor) -> tuple[Tensor]:
         size = low_res_size(int(image.shape[-2]), int(image.shape[-1]))
         cur = _bil(self.preprocess(image), size)
         prev = _bil(self.preprocess(ref_image), size)
-        raw = self.flownet(torch.cat((cur, prev), dim=1))
+        pair = (prev, cur) if self.reference_first else (cur, prev)
+        raw = self.flownet(torch.cat(pair, dim=1))
         return (_bil(raw, size) / FLOW_DIVISOR,)
 
 
@@ -358,18 +373,24 @@ class GSVRefineStage(Stage):
 # Model
 
 
-class GSVNetModel(VideoSegModel):
-    """GSVNet with a SwiftNet-R18 or BiSeNet-R18 keyframe network; methods "per-frame" (key stage on every
-    frame) and "flowwarp" (key / flow + refine)."""
+FLOW_NETWORKS = ("light", "flownets")
 
-    def __init__(self, spec: ModelSpec, segnet: nn.Module, *, key_scale: float = 0.75) -> None:
+
+class GSVNetModel(VideoSegModel):
+    """GSVNet with a SwiftNet-R18 or BiSeNet-R18 keyframe network and the light or FlowNetS flow; methods
+    "per-frame" (key stage on every frame) and "flowwarp" (key / flow + refine)."""
+
+    def __init__(self, spec: ModelSpec, segnet: nn.Module, *, key_scale: float = 0.75, flow: str = "light") -> None:
         super().__init__()
         if not 0.0 < key_scale <= 1.0:
             raise ConfigError(f"GSVNet key_scale must be in (0, 1], got {key_scale}")
+        if flow not in FLOW_NETWORKS:
+            raise ConfigError(f"unknown GSVNet flow network {flow!r}; choose one of {', '.join(FLOW_NETWORKS)}")
         self.spec = spec
         self.key_scale = float(key_scale)
+        self.flow = flow
         self.segnet = segnet
-        self.flownet = FlowLight()
+        self.flownet = FlowLight() if flow == "light" else GSVFlowNetS()
         self.gsv = End2End(GuidedSpatiallyVaryingConv(spec.num_classes))
         self.preprocess = Preprocess(spec)
         # Flow and GSV nets: the same per-channel statistics, in BGR order.
@@ -380,7 +401,7 @@ class GSVNetModel(VideoSegModel):
         self.gsv.grm.ideal_dk.refresh()
         stages: dict[str, Stage] = {
             "key": GSVKeyStage(self.preprocess, self.segnet, self.key_scale),
-            "flow": GSVFlowStage(self.preprocess_bgr, self.flownet),
+            "flow": GSVFlowStage(self.preprocess_bgr, self.flownet, reference_first=self.flow == "flownets"),
             "refine": GSVRefineStage(self.preprocess_bgr, self.gsv, self.spec.num_classes),
         }
         for stage in stages.values():
@@ -448,19 +469,45 @@ GSVNET_BISENET18_CITYSCAPES = replace(
 )
 
 
-def _with_classes(spec: ModelSpec, num_classes: int) -> ModelSpec:
+def _flownets_spec(spec: ModelSpec) -> ModelSpec:
+    """The same GSVNet with its FlowNetS flow (`--optical-flow-network flownet`)."""
+    extra = dict(spec.extra, flow="flownets", params=int(spec.extra["params"]) - 186_402 + GSV_FLOWNETS_PARAMS)
+    return replace(spec, name=spec.name + "-flownets", extra=extra,
+                   notes=spec.notes.split(" README:")[0] + " Flow: GSVNet's FlowNetS (cat[previous, current], raw "
+                   "flow at 1/64 of the frame); the README reports no numbers for this option.")
+
+
+GSVNET_SWIFTNET18_FLOWNETS_CITYSCAPES = _flownets_spec(GSVNET_SWIFTNET18_CITYSCAPES)
+GSVNET_BISENET18_FLOWNETS_CITYSCAPES = _flownets_spec(GSVNET_BISENET18_CITYSCAPES)
+
+
+def _spec_for(spec: ModelSpec, num_classes: int, flow: str) -> ModelSpec:
+    if flow == "flownets":
+        spec = _flownets_spec(spec)
     return spec if num_classes == spec.num_classes else replace(spec, num_classes=num_classes)
 
 
 @register_model("gsvnet-swiftnet18")
-def gsvnet_swiftnet18(*, num_classes: int = 19, key_scale: float = 0.75) -> GSVNetModel:
-    """GSVNet with SwiftNet-R18 keyframes (Cityscapes)."""
-    spec = _with_classes(GSVNET_SWIFTNET18_CITYSCAPES, num_classes)
-    return GSVNetModel(spec, SwiftNet(num_classes), key_scale=key_scale)
+def gsvnet_swiftnet18(*, num_classes: int = 19, key_scale: float = 0.75, flow: str = "light") -> GSVNetModel:
+    """GSVNet with SwiftNet-R18 keyframes (Cityscapes); flow "light" (default) or "flownets"."""
+    spec = _spec_for(GSVNET_SWIFTNET18_CITYSCAPES, num_classes, flow)
+    return GSVNetModel(spec, SwiftNet(num_classes), key_scale=key_scale, flow=flow)
 
 
 @register_model("gsvnet-bisenet18")
-def gsvnet_bisenet18(*, num_classes: int = 19, key_scale: float = 0.75) -> GSVNetModel:
-    """GSVNet with BiSeNet-R18 (TorchSeg layout) keyframes (Cityscapes)."""
-    spec = _with_classes(GSVNET_BISENET18_CITYSCAPES, num_classes)
-    return GSVNetModel(spec, BiSeNetGSV(num_classes), key_scale=key_scale)
+def gsvnet_bisenet18(*, num_classes: int = 19, key_scale: float = 0.75, flow: str = "light") -> GSVNetModel:
+    """GSVNet with BiSeNet-R18 (TorchSeg layout) keyframes (Cityscapes); flow "light" (default) or "flownets"."""
+    spec = _spec_for(GSVNET_BISENET18_CITYSCAPES, num_classes, flow)
+    return GSVNetModel(spec, BiSeNetGSV(num_classes), key_scale=key_scale, flow=flow)
+
+
+@register_model("gsvnet-swiftnet18-flownets")
+def gsvnet_swiftnet18_flownets(*, num_classes: int = 19, key_scale: float = 0.75) -> GSVNetModel:
+    """GSVNet with SwiftNet-R18 keyframes and GSVNet's FlowNetS flow (Cityscapes)."""
+    return gsvnet_swiftnet18(num_classes=num_classes, key_scale=key_scale, flow="flownets")
+
+
+@register_model("gsvnet-bisenet18-flownets")
+def gsvnet_bisenet18_flownets(*, num_classes: int = 19, key_scale: float = 0.75) -> GSVNetModel:
+    """GSVNet with BiSeNet-R18 keyframes and GSVNet's FlowNetS flow (Cityscapes)."""
+    return gsvnet_bisenet18(num_classes=num_classes, key_scale=key_scale, flow="flownets")

@@ -1,6 +1,6 @@
 """Training data from the synthetic street generator, as the deployed engine will see it.
 
-`SyntheticClips` renders scenes with `vidseg.video.synthetic.write_clip` (H.264, fixed GOP), decodes them back
+`SyntheticClips` renders scenes with `vidseg.synthetic.write_clip` (H.264, fixed GOP), decodes them back
 with codec motion vectors, chains the motion of every frame back to its keyframe (`MotionChain`), and keeps
 decoded frames, labels and chained motion in memory. It serves:
 
@@ -23,9 +23,9 @@ import torch
 from torch import Tensor
 
 from vidseg.errors import InputError
+from vidseg.synthetic import SceneConfig, load_ground_truth, write_clip
 from vidseg.video.decode import open_video
 from vidseg.video.motion import MotionChain, MotionField
-from vidseg.video.synthetic import SceneConfig, load_ground_truth, write_clip
 
 __all__ = ["ClipData", "SyntheticClips"]
 

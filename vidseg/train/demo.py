@@ -25,13 +25,14 @@ import torch.nn.functional as F
 
 from vidseg.config import EngineConfig
 from vidseg.engine.engine import Engine
-from vidseg.eval.metrics import KeyDistanceMIoU, TemporalConsistency
+from vidseg.eval.metrics import KeyDistanceMIoU
+from vidseg.eval.temporal import TemporalConsistency
 from vidseg.models.base import logits_to_labels
 from vidseg.models.demo import build_demo, demo_weights_path
+from vidseg.synthetic import SceneConfig, load_ground_truth, write_clip
 from vidseg.train.data import SyntheticClips
 from vidseg.train.loop import TrainConfig
 from vidseg.train.recipes import train_arseg, train_hr, train_lr_only
-from vidseg.video.synthetic import SceneConfig, load_ground_truth, write_clip
 
 __all__ = ["DemoRecipe", "train_demo", "evaluate_demo", "save_demo"]
 

@@ -333,8 +333,8 @@ def _input_error(source: VideoSource, err: av.FFmpegError) -> InputError:
     n = source.frames_decoded
     container = source._container
     if container is None:
-        return InputError(f"{source.path}: FFmpeg finds no video container it can read in it ({message}); it is "
-                          "another kind of file, or truncated or corrupt")
+        return InputError(f"{source.path}: cannot decode it as a video: FFmpeg finds no container it can read in "
+                          f"it ({message}); it is another kind of file, or truncated or corrupt")
     if n == 0:
         found = ", ".join(f"{s.type} {s.codec_context.name if s.codec_context else '?'}" for s in container.streams)
         return InputError(f"{source.path}: a {container.format.name} container ({found or 'no streams'}) whose "

@@ -1,4 +1,5 @@
-"""Writing results: label palettes, and sinks for overlay videos, label PNGs and NPZ archives.
+"""Writing results: label colours (palettes of `vidseg.classes`), and sinks for overlay videos, label PNGs and
+NPZ archives.
 
 Every sink is a context manager with ``write(index, image, labels, pts=None)`` and ``close()``:
 
@@ -18,97 +19,35 @@ with the frames written so far, every PNG written so far is complete, the NPZ ho
 from __future__ import annotations
 
 import os
+import tempfile
 import zipfile
 from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
 
+from vidseg.classes import LABEL_SETS
 from vidseg.errors import InputError, ShapeError
-from vidseg.video.redact import redact
+from vidseg.video.encode import VideoWriter, stream_format
 
 __all__ = [
-    "CITYSCAPES_CLASSES",
-    "CITYSCAPES_PALETTE",
-    "CITYSCAPES_TRAINID_TO_LABELID",
-    "CAMVID11_CLASSES",
-    "CAMVID11_PALETTE",
-    "CAMVID12_CLASSES",
-    "CAMVID12_PALETTE",
     "PALETTES",
-    "IGNORE_INDEX",
     "get_palette",
     "colorize",
     "overlay",
     "OverlayVideoSink",
     "LabelPNGSink",
     "NPZSink",
-    "STREAM_FORMATS",
 ]
 
-# Stream URL scheme -> FFmpeg muxer of an overlay sent as a stream.
-STREAM_FORMATS = {"rtsp": "rtsp", "rtsps": "rtsp", "rtmp": "flv", "rtmps": "flv", "udp": "mpegts", "tcp": "mpegts",
-                  "srt": "mpegts"}
-
-IGNORE_INDEX = 255
-
-# Cityscapes trainIds 0..18 (cityscapesScripts labels.py): name, colour, labelId.
-_CITYSCAPES = (
-    ("road", (128, 64, 128), 7),
-    ("sidewalk", (244, 35, 232), 8),
-    ("building", (70, 70, 70), 11),
-    ("wall", (102, 102, 156), 12),
-    ("fence", (190, 153, 153), 13),
-    ("pole", (153, 153, 153), 17),
-    ("traffic light", (250, 170, 30), 19),
-    ("traffic sign", (220, 220, 0), 20),
-    ("vegetation", (107, 142, 35), 21),
-    ("terrain", (152, 251, 152), 22),
-    ("sky", (70, 130, 180), 23),
-    ("person", (220, 20, 60), 24),
-    ("rider", (255, 0, 0), 25),
-    ("car", (0, 0, 142), 26),
-    ("truck", (0, 0, 70), 27),
-    ("bus", (0, 60, 100), 28),
-    ("train", (0, 80, 100), 31),
-    ("motorcycle", (0, 0, 230), 32),
-    ("bicycle", (119, 11, 32), 33),
-)
-CITYSCAPES_CLASSES = tuple(name for name, _, _ in _CITYSCAPES)
-CITYSCAPES_PALETTE = np.array([colour for _, colour, _ in _CITYSCAPES], np.uint8)
-# trainId -> labelId lookup table over all 256 uint8 values; 255 (ignore) and unused ids -> 0 ("unlabeled").
-CITYSCAPES_TRAINID_TO_LABELID = np.zeros(256, np.uint8)
-CITYSCAPES_TRAINID_TO_LABELID[: len(_CITYSCAPES)] = [label_id for _, _, label_id in _CITYSCAPES]
-
-# CamVid, 11 classes (SegNet's split) and AR-Seg's 12 = the 11 + void, colours of the CamVid label images
-# (AR-Seg pre-process/camvid-pre-process.py).
-_CAMVID = (
-    ("sky", (128, 128, 128)),
-    ("building", (128, 0, 0)),
-    ("column_pole", (192, 192, 128)),
-    ("road", (128, 64, 128)),
-    ("sidewalk", (0, 0, 192)),
-    ("tree", (128, 128, 0)),
-    ("sign_symbol", (192, 128, 128)),
-    ("fence", (64, 64, 128)),
-    ("car", (64, 0, 128)),
-    ("pedestrian", (64, 64, 0)),
-    ("bicyclist", (0, 128, 192)),
-    ("void", (0, 0, 0)),
-)
-CAMVID12_CLASSES = tuple(name for name, _ in _CAMVID)
-CAMVID12_PALETTE = np.array([colour for _, colour in _CAMVID], np.uint8)
-CAMVID11_CLASSES = CAMVID12_CLASSES[:11]
-CAMVID11_PALETTE = CAMVID12_PALETTE[:11]
-
-PALETTES = {"cityscapes": CITYSCAPES_PALETTE, "camvid11": CAMVID11_PALETTE, "camvid12": CAMVID12_PALETTE}
-
-for _p in (CITYSCAPES_PALETTE, CAMVID12_PALETTE, CITYSCAPES_TRAINID_TO_LABELID):
-    _p.setflags(write=False)
+# Every name of every label set (vidseg.classes: "cityscapes19" or "cityscapes", "camvid11", "camvid12" or
+# "camvid") -> its colours.
+PALETTES = {name: ls.colours for ls in LABEL_SETS.values() for name in ls.names}
 
 
 def get_palette(palette: str | np.ndarray) -> np.ndarray:
-    """A palette by name ("cityscapes", "camvid11", "camvid12") or as given: uint8 [num_classes, 3]."""
+    """A palette by label-set name (`vidseg.classes`: "cityscapes19" / "cityscapes", "camvid11", "camvid12") or
+    as given: uint8 [num_classes, 3]."""
     if isinstance(palette, str):
         if palette not in PALETTES:
             raise InputError(f"unknown palette {palette!r}; choose one of {', '.join(PALETTES)} or pass an array")
@@ -201,12 +140,9 @@ class OverlayVideoSink(_Sink):
     palette / alpha: see `overlay`. crf: x264 quality (lower = better). An odd frame width or height is padded by
     one replicated pixel row / column (4:2:0 needs even sizes). When ``image`` is None the colour labels alone are
     written. The video is created at the first write, at that frame's size; a later frame of another size (a
-    stream that changed resolution) is scaled to it.
-
-    path may also be a stream URL: rtsp:// (pushed to a server, RTSP over TCP), rtmp:// (FLV), udp://, tcp://
-    or srt:// (MPEG-TS); the muxer follows the scheme (`STREAM_FORMATS`), the encoder runs with zero-latency
-    tuning and a keyframe every two seconds (so that a viewer can join), and errors never show the URL's
-    secrets.
+    stream that changed resolution) is scaled to it. Until the sink closes, the file is ``<stem>.part<suffix>``
+    (`vidseg.video.encode.VideoWriter`), so a crashed process leaves nothing under ``path``. ``path`` may also be
+    a stream URL (rtsp://, rtmp://, udp://, tcp://, srt://): the overlay then goes out live (`VideoWriter`).
     """
 
     def __init__(self, path: str | os.PathLike, *, fps: float | Fraction = 25, palette: str | np.ndarray = "cityscapes",
@@ -218,74 +154,29 @@ class OverlayVideoSink(_Sink):
         self.alpha = float(alpha)
         self.codec = codec
         self.options = {"crf": str(crf), **(options or {})} if codec == "libx264" else dict(options or {})
-        self.format = _stream_format(self.path)  # None: a file, its container from the extension
-        if self.format is not None and codec == "libx264":
-            self.options = {"tune": "zerolatency", "g": str(max(1, round(2 * self.rate))), **self.options}
-        self._container = None
-        self._stream = None
+        stream_format(self.path)  # an unsupported stream URL fails here, not at the first frame
+        self._writer: VideoWriter | None = None
         self._size: tuple[int, int] | None = None
         self._time_base = 1 / self.rate
         self._origin: float | None = None  # pts (s) of the first frame, when frames carry timestamps
         self._last: tuple[int, int] | None = None  # (index, ticks) of the last frame written
 
-    def _open(self, height: int, width: int) -> None:
-        import av
-
-        if self.format is None:
-            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
-        try:
-            options = {"rtsp_transport": "tcp"} if self.format == "rtsp" else {}
-            self._container = av.open(self.path, "w", format=self.format, options=options,
-                                      timeout=10.0 if self.format else None)
-            stream = self._container.add_stream(self.codec, rate=self.rate, options=self.options)
-        except av.FFmpegError as err:
-            if self.format is None:
-                raise InputError(f"{self.path}: cannot write a {self.codec} video: {err}") from err
-            raise self._stream_error(err) from None
-        stream.width, stream.height = width + width % 2, height + height % 2
-        stream.pix_fmt = "yuv420p"
-        stream.codec_context.time_base = self._time_base
-        self._stream = stream
-        self._size = (height, width)
-
     def write(self, index: int, image, labels, pts: float | None = None) -> None:
-        import av
-
         frame_rgb = colorize(labels, self.palette) if image is None else overlay(image, labels, self.palette,
                                                                                   self.alpha)
         index = self._next_index(index)
-        if self._stream is None:
+        if self._writer is None:
             if pts is not None:  # MPEG's 90 kHz clock: fine enough for any source's timestamps
                 self._time_base, self._origin = Fraction(1, 90000), float(pts)
-            self._open(*frame_rgb.shape[:2])
+            h, w = frame_rgb.shape[:2]
+            self._size = (h, w)
+            self._writer = VideoWriter(self.path, width=w + w % 2, height=h + h % 2, rate=self.rate,
+                                       codec=self.codec, time_base=self._time_base, options=self.options)
         h, w = self._size
         if frame_rgb.shape[:2] == (h, w) and (h % 2 or w % 2):
             frame_rgb = np.pad(frame_rgb, ((0, h % 2), (0, w % 2), (0, 0)), mode="edge")
-        frame = av.VideoFrame.from_ndarray(frame_rgb, format="rgb24")
-        if frame_rgb.shape[:2] != (self._stream.height, self._stream.width):
-            frame = frame.reformat(width=self._stream.width, height=self._stream.height)
-        frame.pts = self._ticks(index, pts)
-        frame.time_base = self._time_base
-        self._mux(self._stream.encode(frame))
+        self._writer.write(frame_rgb, pts=self._ticks(index, pts))  # another size is scaled to the video's
         self.count += 1
-
-    def _mux(self, packets) -> None:
-        """Mux packets; a stream's failure (the server refused or went away) as a one-line InputError."""
-        import av
-
-        try:
-            for packet in packets:
-                self._container.mux(packet)
-        except av.FFmpegError as err:
-            if self.format is None:
-                raise
-            raise self._stream_error(err) from None
-
-    def _stream_error(self, err) -> InputError:
-        """A stream's FFmpeg error as one line without the URL's secrets (FFmpeg's own message quotes the URL, so
-        it is not chained)."""
-        return InputError(redact(f"{self.path}: cannot send the overlay stream: {err.strerror or err}",
-                                 source=self.path))
 
     def _ticks(self, index: int, pts: float | None) -> int:
         """The frame's pts in the stream's time base: from its timestamp where frames carry them, else from its
@@ -305,33 +196,8 @@ class OverlayVideoSink(_Sink):
         if self._closed:
             return
         super().close()
-        if self._container is None:
-            return
-        try:
-            self._mux(self._stream.encode(None))  # flush the encoder's delayed frames
-        finally:
-            self._close_container()
-
-    def _close_container(self) -> None:
-        import av
-
-        try:
-            self._container.close()  # writes the index (moov): the file is playable
-        except av.FFmpegError as err:
-            if self.format is None:
-                raise
-            raise self._stream_error(err) from None
-
-
-def _stream_format(path: str) -> str | None:
-    """The muxer for an overlay stream URL; None for a file path. An unsupported scheme is an InputError."""
-    if "://" not in path or path.lower().startswith("file://"):
-        return None
-    scheme = path.split("://", 1)[0].lower()
-    if scheme not in STREAM_FORMATS:
-        raise InputError(f"{redact(path)}: cannot send an overlay stream over {scheme}://; use "
-                         f"{', '.join(s + '://' for s in STREAM_FORMATS)}, or a file path")
-    return STREAM_FORMATS[scheme]
+        if self._writer is not None:
+            self._writer.close()  # flushes the encoder and writes the index (moov): the file is playable
 
 
 class LabelPNGSink(_Sink):
@@ -370,12 +236,13 @@ def _write_png(path: Path, array: np.ndarray) -> None:
 
 
 class NPZSink(_Sink):
-    """All frames' labels in one ``.npz`` (``np.load(path)``): arrays ``labels_<index:06d>`` (uint8 [H, W]),
-    ``index`` (int64 [N], the frame indices in order), ``pts`` (float64 [N], presentation times in seconds, NaN
-    where a frame had none) and, with ``images=True``, ``image_<index:06d>``.
+    """All frames' labels in one ``.npz`` (``np.load(path)``): ``labels`` (uint8 [N, H, W], every frame stacked,
+    when all frames have one size), arrays ``labels_<index:06d>`` (uint8 [H, W], per frame), ``index`` (int64
+    [N], the frame indices in order), ``pts`` (float64 [N], presentation times in seconds, NaN where a frame had
+    none) and, with ``images=True``, ``image_<index:06d>``.
 
-    Frames are appended to the archive as they come (memory stays flat); ``close()`` adds ``index`` and moves
-    ``<path>.part`` to ``path``.
+    Frames are appended to the archive as they come and the stack is spooled to a temporary file (memory stays
+    flat); ``close()`` adds ``labels``, ``index`` and ``pts`` and moves ``<path>.part`` to ``path``.
     """
 
     def __init__(self, path: str | os.PathLike, *, images: bool = False, compress: bool = True) -> None:
@@ -387,6 +254,9 @@ class NPZSink(_Sink):
         self._zip = zipfile.ZipFile(self._part, "w", zipfile.ZIP_DEFLATED if compress else zipfile.ZIP_STORED)
         self._indices: list[int] = []
         self._pts: list[float] = []
+        self._stack = tempfile.TemporaryFile(dir=self.path.parent)  # the labels of every frame, raw, in order
+        self._stack_shape: tuple[int, int] | None = None  # None after a size change: nothing to stack
+        self._stackable = True
 
     def _add(self, name: str, array: np.ndarray) -> None:
         with self._zip.open(f"{name}.npy", "w", force_zip64=True) as f:
@@ -397,6 +267,13 @@ class NPZSink(_Sink):
         image = _image_u8(image) if self.images else None  # check both before writing either
         index = self._next_index(index)
         self._add(f"labels_{index:06d}", labels)
+        if self._stackable:
+            if self._stack_shape is None:
+                self._stack_shape = labels.shape
+            if labels.shape == self._stack_shape:
+                self._stack.write(np.ascontiguousarray(labels).tobytes())
+            else:  # a stream that changed size: the per-frame arrays stay, the stack cannot exist
+                self._stackable = False
         if image is not None:
             self._add(f"image_{index:06d}", image)
         self._indices.append(index)
@@ -408,8 +285,20 @@ class NPZSink(_Sink):
             return
         super().close()
         try:
+            if self._stackable and self._indices:
+                self._add_stack()
             self._add("index", np.asarray(self._indices, np.int64))
             self._add("pts", np.asarray(self._pts, np.float64))
         finally:
+            self._stack.close()
             self._zip.close()
             os.replace(self._part, self.path)
+
+    def _add_stack(self) -> None:
+        """`labels` [N, H, W] from the spooled frames, copied in chunks (never all in memory)."""
+        shape = (len(self._indices), *self._stack_shape)
+        self._stack.seek(0)
+        with self._zip.open("labels.npy", "w", force_zip64=True) as f:
+            np.lib.format.write_array_header_1_0(f, {"descr": "|u1", "fortran_order": False, "shape": shape})
+            while chunk := self._stack.read(1 << 22):
+                f.write(chunk)

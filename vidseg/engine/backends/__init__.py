@@ -1,49 +1,39 @@
 """Backends: one Runner interface (`base.Runner`) and one place that picks and builds a runner.
 
-`build_runner(config, stages, frame_size, device)` builds the backend the config names. With backend "auto" it
-tries, in order, the fastest backend for the device (CUDA: trt, compile, torch; CPU: torch) and reports every
-candidate it skipped and why, so the run summary says which backend actually ran and never hides a fallback.
+`build_runner(config, stages, frame_size, device, mix=...)` builds the backend the config names. With backend
+"auto" it measures the engines that can run here on the method's frame mix and keeps the fastest
+(`auto.choose_runner`); the choice, its timings and every candidate skipped are reported, so the run summary
+says which backend actually ran and never hides a fallback.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import torch
 
 from vidseg.config import EngineConfig
+from vidseg.engine.backends.auto import AutoChoice, auto_candidates, choose_runner
 from vidseg.engine.backends.base import BACKEND_MODULES, Runner, runner_class
-from vidseg.errors import BackendUnavailable
 from vidseg.models.base import Stage
 
-__all__ = ["Runner", "runner_class", "build_runner", "auto_candidates", "BuiltRunner", "BACKEND_MODULES"]
+__all__ = ["Runner", "runner_class", "build_runner", "auto_candidates", "BuiltRunner", "BACKEND_MODULES",
+           "AutoChoice"]
 
 
 @dataclass(frozen=True)
 class BuiltRunner:
     runner: Runner
     skipped: tuple[str, ...]  # "backend: why" for each auto candidate that could not run
-
-
-def auto_candidates(device: torch.device) -> tuple[str, ...]:
-    """Backends `--engine auto` tries, fastest first."""
-    if device.type == "cuda":
-        return ("trt", "compile", "torch")
-    return ("torch",)
+    choice: AutoChoice | None = None  # what auto measured (None when a backend was named)
 
 
 def build_runner(config: EngineConfig, stages: dict[str, Stage], frame_size: tuple[int, int],
-                 device: torch.device) -> BuiltRunner:
+                 device: torch.device, *, mix: Mapping[str, float] | None = None) -> BuiltRunner:
+    """The runner of the config's backend; for "auto", the fastest here on `mix` (stage -> calls per frame;
+    default: the key stage on every frame)."""
     if config.backend != "auto":
         return BuiltRunner(runner_class(config.backend)(stages, config, frame_size, device), ())
-    skipped = []
-    candidates = auto_candidates(device)
-    for i, backend in enumerate(candidates):
-        try:
-            cls = runner_class(backend)
-            return BuiltRunner(cls(stages, config.replace(backend=backend), frame_size, device), tuple(skipped))
-        except BackendUnavailable as err:
-            if i == len(candidates) - 1:
-                raise
-            skipped.append(f"{backend}: {err}")
-    raise AssertionError("unreachable")
+    runner, choice = choose_runner(config, stages, frame_size, device, mix or {"key": 1.0})
+    return BuiltRunner(runner, choice.skipped, choice)

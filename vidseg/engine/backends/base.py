@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import importlib
 from abc import ABC, abstractmethod
+from collections.abc import Mapping
+from typing import Any
 
 import torch
 from torch import Tensor
@@ -17,7 +19,7 @@ from vidseg.config import EngineConfig
 from vidseg.errors import BackendUnavailable, ConfigError
 from vidseg.models.base import Stage
 
-__all__ = ["Runner", "runner_class", "BACKEND_MODULES"]
+__all__ = ["ArtifactRunner", "Runner", "runner_class", "BACKEND_MODULES"]
 
 # backend name -> (module, class); heavy imports (onnxruntime, tensorrt) happen only when chosen.
 BACKEND_MODULES = {
@@ -57,6 +59,51 @@ class Runner(ABC):
 
     def close(self) -> None:  # noqa: B027 - optional hook
         """Release sessions, engines, graphs."""
+
+
+class ArtifactRunner(Runner):
+    """A runner of exported artifacts, one per stage (the onnx, trt and aoti backends).
+
+    From live stages it asks `vidseg.export.builder.ArtifactBuilder` for their artifacts (exported, validated
+    and cached in config.cache_dir, or `cache`); given `artifacts` (stage name -> StageArtifact, e.g. from an
+    export folder through `vidseg.export.load_export`) it only loads them, and `stages` may be empty: no
+    PyTorch model is needed. Either way each stage is checked against its declaration (`self.io`).
+    """
+
+    format: str = "?"  # the export format this backend runs (vidseg.export.formats)
+
+    def __init__(self, stages: dict[str, Stage], config: EngineConfig, frame_size: tuple[int, int],
+                 device: torch.device, *, artifacts: Mapping[str, Any] | None = None, cache: Any = None) -> None:
+        from vidseg.export.cache import ArtifactCache
+
+        super().__init__(stages, config, frame_size, device)
+        self.cache = cache if cache is not None else ArtifactCache(config.cache_dir)
+        self.check_request()
+        if artifacts is None:
+            artifacts = self.build_artifacts(stages)
+        self.io = {name: artifact.io for name, artifact in artifacts.items()}
+        for name, artifact in artifacts.items():
+            self.load(name, artifact)
+
+    def build_request(self, **extra: Any):
+        """The BuildRequest for this runner's config, frame size and device."""
+        from vidseg.export.builder import BuildRequest
+
+        fields = {"precision": self.config.precision, "batch": self.config.batch, "device": str(self.device),
+                  "model_name": self.config.model or "demo", **extra}
+        return BuildRequest(self.format, tuple(self.frame_size), **fields)
+
+    def build_artifacts(self, stages: dict[str, Stage]) -> Mapping[str, Any]:
+        from vidseg.export.builder import ArtifactBuilder
+
+        return ArtifactBuilder(self.build_request(), self.cache).build(stages)
+
+    def check_request(self) -> None:  # noqa: B027 - optional hook
+        """Refuse what this backend cannot honour (precision, device, providers) before any export."""
+
+    @abstractmethod
+    def load(self, name: str, artifact: Any) -> None:
+        """Load one stage's artifact and check it against `artifact.io`."""
 
 
 def runner_class(backend: str) -> type[Runner]:

@@ -1,7 +1,8 @@
 """The `onnx` backend: one ONNX Runtime InferenceSession per stage, tensors bound in place.
 
-Artifacts come from the artifact cache (`vidseg.export.onnx.onnx_artifact`): exported, checked and validated
-against PyTorch once per (stage code+weights, frame size, batch), then reused.
+Artifacts come from the artifact builder (`vidseg.export.builder`): exported, checked and validated against
+PyTorch once per (stage code+weights, frame size, batch), cached, then reused; or from an export folder
+(`vidseg.export.load_export`), graphs of fixed or dynamic height/width.
 
 Providers are an explicit, ordered list (TensorRT EP, CUDA EP, CPU EP), defaulting to the runner's device:
 CUDA EP on cuda, CPU EP on cpu. Nothing falls back silently: a requested provider that this onnxruntime lacks
@@ -11,11 +12,12 @@ raises BackendUnavailable listing those it has; a GPU session forbids ONNX Runti
 
 Tensors stay where they are: inputs and preallocated outputs are torch tensors bound by data pointer through
 IO binding (CUDA memory on cuda, host memory on cpu), so consecutive stages never round-trip through the host.
+Output shapes come from the graph when its output dimensions are fixed (or the batch); a graph with dynamic
+height/width is run once with ONNX Runtime allocating the outputs at each new input shape, to learn them.
 On CUDA, ONNX Runtime runs on its own stream: the runner waits for torch's current stream before a run, and
 `run_with_iobinding` returns after the outputs are written.
 
-The CPU EP uses one intra-op thread per physical core (SMT siblings do not help convolutions) and one
-inter-op thread (stages are sequential graphs).
+Session options (threads, optimisation level) come from `vidseg.export.ort_session`, as in export validation.
 """
 
 from __future__ import annotations
@@ -28,27 +30,17 @@ import torch
 from torch import Tensor
 
 from vidseg.config import EngineConfig
-from vidseg.device import physical_cores
-from vidseg.engine.backends.base import Runner
-from vidseg.errors import BackendUnavailable, ConfigError, ShapeError
-from vidseg.export.cache import ArtifactCache
-from vidseg.export.onnx import np_to_torch_dtype, onnx_artifact
+from vidseg.engine.backends.base import ArtifactRunner
+from vidseg.errors import BackendUnavailable, ConfigError
+from vidseg.export.ort_session import ORT_TYPES, check_session_io, np_to_torch_dtype, session_options
 from vidseg.models.base import Stage
 
-__all__ = ["OnnxRuntimeRunner", "default_providers", "ORT_TYPES"]
+__all__ = ["OnnxRuntimeRunner", "default_providers"]
 
 CPU_EP = "CPUExecutionProvider"
 CUDA_EP = "CUDAExecutionProvider"
 TRT_EP = "TensorrtExecutionProvider"
-
-# ONNX Runtime's type strings -> numpy dtypes (the ones stages use)
-ORT_TYPES = {
-    "tensor(uint8)": np.dtype(np.uint8),
-    "tensor(float)": np.dtype(np.float32),
-    "tensor(float16)": np.dtype(np.float16),
-    "tensor(int64)": np.dtype(np.int64),
-    "tensor(int32)": np.dtype(np.int32),
-}
+_NUMPY_TYPES = {dtype.name: dtype for dtype in ORT_TYPES.values()}  # "float32" -> np.float32, ...
 
 
 def default_providers(device: torch.device) -> list[str]:
@@ -56,10 +48,11 @@ def default_providers(device: torch.device) -> list[str]:
     return [CUDA_EP] if device.type == "cuda" else [CPU_EP]
 
 
-class OnnxRuntimeRunner(Runner):
-    """ONNX Runtime sessions for a model's stages at one frame size."""
+class OnnxRuntimeRunner(ArtifactRunner):
+    """ONNX Runtime sessions for a model's stages."""
 
     name = "onnx"
+    format = "onnx"
     max_in_flight = 1  # run_with_iobinding is synchronous
 
     def __init__(
@@ -70,38 +63,24 @@ class OnnxRuntimeRunner(Runner):
         device: torch.device,
         *,
         providers: Sequence[str] | None = None,
-        cache: ArtifactCache | None = None,
+        cache=None,
+        artifacts=None,
     ) -> None:
-        super().__init__(stages, config, frame_size, device)
         providers = providers or config.providers
         self.providers = list(providers) if providers else default_providers(device)
-        self._check_request()
-        self.cache = cache if cache is not None else ArtifactCache(config.cache_dir)
-        height, width = frame_size
-        self.batch = config.batch
         self.sessions: dict[str, ort.InferenceSession] = {}
-        self._outputs: dict[str, list[tuple[str, tuple[int | str, ...], np.dtype]]] = {}
-        self._inputs: dict[str, list[tuple[str, np.dtype, tuple[int | str, ...]]]] = {}
-        for stage_name, stage in stages.items():
-            path, _ = onnx_artifact(
-                stage,
-                height,
-                width,
-                stage_name=stage_name,
-                model_name=config.model or "demo",
-                batch=self.batch,
-                dynamic_batch=self.batch > 1,
-                cache=self.cache,
-            )
-            session = self._session(str(path))
-            self._check_io(stage_name, stage, session)
-            self.sessions[stage_name] = session
+        self._outputs: dict[str, list[tuple[str, tuple[int | str | None, ...], np.dtype]]] = {}
+        self._shapes: dict[tuple, list[list[int]]] = {}  # (stage, input shapes) -> output shapes, learnt
+        super().__init__(stages, config, frame_size, device, artifacts=artifacts, cache=cache)
         first = next(iter(self.sessions.values()), None)
         self.active_providers = first.get_providers() if first is not None else list(self.providers)
 
     # -- set-up ----------------------------------------------------------------------------------------------
 
-    def _check_request(self) -> None:
+    def build_request(self, **extra):
+        return super().build_request(precision="fp32", **extra)  # the graph is fp32; fp16 is the TensorRT EP's
+
+    def check_request(self) -> None:
         available = ort.get_available_providers()
         missing = [p for p in self.providers if p not in available]
         if missing:
@@ -147,14 +126,7 @@ class OnnxRuntimeRunner(Runner):
         return out
 
     def _session(self, path: str) -> ort.InferenceSession:
-        options = ort.SessionOptions()
-        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-        options.inter_op_num_threads = 1
-        if CPU_EP in self.providers:
-            options.intra_op_num_threads = physical_cores()
-        else:
-            options.add_session_config_entry("session.disable_cpu_ep_fallback", "1")
+        options = session_options(on_cpu=CPU_EP in self.providers)
         provider_options = self._provider_options()
         try:
             session = ort.InferenceSession(
@@ -174,69 +146,55 @@ class OnnxRuntimeRunner(Runner):
             )
         return session
 
-    def _check_io(self, stage_name: str, stage: Stage, session: ort.InferenceSession) -> None:
-        height, width = self.frame_size
-        declared = stage.input_shapes(height, width, self.batch)
-        got_in = [(i.name, i.type) for i in session.get_inputs()]
-        got_out = [(o.name, o.type) for o in session.get_outputs()]
-        if [n for n, _ in got_in] != list(stage.input_names) or [n for n, _ in got_out] != list(stage.output_names):
-            raise ShapeError(
-                f"ONNX artifact for stage {stage_name!r} binds inputs {[n for n, _ in got_in]} and outputs "
-                f"{[n for n, _ in got_out]}; the stage declares {list(stage.input_names)} and "
-                f"{list(stage.output_names)}. Delete the cache entry in {self.cache.root} and retry"
-            )
-        self._inputs[stage_name] = []
-        for name, type_str in got_in:
-            want = np.dtype(torch.empty((), dtype=declared[name][1]).numpy().dtype)
-            have = ORT_TYPES.get(type_str)
-            if have != want:
-                raise ShapeError(
-                    f"stage {stage_name!r} input {name!r}: artifact takes {type_str}, stage declares {want}"
-                )
-            shape = tuple(next(i.shape for i in session.get_inputs() if i.name == name))
-            self._inputs[stage_name].append((name, have, shape))
-        self._outputs[stage_name] = []
-        for out in session.get_outputs():
-            dtype = ORT_TYPES.get(out.type)
-            if dtype is None or not np.issubdtype(dtype, np.floating):
-                raise ShapeError(f"stage {stage_name!r} output {out.name!r} has type {out.type}; expected float")
-            self._outputs[stage_name].append((out.name, tuple(out.shape), dtype))
+    def load(self, name: str, artifact) -> None:
+        session = self._session(str(artifact.path))
+        check_session_io(session, artifact.io, f"{artifact.path}; delete it to rebuild")
+        self.sessions[name] = session
+        self._outputs[name] = [(o.name, tuple(o.shape), ORT_TYPES[o.type]) for o in session.get_outputs()]
 
     # -- running ---------------------------------------------------------------------------------------------
 
     def run(self, stage: str, inputs: dict[str, Tensor]) -> dict[str, Tensor]:
+        io = self.io[stage]
+        io.check_inputs(inputs, f" (frame size {self.frame_size[0]}x{self.frame_size[1]})")
         session = self.sessions[stage]
         binding = session.io_binding()
         device_type = "cuda" if self.device.type == "cuda" else "cpu"
         device_id = self.device.index or 0
         keep = []  # tensors bound by pointer must outlive the run
-        batch = None
-        for name, dtype, shape in self._inputs[stage]:
-            if name not in inputs:
-                raise ShapeError(f"stage {stage!r} needs input {name!r}; got {sorted(inputs)}")
-            t = inputs[name]
-            if t.dtype != np_to_torch_dtype(dtype):
-                raise ShapeError(f"stage {stage!r} input {name!r} must be {dtype}, got {t.dtype}")
-            if t.dim() != len(shape) or any(isinstance(d, int) and d != n for d, n in zip(shape, t.shape, strict=True)):
-                raise ShapeError(
-                    f"stage {stage!r} input {name!r} has shape {tuple(t.shape)}; this runner was built for "
-                    f"{shape} (frame size {self.frame_size[0]}x{self.frame_size[1]})"
-                )
-            t = t.to(self.device, non_blocking=True).contiguous()
-            batch = t.shape[0] if batch is None else batch
+        for decl in io.inputs:
+            t = inputs[decl.name].to(self.device, non_blocking=True).contiguous()
             keep.append(t)
-            binding.bind_input(name, device_type, device_id, dtype, list(t.shape), t.data_ptr())
-        outputs = {}
-        for name, shape, dtype in self._outputs[stage]:
-            concrete = [batch if isinstance(d, str) or d is None else d for d in shape]
-            out = torch.empty(concrete, dtype=np_to_torch_dtype(dtype), device=self.device)
-            binding.bind_output(name, device_type, device_id, dtype, concrete, out.data_ptr())
-            outputs[name] = out
+            binding.bind_input(decl.name, device_type, device_id, _NUMPY_TYPES[decl.dtype], list(t.shape),
+                               t.data_ptr())
         if self.device.type == "cuda":
             torch.cuda.current_stream(self.device).synchronize()
+        shapes = self._output_shapes(stage, binding, keep)
+        outputs = {}
+        for (name, _, dtype), shape in zip(self._outputs[stage], shapes, strict=True):
+            out = torch.empty(shape, dtype=np_to_torch_dtype(dtype), device=self.device)
+            binding.bind_output(name, device_type, device_id, dtype, shape, out.data_ptr())
+            outputs[name] = out
         session.run_with_iobinding(binding)
         del keep
         return outputs
+
+    def _output_shapes(self, stage: str, binding, inputs: list[Tensor]) -> list[list[int]]:
+        """Output shapes for these inputs: from the graph when fixed but for the batch, else learnt once per
+        input shape by a run in which ONNX Runtime allocates the outputs."""
+        batch = inputs[0].shape[0]
+        declared = [shape for _, shape, _ in self._outputs[stage]]
+        if all(isinstance(d, int) or d == "batch" for shape in declared for d in shape):
+            return [[batch if d == "batch" else d for d in shape] for shape in declared]
+        key = (stage, *(tuple(t.shape) for t in inputs))
+        if key not in self._shapes:
+            device_type = "cuda" if self.device.type == "cuda" else "cpu"
+            for name, _, _ in self._outputs[stage]:
+                binding.bind_output(name, device_type, self.device.index or 0)
+            self.sessions[stage].run_with_iobinding(binding)
+            self._shapes[key] = [list(value.shape()) for value in binding.get_outputs()]
+            binding.clear_binding_outputs()
+        return self._shapes[key]
 
     def describe(self) -> str:
         return (

@@ -1,4 +1,4 @@
-"""vidseg.video.synthetic: determinism, class coverage, exact flow and occlusion, clips and their ground truth."""
+"""vidseg.synthetic: determinism, class coverage, exact flow and occlusion, clips and their ground truth."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import torch
 
 from vidseg.errors import ConfigError, InputError
 from vidseg.kernels.reference import warp
-from vidseg.video.synthetic import (
+from vidseg.synthetic import (
     CLASS_NAMES,
     CODECS,
     SceneConfig,
