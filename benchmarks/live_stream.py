@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
 import subprocess
 import sys
 import time
@@ -34,6 +33,7 @@ import numpy as np
 import torch
 
 from vidseg import Engine, EngineConfig, SourceOptions
+from vidseg.bench.env import environment
 from vidseg.bench.report import write_record
 from vidseg.synthetic import SceneConfig, write_clip
 
@@ -55,16 +55,6 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
-
-
-def cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def measure(url: str, args: argparse.Namespace) -> dict:
@@ -148,12 +138,10 @@ def main() -> int:
         "command": command.strip(),
         "stream": {"size": [args.height, args.width], "fps": args.fps, "codec": "h264", "gop": args.gop,
                    "bframes": 0, "transport": "MPEG-TS over TCP, 127.0.0.1", "clip_frames": args.frames},
-        "model": "demo", "method": "arseg", "keyframes": args.keyframes if args.keyframes == "gop" else
+        "model": "demo", "method": "arseg", "keyframe_policy": "codec I-frames" if args.keyframes == "gop" else
         f"every {args.interval} frames", "seconds": args.seconds,
         "warmup_s": args.warmup, **numbers,
-        "machine": {"cpu": cpu_name(), "cores": os.cpu_count(), "load_before": load_before,
-                    "load_after": load_after, "torch_threads": torch.get_num_threads(), "python":
-                    platform.python_version(), "torch": torch.__version__, "av": av.__version__},
+        "machine": {**environment(torch.device("cpu")), "load_before": load_before, "load_after": load_after},
         "date": time.strftime("%Y-%m-%d"),
     }
     lat = numbers["latency_ms"]
@@ -161,11 +149,12 @@ def main() -> int:
     shares = [share(v) if v is not None else "-" for v in (numbers["codec_motion_share_all"],
                                                            numbers["codec_motion_share_nonkey"])]
     markdown = "\n".join([
-        f"**Live demo arseg (keyframes: {record['keyframes']}) on a {args.width}x{args.height} H.264 stream at "
+        f"**Live demo arseg (keyframes: {record['keyframe_policy']}) on a {args.width}x{args.height} H.264 stream at "
         f"{args.fps:g} frames/s, GOP {args.gop} (MPEG-TS over "
         f"TCP, 127.0.0.1), {args.seconds:g} s measured after {args.warmup:g} s**",
         "",
-        f"`{command.strip()}` — {cpu_name()}, {os.cpu_count()} cores, load average {load_before[0]:.1f} before, "
+        f"`{command.strip()}` — {record['machine']['cpu']}, {os.cpu_count()} cores, load average "
+        f"{load_before[0]:.1f} before, "
         f"{load_after[0]:.1f} after; torch {torch.__version__} ({torch.get_num_threads()} threads), "
         f"PyAV {av.__version__}; {record['date']}",
         "",

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import logging
 import os
-import subprocess
 import sys
 from pathlib import Path
 
@@ -24,7 +23,6 @@ from vidseg.cli import run as cli  # noqa: E402
 
 SECRET = "Pa55-w0rd-xyzzy"
 TOKEN = "tok-8c1d4e9f"
-REPO = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="module")
@@ -116,8 +114,24 @@ def test_credentials_appear_nowhere(cam_clip, tiny, tmp_path, capsys, caplog):
     assert "http://***@127.0.0.1" in captured.out  # the summary names the stream, redacted
 
 
-def test_a_stream_on_stdin(cam_clip, tmp_path):
-    """some-camera-tool | vidseg-run - --live (here a file of MPEG-TS), in a fresh process (FFmpeg reads fd 0)."""
+@pytest.fixture
+def stdin_pipe():
+    """Standard input (file descriptor 0, which FFmpeg reads) as a pipe for the test; yields its writing end."""
+    read, write = os.pipe()
+    saved = os.dup(0)
+    os.dup2(read, 0)
+    os.close(read)
+    try:
+        yield write
+    finally:
+        os.dup2(saved, 0)
+        os.close(saved)
+
+
+def test_a_stream_on_stdin(cam_clip, tiny, tmp_path, capsys, stdin_pipe):
+    """some-camera-tool | vidseg-run - --live: MPEG-TS written into a pipe on standard input by a thread."""
+    import threading
+
     ts = tmp_path / "cam.ts"
     with av.open(str(cam_clip)) as clip, av.open(str(ts), "w", format="mpegts") as out:
         stream = out.add_stream_from_template(clip.streams.video[0])
@@ -125,18 +139,18 @@ def test_a_stream_on_stdin(cam_clip, tmp_path):
             if packet.dts is not None:
                 packet.stream = stream
                 out.mux(packet)
-    program = (  # vidseg-run with the tiny model standing in for a registered one
-        "import sys; sys.path.insert(0, sys.argv[1]); import engine_tiny, vidseg.engine.engine as e; "
-        "e.load_model = lambda config: engine_tiny.TinyModel(); from vidseg.cli import run; "
-        "sys.exit(run.main(sys.argv[2:]))"
-    )
-    env = {**os.environ, "PYTHONPATH": f"{REPO}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
-    with ts.open("rb") as stdin:
-        done = subprocess.run([sys.executable, "-c", program, str(REPO / "tests" / "engine"), "-", "--live",
-                               "--save", "labels", "--out", str(tmp_path / "out"), *ARGS],
-                              stdin=stdin, capture_output=True, text=True, timeout=120, env=env, cwd=tmp_path)
-    assert done.returncode == 0, done.stderr
-    rows = summary_rows(done.stdout)
+
+    def camera_tool():
+        with os.fdopen(stdin_pipe, "wb") as pipe:
+            pipe.write(ts.read_bytes())
+
+    writer = threading.Thread(target=camera_tool, daemon=True)
+    writer.start()
+    code = cli.main(["-", "--live", "--save", "labels", "--out", str(tmp_path / "out"), *ARGS])
+    writer.join(timeout=10)
+    captured = capsys.readouterr()
+    assert code == 0, captured.err
+    rows = summary_rows(captured.out)
     frames = int(rows["frames"].split()[0])
     assert frames + int(rows["dropped"]) == 50 and "codec" in rows["motion"]
     assert len(list((tmp_path / "out" / "stdin_labels").glob("*.png"))) == frames

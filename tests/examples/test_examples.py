@@ -78,7 +78,7 @@ def test_ros_image_messages_convert_without_ros():
 
 def test_the_ros_callback_segments_an_image_message():
     ros = load("ros2_node")
-    engine = vidseg.Engine(vidseg.EngineConfig(method="arseg", device="cpu"))
+    engine = vidseg.Engine(vidseg.EngineConfig(method="arseg", device="cpu", backend="torch"))
     frames = make_frames(2, height=64, width=96)
     out = [ros.segment(engine, message(frame, "rgb8")) for frame in frames]
     assert all((o.height, o.width, o.encoding) == (64, 96, "mono8") for o in out)

@@ -24,6 +24,7 @@ import numpy as np
 
 from vidseg.errors import InputError
 from vidseg.video.frame import Frame
+from vidseg.video.source import FrameIterator
 
 __all__ = ["ImageSequenceSource", "IMAGE_EXTENSIONS", "CITYSCAPES_FPS", "is_glob"]
 
@@ -38,7 +39,7 @@ def is_glob(text: str) -> bool:
     return glob.has_magic(text)
 
 
-class ImageSequenceSource:
+class ImageSequenceSource(FrameIterator):
     """The images of a folder or glob as frames (see the module docstring). Not live: every image is read (a live
     run paces them at `fps`)."""
 
@@ -55,12 +56,6 @@ class ImageSequenceSource:
             raise InputError(f"{self.name}: the frame rate must be > 0, got {fps}")
         self.length = len(self.paths)
         self.size: tuple[int, int] | None = None
-        self._iterator: Iterator[Frame] | None = None
-
-    def __iter__(self) -> Iterator[Frame]:
-        if self._iterator is None:
-            self._iterator = self._frames()
-        return self._iterator
 
     def _frames(self) -> Iterator[Frame]:
         for index, path in enumerate(self.paths):
@@ -69,16 +64,6 @@ class ImageSequenceSource:
                 self.size = (int(image.shape[0]), int(image.shape[1]))
             segment = self.segments[index] if self.segments is not None else 0
             yield Frame(index, image, pts=index / self.fps, segment=segment)
-
-    def close(self) -> None:
-        if self._iterator is not None:
-            self._iterator.close()  # type: ignore[attr-defined]
-
-    def __enter__(self) -> ImageSequenceSource:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
 
     def __repr__(self) -> str:
         return f"ImageSequenceSource({self.name!r}, {self.length} images, fps={self.fps:g})"

@@ -32,7 +32,6 @@ import threading
 import time
 from collections.abc import Iterator
 from dataclasses import replace
-from typing import TYPE_CHECKING
 
 import av
 
@@ -40,9 +39,7 @@ from vidseg.errors import InputError
 from vidseg.video.decode import StreamDecoder
 from vidseg.video.frame import Frame
 from vidseg.video.redact import redact
-
-if TYPE_CHECKING:
-    from vidseg.video.source import SourceOptions
+from vidseg.video.source import FrameIterator, SourceOptions
 
 __all__ = ["StreamSource", "open_stream", "STREAM_KINDS"]
 
@@ -58,7 +55,7 @@ class _Failure(Exception):
         self.fatal = fatal
 
 
-class StreamSource:
+class StreamSource(FrameIterator):
     """A network stream, camera or stdin container (see the module docstring). Made by `open_stream`.
 
     Attributes once open: name (redacted), live, fps, size, codec, motion_available, reconnects, frames (handed
@@ -66,8 +63,6 @@ class StreamSource:
     """
 
     def __init__(self, url: str, *, kind: str, motion: bool = False, options: SourceOptions | None = None) -> None:
-        from vidseg.video.source import SourceOptions
-
         if kind not in STREAM_KINDS:
             raise ValueError(f"kind must be one of {STREAM_KINDS}, got {kind!r}")
         self._url = url
@@ -80,7 +75,6 @@ class StreamSource:
         self.frames = 0
         self._skipped_before = 0  # damaged packets of earlier connections
         self._stopping = threading.Event()
-        self._iterator: Iterator[Frame] | None = None
         self._check_local()
         try:
             self._container, self._decoder = self._connect()
@@ -108,11 +102,6 @@ class StreamSource:
     def packets_skipped(self) -> int:
         return self._skipped_before + len(self._decoder.skipped)
 
-    def __iter__(self) -> Iterator[Frame]:
-        if self._iterator is None:
-            self._iterator = self._frames()
-        return self._iterator
-
     def stop(self) -> None:
         """Ask a reading thread to finish soon (thread-safe): a back-off wait ends at once, a read within the
         time-out."""
@@ -120,15 +109,8 @@ class StreamSource:
 
     def close(self) -> None:
         self.stop()
-        if self._iterator is not None:
-            self._iterator.close()  # type: ignore[attr-defined]
+        super().close()
         self._container.close()
-
-    def __enter__(self) -> StreamSource:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
 
     def __repr__(self) -> str:
         return f"StreamSource({self.name!r}, kind={self.kind}, codec={self.codec}, size={self.size})"
@@ -209,7 +191,7 @@ class StreamSource:
                 raise InputError(f"{self.name}: no such camera device; `ls /dev/video*` lists the V4L2 cameras")
             if not _is_char_device(self._url):
                 raise InputError(f"{self.name}: not a camera device (V4L2 cameras are /dev/videoN)")
-        if self.kind == "stdin" and sys.stdin is not None and sys.stdin.isatty():
+        if self.kind == "stdin" and os.isatty(0):  # FFmpeg reads file descriptor 0, whatever sys.stdin is
             raise InputError("stdin: standard input is a terminal; pipe a video stream into it, e.g. "
                              "`ffmpeg -i CAMERA -c:v libx264 -f mpegts - | vidseg-run - --live`")
 

@@ -38,8 +38,8 @@ from vidseg.errors import ConfigError, InputError
 from vidseg.video.frame import Frame
 from vidseg.video.redact import redact
 
-__all__ = ["Source", "IterableSource", "SourceOptions", "open_source", "source_kind", "describe_input",
-           "RTSP_TRANSPORTS"]
+__all__ = ["Source", "FrameIterator", "IterableSource", "SourceOptions", "open_source", "source_kind",
+           "describe_input", "RTSP_TRANSPORTS"]
 
 RTSP_TRANSPORTS = ("tcp", "udp", "udp_multicast", "http", "https")
 _SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.\-]*://")
@@ -64,7 +64,32 @@ class Source(Protocol):
     def __exit__(self, *exc: object) -> None: ...
 
 
-class IterableSource:
+class FrameIterator:
+    """What the sources built on a frame generator (`_frames`) share: iterated once, the generator closed with
+    the source, usable in a ``with`` block."""
+
+    _iterator: Iterator[Frame] | None = None
+
+    def _frames(self) -> Iterator[Frame]:
+        raise NotImplementedError
+
+    def __iter__(self) -> Iterator[Frame]:
+        if self._iterator is None:
+            self._iterator = self._frames()
+        return self._iterator
+
+    def close(self) -> None:
+        if self._iterator is not None:
+            self._iterator.close()  # type: ignore[attr-defined]
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class IterableSource(FrameIterator):
     """Frames from Python: a stack of arrays or any iterable of uint8 HxWx3 arrays or `Frame`s (a camera loop's
     generator, a list). Arrays get consecutive indices; `Frame`s keep theirs. Not live: every frame is consumed
     (wrap a real-time generator in a live source to drop frames). The iterable is closed with the source when it
@@ -78,12 +103,6 @@ class IterableSource:
         self.name = name or type(items).__name__
         self.fps = fps
         self.size: tuple[int, int] | None = None
-        self._iterator: Iterator[Frame] | None = None
-
-    def __iter__(self) -> Iterator[Frame]:
-        if self._iterator is None:
-            self._iterator = self._frames()
-        return self._iterator
 
     def _frames(self) -> Iterator[Frame]:
         for i, item in enumerate(self._items):
@@ -93,17 +112,10 @@ class IterableSource:
             yield frame
 
     def close(self) -> None:
-        if self._iterator is not None:
-            self._iterator.close()  # type: ignore[attr-defined]
+        super().close()
         close = getattr(self._items, "close", None)
         if callable(close):
             close()
-
-    def __enter__(self) -> IterableSource:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
 
 
 @dataclass(frozen=True)
