@@ -8,9 +8,12 @@ rounds, keeps the fastest and closes the rest. The decision (with every timing) 
 keyed like the artifacts (stage code and weights, frame size, precision, device, library versions), so later
 runs build only the chosen engine; delete the `auto-*.json` files in the cache to measure again.
 
-Candidates: CPU: torch, onnx (ONNX Runtime's CPU EP). CUDA: trt, compile, torch, onnx (when ONNX Runtime has
-its CUDA EP). Engines whose build takes minutes here (AOTInductor) are not tried. A candidate that cannot be
-built or run is skipped and said once; nothing falls back silently.
+Candidates: CPU: torch, onnx (ONNX Runtime's CPU EP), aoti. CUDA: trt, compile, torch, onnx (when ONNX Runtime
+has its CUDA EP), aoti. Engines whose artifacts take minutes to build on this device (ONNX and AOTInductor on a
+CPU, AOTInductor on a GPU) are tried only when their artifacts are already in the cache, so a first run starts
+at once; the summary says how to build them, and the next run measures them. TensorRT engines are built (once,
+cached) on a GPU, where they are usually the fastest by far. A candidate that cannot be built or run is skipped
+and said once; nothing falls back silently.
 """
 
 from __future__ import annotations
@@ -62,8 +65,13 @@ def auto_candidates(device: torch.device) -> tuple[str, ...]:
                 candidates.append("onnx")
         except ImportError:
             pass
-        return tuple(candidates)
-    return ("torch", "onnx")
+        return (*candidates, "aoti")
+    return ("torch", "onnx", "aoti")
+
+
+def prebuilt_only(device: torch.device) -> frozenset[str]:
+    """Engines auto tries only when their artifacts are already built: those that take minutes to build here."""
+    return frozenset({"aoti"} if device.type == "cuda" else {"onnx", "aoti"})
 
 
 def choose_runner(config: EngineConfig, stages: dict[str, Stage], frame_size: tuple[int, int],
@@ -76,8 +84,12 @@ def choose_runner(config: EngineConfig, stages: dict[str, Stage], frame_size: tu
     from vidseg.export.cache import ArtifactCache
 
     candidates = tuple(candidates or auto_candidates(device))
+    unbuilt = {b for b in candidates if b in prebuilt_only(device)
+               and not _is_built(b, config, stages, frame_size, device)}
     cache = ArtifactCache(cache_dir if cache_dir is not None else config.cache_dir)
-    decision_path = cache.root / f"auto-{_decision_key(config, stages, frame_size, device, mix, candidates)}.json"
+    # The key names the candidates that can be tried now: once missing artifacts are built, auto measures again.
+    tried = tuple(b for b in candidates if b not in unbuilt)
+    decision_path = cache.root / f"auto-{_decision_key(config, stages, frame_size, device, mix, tried)}.json"
     cached = _read_decision(decision_path)
     if cached is not None and cached.backend in candidates:
         try:
@@ -88,6 +100,10 @@ def choose_runner(config: EngineConfig, stages: dict[str, Stage], frame_size: tu
     runners: dict[str, Runner] = {}
     skipped: list[str] = []
     for backend in candidates:
+        if backend in unbuilt:
+            skipped.append(f"{backend}: its artifacts for this model and frame size are not built yet (one run "
+                           f"with --engine {backend} builds them into the cache; auto then measures it too)")
+            continue
         try:
             runners[backend] = _build(backend, config, stages, frame_size, device)
         except (BackendUnavailable, VidsegError) as err:
@@ -104,6 +120,13 @@ def choose_runner(config: EngineConfig, stages: dict[str, Stage], frame_size: tu
     choice = AutoChoice(best, timings, tuple(skipped))
     _write_decision(decision_path, choice)
     return runners[best], choice
+
+
+def _is_built(backend: str, config: EngineConfig, stages: dict[str, Stage], frame_size: tuple[int, int],
+              device: torch.device) -> bool:
+    cls = runner_class(backend)
+    is_built = getattr(cls, "is_built", None)
+    return True if is_built is None else is_built(stages, config.replace(backend=backend), frame_size, device)
 
 
 def _build(backend: str, config: EngineConfig, stages: dict[str, Stage], frame_size: tuple[int, int],

@@ -16,7 +16,7 @@ import torch
 from torch import Tensor
 
 from vidseg.config import EngineConfig
-from vidseg.errors import BackendUnavailable, ConfigError
+from vidseg.errors import BackendUnavailable, ConfigError, VidsegError
 from vidseg.models.base import Stage
 
 __all__ = ["ArtifactRunner", "Runner", "runner_class", "BACKEND_MODULES"]
@@ -87,11 +87,29 @@ class ArtifactRunner(Runner):
 
     def build_request(self, **extra: Any):
         """The BuildRequest for this runner's config, frame size and device."""
+        return self.request_for(self.config, self.frame_size, self.device, **extra)
+
+    @classmethod
+    def request_for(cls, config: EngineConfig, frame_size: tuple[int, int], device: torch.device, **extra: Any):
         from vidseg.export.builder import BuildRequest
 
-        fields = {"precision": self.config.precision, "batch": self.config.batch, "device": str(self.device),
-                  "model_name": self.config.model or "demo", **extra}
-        return BuildRequest(self.format, tuple(self.frame_size), **fields)
+        fields = {"precision": config.precision, "batch": config.batch, "device": str(device),
+                  "model_name": config.model or "demo", **extra}
+        return BuildRequest(cls.format, tuple(frame_size), **fields)
+
+    @classmethod
+    def is_built(cls, stages: dict[str, Stage], config: EngineConfig, frame_size: tuple[int, int],
+                 device: torch.device) -> bool:
+        """Whether a runner for these stages would only load artifacts from the cache (nothing to export or
+        compile first)."""
+        from vidseg.export.builder import ArtifactBuilder
+        from vidseg.export.cache import ArtifactCache
+
+        try:
+            request = cls.request_for(config, frame_size, device)
+        except VidsegError:
+            return False
+        return ArtifactBuilder(request, ArtifactCache(config.cache_dir)).is_built(stages)
 
     def build_artifacts(self, stages: dict[str, Stage]) -> Mapping[str, Any]:
         from vidseg.export.builder import ArtifactBuilder
