@@ -8,10 +8,11 @@ rounds, keeps the fastest and closes the rest. The decision (with every timing) 
 keyed like the artifacts (stage code and weights, frame size, precision, device, library versions), so later
 runs build only the chosen engine; delete the `auto-*.json` files in the cache to measure again.
 
-Candidates: CPU: torch, onnx (ONNX Runtime's CPU EP), aoti. CUDA: trt, compile, torch, onnx (when ONNX Runtime
-has its CUDA EP), aoti. Engines whose artifacts take minutes to build on this device (ONNX and AOTInductor on a
-CPU, AOTInductor on a GPU) are tried only when their artifacts are already in the cache, so a first run starts
-at once; the summary says how to build them, and the next run measures them. TensorRT engines are built (once,
+Candidates are the registered backends (`vidseg.config.BACKENDS`) whose runner names this device type
+(`Runner.auto_devices`): CPU: torch, onnx (ONNX Runtime's CPU EP), aoti; CUDA: trt, compile, torch, onnx, aoti.
+Engines whose artifacts take minutes to build on this device (`Runner.auto_prebuilt_only`: ONNX and AOTInductor
+on a CPU, AOTInductor on a GPU) are tried only when their artifacts are already in the cache, so a first run
+starts at once; the summary says how to build them, and the next run measures them. TensorRT engines are built (once,
 cached) on a GPU, where they are usually the fastest by far. A candidate that cannot be built or run is skipped
 and said once; nothing falls back silently.
 """
@@ -28,7 +29,7 @@ from dataclasses import asdict, dataclass
 import torch
 from torch import Tensor
 
-from vidseg.config import EngineConfig
+from vidseg.config import BACKENDS, EngineConfig
 from vidseg.engine.backends.base import Runner, runner_class
 from vidseg.errors import BackendUnavailable, VidsegError
 from vidseg.models.base import Stage
@@ -55,23 +56,23 @@ class AutoChoice:
 
 
 def auto_candidates(device: torch.device) -> tuple[str, ...]:
-    """The engines auto tries on this device, in order of preference when timings tie."""
-    if device.type == "cuda":
-        candidates = ["trt", "compile", "torch"]
+    """The engines auto tries on this device (the registered backends that say so), best rank first."""
+    ranked = []
+    for name in BACKENDS:
+        if name == "auto":
+            continue
         try:
-            import onnxruntime as ort
-
-            if "CUDAExecutionProvider" in ort.get_available_providers():
-                candidates.append("onnx")
-        except ImportError:
-            pass
-        return (*candidates, "aoti")
-    return ("torch", "onnx", "aoti")
+            cls = runner_class(name)
+        except BackendUnavailable:
+            continue  # its module's package is missing: it cannot be a candidate here
+        if device.type in cls.auto_devices:
+            ranked.append((cls.auto_rank, name))
+    return tuple(name for _, name in sorted(ranked))
 
 
 def prebuilt_only(device: torch.device) -> frozenset[str]:
     """Engines auto tries only when their artifacts are already built: those that take minutes to build here."""
-    return frozenset({"aoti"} if device.type == "cuda" else {"onnx", "aoti"})
+    return frozenset(b for b in auto_candidates(device) if device.type in runner_class(b).auto_prebuilt_only)
 
 
 def choose_runner(config: EngineConfig, stages: dict[str, Stage], frame_size: tuple[int, int],

@@ -15,20 +15,11 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from vidseg.config import EngineConfig
+from vidseg.config import BACKENDS, EngineConfig
 from vidseg.errors import BackendUnavailable, ConfigError, VidsegError
 from vidseg.models.base import Stage
 
-__all__ = ["ArtifactRunner", "Runner", "runner_class", "BACKEND_MODULES"]
-
-# backend name -> (module, class); heavy imports (onnxruntime, tensorrt) happen only when chosen.
-BACKEND_MODULES = {
-    "torch": ("vidseg.engine.backends.eager", "EagerRunner"),
-    "compile": ("vidseg.engine.backends.compiled", "CompiledRunner"),
-    "onnx": ("vidseg.engine.backends.onnxrt", "OnnxRuntimeRunner"),
-    "aoti": ("vidseg.engine.backends.aoti", "AOTInductorRunner"),
-    "trt": ("vidseg.engine.backends.tensorrt", "TensorRTRunner"),
-}
+__all__ = ["ArtifactRunner", "Runner", "runner_class"]
 
 
 class Runner(ABC):
@@ -41,6 +32,11 @@ class Runner(ABC):
 
     name: str = "?"
     max_in_flight: int = 1  # calls that may be queued before the caller must wait on results
+    # --engine auto: the device types it is measured on, the ones where it is tried only when its artifacts are
+    # already built (building takes minutes there), and its rank when timings tie (lower first).
+    auto_devices: tuple[str, ...] = ()
+    auto_prebuilt_only: tuple[str, ...] = ()
+    auto_rank: int = 50
 
     def __init__(self, stages: dict[str, Stage], config: EngineConfig, frame_size: tuple[int, int],
                  device: torch.device) -> None:
@@ -125,10 +121,12 @@ class ArtifactRunner(Runner):
 
 
 def runner_class(backend: str) -> type[Runner]:
-    """Backend name -> Runner class, importing only that backend. Unknown or unavailable -> clear error."""
-    if backend not in BACKEND_MODULES:
-        raise ConfigError(f"unknown backend {backend!r}; choose one of {', '.join(BACKEND_MODULES)}")
-    module, cls = BACKEND_MODULES[backend]
+    """Backend name -> Runner class (`vidseg.config.BACKENDS`), importing only that backend. Unknown or
+    unavailable -> clear error."""
+    if backend not in BACKENDS or backend == "auto":
+        names = ", ".join(b for b in BACKENDS if b != "auto")
+        raise ConfigError(f"unknown backend {backend!r}; choose one of {names}")
+    module, cls = BACKENDS[backend].split(":")
     try:
         return getattr(importlib.import_module(module), cls)
     except ModuleNotFoundError as err:

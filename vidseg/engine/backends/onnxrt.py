@@ -54,6 +54,9 @@ class OnnxRuntimeRunner(ArtifactRunner):
     name = "onnx"
     format = "onnx"
     max_in_flight = 1  # run_with_iobinding is synchronous
+    auto_devices = ("cpu", "cuda")
+    auto_prebuilt_only = ("cpu",)
+    auto_rank = 40
 
     def __init__(
         self,
