@@ -70,9 +70,12 @@ def auto_candidates(device: torch.device) -> tuple[str, ...]:
     return tuple(name for _, name in sorted(ranked))
 
 
-def prebuilt_only(device: torch.device) -> frozenset[str]:
-    """Engines auto tries only when their artifacts are already built: those that take minutes to build here."""
-    return frozenset(b for b in auto_candidates(device) if device.type in runner_class(b).auto_prebuilt_only)
+def prebuilt_only(backend: str, device: torch.device) -> bool:
+    """Whether auto tries `backend` only when its artifacts are already built (it takes minutes to build here)."""
+    try:
+        return device.type in runner_class(backend).auto_prebuilt_only
+    except BackendUnavailable:
+        return False
 
 
 def choose_runner(config: EngineConfig, stages: dict[str, Stage], frame_size: tuple[int, int],
@@ -85,8 +88,8 @@ def choose_runner(config: EngineConfig, stages: dict[str, Stage], frame_size: tu
     from vidseg.export.cache import ArtifactCache
 
     candidates = tuple(candidates or auto_candidates(device))
-    unbuilt = {b for b in candidates if b in prebuilt_only(device)
-               and not _is_built(b, config, stages, frame_size, device)}
+    unbuilt = {b for b in candidates
+               if prebuilt_only(b, device) and not _is_built(b, config, stages, frame_size, device)}
     cache = ArtifactCache(cache_dir if cache_dir is not None else config.cache_dir)
     # The key names the candidates that can be tried now: once missing artifacts are built, auto measures again.
     tried = tuple(b for b in candidates if b not in unbuilt)
