@@ -29,18 +29,22 @@ Scratch buffers are kept per thread for the last shape seen: a fresh large alloc
 4 KiB here, which made every first touch of a temporary several times slower than a warm one, and a video runs
 one shape frame after frame.
 
-Measured (C=256, 64x128, window 7, fp32, 1 torch thread, 2-core AMD EPYC, torch 2.13; medians of interleaved
-runs, see benchmarks/results/creff_cpu_*.md and benchmarks/kernels.py --device cpu --cpu-fast):
+Measured (C=256, 64x128 = arseg-bise18-cityscapes' non-key fusion at 512x1024, window 7, fp32, 1 torch thread,
+2-core AMD EPYC heavily shared with other jobs, torch 2.13; interleaved runs, ratios paired; absolute times were
+inflated several-fold by the load; benchmarks/results/cpu_kernels_512x1024.md):
 - the previous kernel (8x8 tiles gathered from channels-first bands with unfold/permute, NCHW output copied to
-  channels_last by the op): the gathers were ~58 % of its time, and its GEMMs did 4x the useful work.
-- 8x8 tiles gathered from channels-last bands: GEMM-bound at 4x waste, ~1.3x slower than these strips.
+  channels_last by the op): 3.4x [3.1-3.8] slower than this one, the op's copy included. Its gathers were ~58 % of
+  its time and its GEMMs did 4x the useful work.
+- 8x8 tiles gathered from channels-last bands: GEMM-bound at 4x waste, 1.2-1.5x slower than these strips.
 - 1 x tw row tiles with one batched GEMM per window row and no strip copy: GEMMs of 8 x 256 x 14 run at a few
-  GFLOP/s, 3-5x slower. tw = 4 (1.43x waste) and tw = 16 (3.1x) were slower than tw = 8.
+  GFLOP/s, 2x slower than even the previous kernel. tw = 4 (1.43x waste, 4-row GEMMs) and tw = 16 (3.1x waste)
+  were 1.4x and 1.1x slower than tw = 8.
 - a per-offset shifted-window accumulation (window^2 products and sums over channels-last bands): exact work but
   ~8 in-cache passes per offset; slower than the GEMMs.
-- the channels-last composition compiled by torch.compile (inductor, C++): faster than this, but its first call
-  compiles for tens of seconds and needs a C++ toolchain at run time; `vidseg.kernels.ops` hands that
-  composition to inductor when a whole stage is being compiled (backend "compile"), where both are paid anyway.
+- the channels-last composition (window^2 shifted products, softmax, weighted sum) compiled by torch.compile
+  (inductor, C++): 1.15-1.25x faster than this kernel in the same runs, but its first call compiled for 36-42 s
+  (warm inductor cache) and it needs a C++ toolchain at run time, so it is not used here; the `compile` backend
+  could hand inductor that composition instead of the opaque op, where both costs are paid at engine build.
 """
 
 from __future__ import annotations
