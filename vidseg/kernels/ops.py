@@ -5,9 +5,9 @@ torch.compile and torch.export see one opaque node with a fake (meta) implementa
 Triton kernels on CUDA (`vidseg.kernels.triton`, imported on the first CUDA call, when Triton is installed), to the
 CPU kernels on CPU (creff: `vidseg.kernels.cpu`, GEMMs over channels-last strips; warp: `vidseg.kernels.cpu_warp`,
 a channels-last gather, grid_sample for NCHW), and to the reference elsewhere; `implementation(device, op)` says
-which one runs. While exporting to ONNX (the flag is set
-by both the TorchScript and the dynamo exporter), or when autograd needs a gradient, they call the reference
-composition directly, which lowers to standard operators (GridSample, Pad, Mul, ReduceSum, Softmax).
+which one runs. While exporting to ONNX (the flag is set by both the TorchScript and the dynamo exporter), or when
+autograd needs a gradient, they call the reference composition directly, which lowers to standard operators
+(GridSample, Pad, Mul, ReduceSum, Softmax).
 An ExportedProgram that already holds vidseg:: nodes is lowered by `vidseg.export.program`, which decomposes them
 to the reference.
 
