@@ -8,7 +8,9 @@ module (the seed's state_dict layout, tests/models/test_bisenet.py) run the way 
 eager under no_grad, the input normalised outside the network, the aux heads conv_out16/conv_out32 computed and
 discarded (aux_mode='train' at evaluation), nn.Upsample(scale_factor=8) on the logits and argmax over NCHW logits.
 vidseg runs the HR network of `arseg-bise18-cityscapes` (the same module, the same random weights: no trained
-Cityscapes BiSeNet ships with vidseg) as its per-frame `key` stage through its runners, then `logits_to_labels`:
+Cityscapes BiSeNet ships with vidseg; the final 1x1 conv's bias is zeroed, because with its random bias one class
+wins every pixel and every engine would agree trivially) as its per-frame `key` stage through its runners, then
+`logits_to_labels`:
 
   torch       EagerRunner, channels_last, inference_mode (what engine `auto` picks on a CPU)
   bf16        EagerRunner with bf16 autocast (oneDNN bf16 convolutions; AVX512-BF16 where the CPU has it)
@@ -19,8 +21,8 @@ Cityscapes BiSeNet ships with vidseg) as its per-frame `key` stage through its r
 Frames: a synthetic 512x1024 street clip (vidseg.video.synthetic). Every round runs each engine over every frame
 (engines interleaved, A B C A B C ...); per-frame time = round time / frames. Reported: median per-frame ms with
 20/80 % quantiles, the paired speed-up seed / engine per round (vidseg.bench.stats), and label agreement with the
-seed's float32 labels over all benchmark frames. Random weights make logits less decisive than trained ones, so the
-agreement of reduced precisions is a pessimistic estimate. Writes JSON + Markdown under --out.
+seed's float32 labels over all benchmark frames. Random weights make logits less decisive than trained ones (small
+top-2 margins), so the agreement of reduced precisions is a pessimistic estimate. Writes JSON + Markdown under --out.
 """
 
 from __future__ import annotations
@@ -155,6 +157,8 @@ def main(argv=None) -> int:
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
     model = build(MODEL)  # random weights, seeded above: the seed and vidseg share this module
+    with torch.no_grad():
+        model.hr.final_conv.bias.zero_()  # labels that vary over the frame (see the module docstring)
     stage = model.stages()["key"]
     net, spec = model.hr, model.spec
     load_start = os.getloadavg()
