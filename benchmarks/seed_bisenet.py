@@ -32,6 +32,7 @@ import datetime
 import json
 import os
 import platform
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -199,7 +200,8 @@ def main(argv=None) -> int:
     for r in rows:
         lines.append(f"| {r['engine']} | {r['ms_p50']:.1f} [{r['ms_q20']:.1f}-{r['ms_q80']:.1f}] | "
                      f"{r['seed_over_engine_str']} | {100 * r['labels_same_as_seed_fp32']:.3f} % |")
-    lines += ["", f"`python benchmarks/seed_bisenet.py {' '.join(argv or [])}`".rstrip(),
+    shown = " ".join(sys.argv[1:] if argv is None else argv)
+    lines += ["", f"`python benchmarks/seed_bisenet.py {shown}`".replace(" `", "`"),
               f"- load average at start {[round(v, 2) for v in load_start]}, at end "
               f"{[round(v, 2) for v in record['load_end']]}; {args.frames} frames x {args.rounds} interleaved rounds"]
     text = "\n".join(lines) + "\n"
