@@ -12,8 +12,9 @@ multiply-add on our x86 build), so a band interpolated on its own agrees with th
 is shift-invariant: when the row scale is a power of two (x2, x4, x8 ... upsampling: align_corners=False with
 H = h * 2^k, or align_corners=True with H - 1 = (h - 1) * 2^k) or the rows are not resized (H = h). Then a band
 whose first input row is i0 and whose first output row is i0 * 2^k samples exactly the coordinates of the full
-map, shifted by i0. Bands take one spare input row above and below, so that the full map's clamping at the top and
-its second-tap clamp at the bottom only touch rows the band discards. Other scales (frame sizes that are not a
+map, shifted by i0. A band reaches one input row past the rows it needs where PyTorch clamps at a map's edge (a
+negative source coordinate at the top with align_corners=False, the second tap of the last row at the bottom), so
+those clamps only touch output rows the band discards. Other scales (frame sizes that are not a
 power-of-two multiple of the logits, e.g. 1000 px from 128 logits) keep the plain composition: exactness there
 would mean re-implementing PyTorch's kernel arithmetic, whose fused-multiply-add order is a property of the
 compiled build. CUDA tensors keep the plain composition too (one fused pass on the GPU already).
