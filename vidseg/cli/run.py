@@ -8,6 +8,10 @@
 A progress bar runs while frames are processed, then a summary table: frames, keyframes, frames/s, latency per
 frame type (mean, p99), time per stage, drops (live mode) and every fallback taken. Errors print one line.
 Ctrl-C stops the run; the outputs written so far are flushed and playable.
+
+    vidseg-run INPUTS... --cluster [local|auto|ray://HOST:PORT] [--resume] [--workers N]
+
+runs many inputs (files, folders, globs, .txt/.jsonl manifests, URLs) on a Ray cluster: vidseg.cluster.cli.
 """
 
 from __future__ import annotations
@@ -36,7 +40,9 @@ def build_parser() -> argparse.ArgumentParser:
         prog="vidseg-run",
         description="Real-time video semantic segmentation: full compute on keyframes, cheap non-keyframes.",
     )
-    p.add_argument("input", nargs="?", help="video file (H.264 carries codec motion vectors; HEVC/VP9 do not)")
+    p.add_argument("inputs", nargs="*", metavar="INPUT",
+                   help="video file (H.264 carries codec motion vectors; HEVC/VP9 do not); with --cluster, any "
+                        "number of files, folders, globs, .txt/.jsonl manifests and URLs")
     p.add_argument("--model", help="registered model name (default: the built-in demo model); see --list-models")
     p.add_argument("--weights", help="checkpoint path; AR-Seg pairs take 'HR.pth,AR.pth' or AR-Seg's "
                    "checkpoints/<dataset>-<backbone> folder (HR/ and AR/)")
@@ -63,6 +69,12 @@ def build_parser() -> argparse.ArgumentParser:
                         "the output directory and run on it")
     p.add_argument("--max-frames", type=int, help="stop after this many frames")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--cluster", nargs="?", const="local", metavar="ADDRESS",
+                   help="process the inputs on Ray: local (this machine; the default), auto (a cluster started "
+                        "with `ray start`), ray://HOST:PORT; outputs in OUT/<input name>/ (needs the cluster extra)")
+    p.add_argument("--resume", action="store_true", help="with --cluster: skip inputs a previous run completed")
+    p.add_argument("--workers", type=int, metavar="N", help="with --cluster: at most N workers (default: one per "
+                   "GPU, else per CPU)")
     return p
 
 
@@ -71,12 +83,21 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.list_models:
         return _list_models()
+    if args.cluster is not None:
+        from vidseg.cluster.cli import main as cluster_main
+
+        return cluster_main(args, _config(args), _parse_save(args.save, demo=False))
+    if len(args.inputs) > 1 or args.resume or args.workers is not None:
+        raise ConfigError("several inputs, --resume and --workers need --cluster: add --cluster local (this "
+                          "machine) or --cluster auto (a running Ray cluster)")
+    args.input = args.inputs[0] if args.inputs else None
     if args.input is None and not args.demo:
         raise InputError("give an input video (vidseg-run INPUT) or --demo for a synthetic clip")
     if args.input is not None and args.demo:
         raise ConfigError("give either an input video or --demo, not both")
     if args.input is not None and Path(args.input).is_dir():
-        raise InputError(f"{args.input}: is a directory, not a video file; give the path of a video file")
+        raise InputError(f"{args.input}: is a directory, not a video file; give the path of a video file, or add "
+                         "--cluster local to process every video in it")
     if args.input is not None and not Path(args.input).is_file():
         raise InputError(f"{args.input}: no such file; check the path")
     if args.max_frames is not None and args.max_frames < 1:
