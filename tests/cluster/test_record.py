@@ -10,7 +10,8 @@ from vidseg.cluster.record import RECORD_NAME, check_record, input_identity, run
 from vidseg.config import EngineConfig
 
 
-def _result(tmp_path, config=EngineConfig()):
+def _result(tmp_path):
+    config = EngineConfig()
     video = tmp_path / "a.mp4"
     video.write_bytes(b"0123456789")
     (inp,) = expand_inputs([video])

@@ -58,6 +58,7 @@ class _Slot:
     info: WorkerInfo | None = None
     job: Job | None = None
     stats: WorkerStats | None = None
+    asked: bool = False  # a stats() call is in flight
 
 
 class ClusterRun:
@@ -247,13 +248,17 @@ class ClusterRun:
                     self._on_ready(ray, ref, slot)
                 elif kind == "task":
                     self._on_task(ray, ref, slot, queue, live)
-                elif slot.state == "busy":
+                else:
+                    slot.asked = False
                     try:
-                        slot.stats = ray.get(ref)
+                        stats = ray.get(ref)
                     except Exception:  # noqa: BLE001 - a dying worker: its task reports the death
-                        pass
+                        continue
+                    current = slot.job.input.name if slot.job is not None else None
+                    slot.stats = stats if current is not None and stats.input == current else None
             for slot in self._slots:
-                if slot.state == "busy" and not any(s is slot and k == "stats" for k, s in self._pending.values()):
+                if slot.state == "busy" and not slot.asked:
+                    slot.asked = True
                     self._pending[slot.actor.stats.remote()] = ("stats", slot)
             if self.progress is not None:
                 self.progress(self.snapshot())
@@ -292,7 +297,8 @@ class ClusterRun:
             if is_infrastructure_error(err):
                 self._lost(slot, job, err, queue, live)
                 return
-            outcome = Outcome(job.input.name, False, 0, 0.0, slot.name, error=_first_line(err))
+            cause = getattr(err, "cause", None) or err  # a RayTaskError carries the task's own exception
+            outcome = Outcome(job.input.name, False, 0, 0.0, slot.name, error=_first_line(cause))
         slot.state = "idle"
         self._finish(job, outcome)
 
@@ -309,7 +315,7 @@ class ClusterRun:
     def _lost(self, slot: _Slot, job: Job, err: BaseException, queue: deque[Job], live: deque[Job]) -> None:
         """A worker or its node died during `job`: discard the attempt, retry it elsewhere (bounded)."""
         self._kill(slot)
-        why = f"attempt {job.attempt} on {slot.name} lost: {_first_line(err)}"
+        why = f"attempt {job.attempt} on {slot.name} lost: {_death(err)}"
         result = self.results[job.input.name]
         result.retries.append(why)
         final = self.out / job.input.name
@@ -387,6 +393,20 @@ def _ready(ray: Any, refs: list[Any], timeout: float) -> list[Any]:
 def _first_line(err: BaseException) -> str:
     text = str(err).strip().splitlines()
     return f"{type(err).__name__}: {text[0][:200] if text else ''}".rstrip(": ")
+
+
+def _death(err: BaseException) -> str:
+    """What a Ray infrastructure error means for the worker, in a few words, and its type."""
+    text, kind = str(err).lower(), type(err).__name__
+    if "node" in text and ("died" in text or "dead" in text):
+        what = "its node died"
+    elif kind == "ActorUnavailableError":
+        what = "the worker became unreachable (its process or node is gone)"
+    elif kind == "OutOfMemoryError":
+        what = "the worker was killed for memory"
+    else:
+        what = "the worker process died"
+    return f"{what} ({kind})"
 
 
 def _resources(resources: dict[str, float]) -> str:
