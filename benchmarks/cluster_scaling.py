@@ -73,12 +73,12 @@ def main(argv: list[str] | None = None) -> dict:
     counts = [int(n) for n in args.workers.split(",")]
     config = EngineConfig(model=args.model, method=None, device=args.device)
     save = tuple(s for s in args.save.split(",") if s)
-    gpus = {"num_gpus": max(counts)} if args.device.startswith("cuda") else {}
     runs: list[dict] = []
     with tempfile.TemporaryDirectory() as tmp:
         clips = make_clips(Path(tmp) / "clips", args.inputs, height, width, args.frames)
         start = time.perf_counter()
-        ray.init(address="local", num_cpus=max(counts), include_dashboard=False, log_to_driver=False, **gpus)
+        # GPUs as Ray detects them; one CPU per worker (a CUDA worker also takes one GPU)
+        ray.init(address="local", num_cpus=max(counts), include_dashboard=False, log_to_driver=False)
         ray_start_s = time.perf_counter() - start
         try:
             for r in range(args.rounds):
@@ -94,7 +94,8 @@ def main(argv: list[str] | None = None) -> dict:
     title = (f"{args.inputs} clips of {args.frames} frames at {height}x{width}, model {args.model or 'demo'} "
              f"(its default method), {args.device}, {os.cpu_count()} CPU cores, one torch thread per worker, "
              f"save {','.join(save) or 'nothing'}; Ray {ray.__version__} (local instance start {ray_start_s:.0f} s)")
-    lines = [f"**{title}**", "",
+    command = "python benchmarks/cluster_scaling.py " + " ".join(argv if argv is not None else sys.argv[1:])
+    lines = [f"**{title}**", "", f"`{command}` ({env['date']}, commit {env['commit']})", "",
              "| workers | frames/s (median) | processing s (median) | speed-up vs 1 | scaling efficiency | "
              "frames/s incl. start-up | load avg (start-end) |", "|---|---|---|---|---|---|---|"]
     for s in summary:
@@ -102,8 +103,8 @@ def main(argv: list[str] | None = None) -> dict:
                      f"{s['efficiency']:.2f} | {s['fps_wall']:.2f} | {s['load']} |")
     markdown = "\n".join(lines)
     print(markdown)
-    payload = {"title": title, "args": vars(args), "runs": runs, "summary": summary, "environment": env,
-               "ray": ray.__version__, "ray_start_s": ray_start_s}
+    payload = {"title": title, "command": command, "args": vars(args), "runs": runs, "summary": summary,
+               "environment": env, "ray": ray.__version__, "ray_start_s": ray_start_s}
     if args.out:
         written = write_record(args.out, payload, markdown)
         print(f"wrote {written[0]} and {written[1]}", file=sys.stderr)

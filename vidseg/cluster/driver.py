@@ -110,6 +110,8 @@ class ClusterRun:
         self._slots: list[_Slot] = []
         self._names = (f"w{i}" for i in itertools.count())
         self._pending: dict[Any, tuple[str, _Slot]] = {}  # object ref -> ("ready" | "task" | "stats", slot)
+        self._remote_worker: Any = None  # ray.remote(Worker), made when the run starts
+        self._actor_options: dict[str, Any] = {}
         self._spawns_left = 0
         self._t0 = time.monotonic()
         self._first_ready: float | None = None
@@ -189,6 +191,7 @@ class ClusterRun:
         gpus = int(resources.get("GPU", 0)) if self.config.device != "cpu" else 0
         slots = gpus if gpus else int(resources.get("CPU", 0) // self.cpus_per_worker)
         self._actor_options = {"num_cpus": self.cpus_per_worker, **({"num_gpus": 1} if gpus else {})}
+        self._remote_worker = ray.remote(Worker)
         count = min(slots, self.max_workers or slots, len(jobs))
         if count < 1:
             raise BackendUnavailable(f"the Ray cluster has no room for a worker ({self.cpus_per_worker} CPU"
@@ -204,9 +207,8 @@ class ClusterRun:
             self._spawn()
 
     def _spawn(self) -> None:
-        ray = import_ray()
         name = next(self._names)
-        actor = ray.remote(Worker).options(
+        actor = self._remote_worker.options(
             name=f"vidseg-{self.run_id}-{name}", max_concurrency=2, max_restarts=0, max_task_retries=0,
             **self._actor_options,
         ).remote(name, self.config, model_factory=self.model_factory, threads=self.cpus_per_worker)
