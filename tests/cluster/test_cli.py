@@ -30,3 +30,11 @@ def test_one_input_without_cluster_runs_as_before(make_clips, tmp_path, capsys):
     clip = make_clips(["a"], frames=4) / "a.mp4"
     assert main([str(clip), "--device", "cpu", "--no-progress", "--save", "npz", "--out", str(tmp_path / "o")]) == 0
     assert (tmp_path / "o" / "a_labels.npz").exists()
+
+
+def test_importing_vidseg_and_its_cli_never_imports_ray():
+    import subprocess
+
+    code = "import sys, vidseg, vidseg.cluster, vidseg.cli.run; print('ray' in sys.modules, 'torch' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.split() == ["False", "False"]

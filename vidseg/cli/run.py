@@ -23,16 +23,13 @@ import warnings
 from pathlib import Path
 
 from vidseg.cli.common import cli_entry
-from vidseg.config import BACKENDS, METHODS, PRECISIONS, EngineConfig
+from vidseg.config import BACKENDS, METHODS, PRECISIONS, SAVE_KINDS, EngineConfig
 from vidseg.errors import ConfigError, InputError
 
 __all__ = ["main", "build_parser", "SAVE_KINDS"]
 
-SAVE_KINDS = ("overlay", "labels", "npz")
 DEMO_SIZE = (256, 512)
 DEMO_FRAMES = 48
-# ModelSpec.palette -> vidseg.video.sinks palette name
-_PALETTES = {"cityscapes19": "cityscapes", "cityscapes": "cityscapes", "camvid11": "camvid11", "camvid12": "camvid12"}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -159,21 +156,11 @@ def _demo_clip(out: Path) -> Path:
 def _sinks(save: tuple[str, ...], out: Path, source: Path, palette: str) -> list:
     if not save:
         return []
-    from vidseg.video.sinks import PALETTES, LabelPNGSink, NPZSink, OverlayVideoSink
+    from vidseg.video.save import make_sinks
 
     out.mkdir(parents=True, exist_ok=True)
-    stem = source.stem
-    sinks: list = []
-    if "overlay" in save:
-        name = _PALETTES.get(palette, palette)
-        fps = _probe_fps(source) or 25.0
-        sinks.append(OverlayVideoSink(out / f"{stem}_overlay.mp4", fps=fps,
-                                      palette=name if name in PALETTES else "cityscapes"))
-    if "labels" in save:
-        sinks.append(LabelPNGSink(out / f"{stem}_labels"))
-    if "npz" in save:
-        sinks.append(NPZSink(out / f"{stem}_labels.npz"))
-    return sinks
+    fps = _probe_fps(source) if "overlay" in save else None
+    return make_sinks(save, out, source.stem, fps=fps, palette=palette)
 
 
 def _probe(source: Path) -> tuple[int | None, float | None]:

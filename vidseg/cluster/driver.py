@@ -28,14 +28,14 @@ from pathlib import Path
 from typing import Any
 
 from vidseg.cluster.connect import connect, import_ray, is_infrastructure_error
-from vidseg.cluster.inputs import SAVE_KINDS, ClusterInput, expand_inputs
+from vidseg.cluster.inputs import ClusterInput, expand_inputs
 from vidseg.cluster.jobs import Job, Outcome, WorkerInfo, WorkerStats
 from vidseg.cluster.outputs import discard_staging, remove_empty_staging
 from vidseg.cluster.progress import Snapshot, WorkerView
 from vidseg.cluster.record import check_record, input_identity, read_record, run_options
 from vidseg.cluster.report import ClusterReport, InputResult
 from vidseg.cluster.worker import Worker
-from vidseg.config import EngineConfig
+from vidseg.config import SAVE_KINDS, EngineConfig
 from vidseg.errors import BackendUnavailable, ConfigError, VidsegError
 
 __all__ = ["run", "ClusterRun"]

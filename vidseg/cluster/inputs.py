@@ -29,16 +29,16 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from vidseg.cluster.naming import is_url, redact_url, safe_name
+from vidseg.config import SAVE_KINDS
 from vidseg.errors import InputError
 
-__all__ = ["ClusterInput", "expand_inputs", "VIDEO_SUFFIXES", "SAVE_KINDS"]
+__all__ = ["ClusterInput", "expand_inputs", "VIDEO_SUFFIXES"]
 
 VIDEO_SUFFIXES = frozenset({
     ".mp4", ".m4v", ".mov", ".mkv", ".webm", ".avi", ".ts", ".mts", ".m2ts", ".mpg", ".mpeg", ".flv", ".wmv",
     ".h264", ".264", ".h265", ".265", ".hevc", ".ivf", ".y4m",
 })
 MANIFEST_SUFFIXES = (".txt", ".jsonl")
-SAVE_KINDS = ("overlay", "labels", "npz")
 _JSONL_KEYS = ("input", "name", "live", "max_frames", "save")
 
 

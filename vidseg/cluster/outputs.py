@@ -16,13 +16,10 @@ import os
 import re
 import shutil
 from pathlib import Path
-from typing import Any
 
-__all__ = ["STAGING", "staging_dir", "discard_staging", "remove_empty_staging", "commit", "make_sinks", "probe_fps"]
+__all__ = ["STAGING", "staging_dir", "discard_staging", "remove_empty_staging", "commit", "probe_fps"]
 
 STAGING = ".staging"
-# ModelSpec.palette -> vidseg.video.sinks palette name (as vidseg-run maps it)
-_PALETTES = {"cityscapes19": "cityscapes", "cityscapes": "cityscapes", "camvid11": "camvid11", "camvid12": "camvid12"}
 
 
 def staging_dir(out: Path, name: str, attempt: int) -> Path:
@@ -74,20 +71,3 @@ def probe_fps(source: str) -> float | None:
             return opened.fps
     except Exception:  # noqa: BLE001 - only a hint for the overlay; the engine reports a bad input itself
         return None
-
-
-def make_sinks(save: tuple[str, ...], folder: Path, stem: str, *, fps: float | None, palette: str) -> list[Any]:
-    """The sinks vidseg-run writes for `save`, inside folder: <stem>_overlay.mp4, <stem>_labels/,
-    <stem>_labels.npz."""
-    from vidseg.video.sinks import PALETTES, LabelPNGSink, NPZSink, OverlayVideoSink
-
-    sinks: list[Any] = []
-    if "overlay" in save:
-        name = _PALETTES.get(palette, palette)
-        sinks.append(OverlayVideoSink(folder / f"{stem}_overlay.mp4", fps=fps or 25.0,
-                                      palette=name if name in PALETTES else "cityscapes"))
-    if "labels" in save:
-        sinks.append(LabelPNGSink(folder / f"{stem}_labels"))
-    if "npz" in save:
-        sinks.append(NPZSink(folder / f"{stem}_labels.npz"))
-    return sinks

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from vidseg.cluster.jobs import Job, Outcome, WorkerInfo, WorkerStats
-from vidseg.cluster.outputs import commit, make_sinks, probe_fps, staging_dir
+from vidseg.cluster.outputs import commit, probe_fps, staging_dir
 from vidseg.cluster.record import write_record
 from vidseg.config import EngineConfig
 from vidseg.errors import VidsegError
@@ -106,6 +106,8 @@ class Worker:
                        output=str(final))
 
     def _run(self, job: Job, staging: Path):
+        from vidseg.video.save import make_sinks
+
         engine = self.engine
         fps = probe_fps(job.input.source) if "overlay" in job.save else None
         sinks = make_sinks(job.save, staging, job.input.name, fps=fps, palette=engine.spec.palette)
