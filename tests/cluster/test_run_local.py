@@ -116,3 +116,29 @@ def test_vidseg_run_cluster_command(local_ray, make_clips, tmp_path, capsys):
     code = run_main([str(folder), "--cluster", "--resume", "--out", str(out), "--device", "cpu", "--save", "labels",
                      "--no-progress"])
     assert code == 1 and json.loads((out / REPORT_NAME).read_text())["skipped"] == 2
+
+
+def test_stopping_the_run_keeps_the_live_stream_and_discards_unfinished_files(local_ray, make_clips, tmp_path):
+    from vidseg.cluster.record import check_record, read_record
+
+    camera = encode_clip(tmp_path / "camera.mp4", make_frames(100, seed=5))  # 4 s in real time
+    folder = make_clips(["a", "b", "c"], frames=30)
+    out = tmp_path / "out"
+
+    def ctrl_c(snapshot):
+        if any(w.input == "camera" and w.frames >= 3 for w in snapshot.workers):
+            raise KeyboardInterrupt
+
+    job = ClusterRun([ClusterInput(str(camera), "camera", live=True), folder], CPU, out=out, workers=2,
+                     model_factory=slow_tiny, progress=ctrl_c, poll_s=0.2)
+    with pytest.raises(KeyboardInterrupt):
+        job.run()
+    report = job.report()
+    status = {r.name: r for r in report.results}
+    assert report.interrupted and status["camera"].status == "done" and "stopped" in status["camera"].note
+    record = read_record(out / "camera")
+    assert record["stopped"] and check_record(out / "camera", record["input"], record["options"]) is None
+    assert len(list((out / "camera" / "camera_labels").iterdir())) == record["frames"] >= 3
+    unfinished = [n for n, r in status.items() if r.status == "interrupted"]
+    assert unfinished, "every file finished before the stop: nothing was left to discard"
+    assert not (out / ".staging").exists() and not any((out / n).exists() for n in unfinished)

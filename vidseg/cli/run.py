@@ -68,7 +68,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument("--cluster", nargs="?", const="local", metavar="ADDRESS",
                    help="process the inputs on Ray: local (this machine; the default), auto (a cluster started "
-                        "with `ray start`), ray://HOST:PORT; outputs in OUT/<input name>/ (needs the cluster extra)")
+                        "with `ray start`), ray://HOST:PORT; outputs in OUT/<input name>/ (labels unless --save says "
+                        "otherwise; needs the cluster extra)")
     p.add_argument("--resume", action="store_true", help="with --cluster: skip inputs a previous run completed")
     p.add_argument("--workers", type=int, metavar="N", help="with --cluster: at most N workers (default: one per "
                    "GPU, else per CPU)")

@@ -7,11 +7,13 @@
 vidseg-run parses the options and hands over here when --cluster is given. Outputs go to <out>/<input name>/;
 a live progress view runs on a terminal; at the end a summary table is printed and <out>/_vidseg_report.json
 written. Exit status: 0 when every input is done or skipped, 1 when some failed (the table says which and why).
+Ctrl-C ends the live streams (their outputs so far are kept) and discards unfinished files (--resume redoes them).
 """
 
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 from vidseg.config import EngineConfig
@@ -37,6 +39,8 @@ def main(args: argparse.Namespace, config: EngineConfig, save: tuple[str, ...]) 
     job = ClusterRun(args.inputs, config, out=out, address=args.cluster, save=save or DEFAULT_SAVE,
                      workers=args.workers, resume=args.resume, max_frames=args.max_frames, live=args.live,
                      progress=display)
+    print(f"vidseg-run --cluster {args.cluster}: {len(job.inputs)} inputs -> {job.out} (starting Ray and the "
+          "workers)", file=sys.stderr)
     interrupted = False
     try:
         with display:

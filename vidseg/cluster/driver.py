@@ -136,6 +136,7 @@ class ClusterRun:
             self._loop(deque(j for j in jobs if not j.input.live), deque(j for j in jobs if j.input.live))
         except KeyboardInterrupt:
             self._interrupted = True
+            self._stop_live(ray)
             raise
         finally:
             self._stop_workers()
@@ -222,6 +223,19 @@ class ClusterRun:
             import_ray().kill(slot.actor, no_restart=True)
         except Exception:  # noqa: BLE001 - already gone
             pass
+
+    def _stop_live(self, ray: Any, timeout_s: float = 30.0) -> None:
+        """On Ctrl-C: end the live streams (their outputs so far are kept and committed); offline inputs are
+        left unfinished, to be redone by a later --resume."""
+        live = {ref: slot for ref, (kind, slot) in self._pending.items()
+                if kind == "task" and slot.job is not None and slot.job.input.live}
+        for slot in live.values():
+            slot.actor.stop.remote()
+        deadline = time.monotonic() + timeout_s
+        while live and time.monotonic() < deadline:
+            for ref in _ready(ray, list(live), 0.5):
+                self._pending.pop(ref, None)
+                self._on_task(ray, ref, live.pop(ref), deque(), deque())
 
     def _stop_workers(self) -> None:
         for slot in self._slots:
@@ -311,6 +325,8 @@ class ClusterRun:
         result.finished_s = time.monotonic() - self._t0
         if outcome.ok:
             result.status, result.output = "done", outcome.output
+            if outcome.stopped:
+                result.note = "stream stopped with the run; outputs up to then"
         else:
             result.status, result.error = "failed", outcome.error
 

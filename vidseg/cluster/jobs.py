@@ -46,6 +46,7 @@ class Outcome:
     backend: str = ""
     notes: tuple[str, ...] = ()  # fallbacks and notices of the engine for this input
     output: str | None = None  # the committed folder
+    stopped: bool = False  # ended early by Worker.stop() (a live stream when the run was stopped)
 
     @property
     def fps(self) -> float:

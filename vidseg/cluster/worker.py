@@ -7,8 +7,9 @@ artifacts (ONNX, TensorRT) come from the artifact cache that every worker shares
 `process(job)` writes the input's outputs into ``<out>/.staging/<name>.<attempt>/``, then the completion record,
 then renames the folder to ``<out>/<name>`` (vidseg.cluster.outputs). An input that fails for a reason of its own
 comes back as ``Outcome(ok=False, error=...)`` with its staging folder removed; only the death of the worker's
-process or node makes the driver retry it elsewhere. `stats()` may be called while `process` runs (the actor
-is created with two threads) and reads counters only.
+process or node makes the driver retry it elsewhere. `stats()` and `stop()` may be called while `process` runs
+(the actor is created with two threads): `stop()` ends the current input at its next frame and keeps what was
+written (how a live stream is ended when the run is stopped with Ctrl-C).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import logging
 import os
 import shutil
 import socket
+import threading
 import time
 import warnings
 from collections.abc import Callable
@@ -33,6 +35,10 @@ __all__ = ["Worker"]
 
 log = logging.getLogger("vidseg.cluster")
 log.addHandler(logging.NullHandler())
+
+
+class _Stopped(BaseException):
+    """Raised from the frame callback after stop(): ends Engine.run, which flushes and closes the sinks."""
 
 
 class Worker:
@@ -60,6 +66,7 @@ class Worker:
         self._frames = 0
         self._started = 0.0
         self._finished_frames = 0
+        self._stop = threading.Event()
 
     def info(self) -> WorkerInfo:
         """Where this worker runs; raises the engine's build error, if any (the driver then stops the run)."""
@@ -73,6 +80,10 @@ class Worker:
         return WorkerStats(self.name, self._current, self._frames if busy else 0,
                            time.perf_counter() - self._started if busy else 0.0, self._finished_frames)
 
+    def stop(self) -> None:
+        """End the current input at its next frame; its outputs so far are committed as complete."""
+        self._stop.set()
+
     def process(self, job: Job) -> Outcome:
         """One attempt at one input: outputs into staging, the record, the rename (see the module docstring)."""
         if self._error is not None:
@@ -82,8 +93,12 @@ class Worker:
         shutil.rmtree(staging, ignore_errors=True)
         staging.mkdir(parents=True)
         self._current, self._frames, self._started = inp.name, 0, time.perf_counter()
+        self._stop.clear()
+        stopped = False
         try:
             summary = self._run(job, staging)
+        except _Stopped:
+            summary, stopped = self.engine.summary, True
         except Exception as err:  # noqa: BLE001 - the input's own failure: reported once, not retried
             if not isinstance(err, VidsegError):
                 log.exception("%s: %s failed", self.name, inp.display)
@@ -98,12 +113,13 @@ class Worker:
             "run_id": job.run_id, "attempt": job.attempt, "worker": self.name, "host": socket.gethostname(),
             "frames": summary.frames, "keyframes": summary.keyframes, "dropped": summary.dropped,
             "backend": summary.backend, "notes": list(summary.fallbacks), "wall_s": round(wall, 3),
+            "stopped": stopped,
         })
         final = out / inp.name
         commit(staging, final)
         return Outcome(inp.name, True, summary.frames, wall, self.name, keyframes=summary.keyframes,
                        dropped=summary.dropped, backend=summary.backend, notes=tuple(summary.fallbacks),
-                       output=str(final))
+                       output=str(final), stopped=stopped)
 
     def _run(self, job: Job, staging: Path):
         from vidseg.video.save import make_sinks
@@ -118,6 +134,8 @@ class Worker:
 
     def _count(self, result: Any) -> None:
         self._frames += 1
+        if self._stop.is_set():
+            raise _Stopped
 
 
 def _one_line(err: BaseException) -> str:
