@@ -120,8 +120,8 @@ class ClusterRun:
 
     # the run -----------------------------------------------------------------------------------------------
     def run(self) -> ClusterReport:
-        """Run to the end and return the report. Ctrl-C stops the workers, discards unfinished outputs and
-        re-raises; `report()` then has what was done."""
+        """Run to the end and return the report. Ctrl-C ends the live streams (their outputs so far are kept),
+        stops the workers, discards unfinished files and re-raises; `report()` then has what was done."""
         self._t0 = time.monotonic()
         self.out.mkdir(parents=True, exist_ok=True)
         jobs = self._plan()
