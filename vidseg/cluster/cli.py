@@ -26,6 +26,7 @@ DEFAULT_SAVE = ("labels",)
 
 def main(args: argparse.Namespace, config: EngineConfig, save: tuple[str, ...]) -> int:
     """Run vidseg-run's parsed arguments on a cluster. save: the parsed --save (empty: DEFAULT_SAVE)."""
+    from vidseg.cluster.connect import import_ray
     from vidseg.cluster.driver import ClusterRun
     from vidseg.cluster.progress import ProgressDisplay
     from vidseg.cluster.report import REPORT_NAME, print_report
@@ -34,6 +35,7 @@ def main(args: argparse.Namespace, config: EngineConfig, save: tuple[str, ...]) 
         raise ConfigError("--demo renders one clip; give input videos with --cluster")
     if not args.inputs:
         raise ConfigError("--cluster needs inputs: video files, folders, globs, .txt/.jsonl manifests or URLs")
+    import_ray()  # without Ray: one line saying how to install it, before anything else is said or done
     out = Path(args.out or "vidseg-out")
     display = ProgressDisplay(enabled=not args.no_progress)
     job = ClusterRun(args.inputs, config, out=out, address=args.cluster, save=save or DEFAULT_SAVE,
