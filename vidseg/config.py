@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 from vidseg.errors import ConfigError
 
-__all__ = ["EngineConfig", "METHODS", "BACKENDS", "PRECISIONS", "KEYFRAME_POLICIES", "MOTION_CHAINS"]
+__all__ = ["EngineConfig", "METHODS", "BACKENDS", "PRECISIONS", "KEYFRAME_POLICIES", "MOTION_CHAINS", "SAVE_KINDS"]
 
 # Methods by name -> the class implementing them ("module:Class", imported only when chosen): adding a method is
 # its module in vidseg/engine/methods/ plus one line here.
@@ -34,6 +34,7 @@ BACKENDS = {
 PRECISIONS = ("fp32", "fp16", "bf16", "int8")
 KEYFRAME_POLICIES = ("interval", "gop", "adaptive")
 MOTION_CHAINS = ("exact", "arseg")
+SAVE_KINDS = ("overlay", "labels", "npz", "probs")  # what vidseg-run --save writes (vidseg.video.save)
 
 
 @dataclass(frozen=True)

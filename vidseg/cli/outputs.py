@@ -4,27 +4,20 @@ Without `--out`, every run gets a new numbered folder, `vidseg-out/run1`, `run2`
 so a run never overwrites an earlier one; with `--out DIR` results go to DIR. By default the overlay video (with
 a colour legend PNG beside it) and the label maps are saved; `--save none` writes nothing.
 
-| kind    | file(s)                                   | holds                                                     |
-|---------|-------------------------------------------|-----------------------------------------------------------|
-| overlay | <stem>_overlay.mp4, <stem>_legend.png     | the frames with label colours blended in; class colours   |
-| labels  | <stem>_labels/<index>_trainIds.png        | one 8-bit PNG of class ids per frame                      |
-| npz     | <stem>_labels.npz                         | labels [N, H, W] stacked, per-frame arrays, index, pts    |
-| probs   | <stem>_probs.npz                          | fp16 class probabilities per frame at the logits' size    |
+The kinds and their files are `vidseg.video.save`'s (shared with the cluster workers).
 """
 
 from __future__ import annotations
 
 import os
 import re
-from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
+from vidseg.config import SAVE_KINDS
 from vidseg.errors import ConfigError
 
-__all__ = ["SAVE_KINDS", "DEFAULT_SAVE", "DEFAULT_ROOT", "parse_save", "output_dir", "make_sinks", "sink_paths"]
+__all__ = ["SAVE_KINDS", "DEFAULT_SAVE", "DEFAULT_ROOT", "parse_save", "output_dir"]
 
-SAVE_KINDS = ("overlay", "labels", "npz", "probs")
 DEFAULT_SAVE = ("overlay", "labels")
 DEFAULT_ROOT = Path("vidseg-out")
 
@@ -76,37 +69,3 @@ def _make_dir(path: Path, what: str) -> None:
             from err
     if not os.access(path, os.W_OK):
         raise ConfigError(f"cannot write to {what} {path}: permission denied; give a folder you can write to")
-
-
-def make_sinks(save: Sequence[str], out: Path, stem: str, *, palette: str, fps: float | None,
-               alpha: float = 0.5, legend: Sequence[tuple[str, tuple[int, int, int]]] = ()) -> list[Any]:
-    """The sinks for the kinds asked for, writing `out/<stem>_*` (and the overlay's legend PNG beside it)."""
-    if not save:
-        return []
-    from vidseg.video.sinks import PALETTES, LabelPNGSink, NPZSink, OverlayVideoSink
-
-    sinks: list[Any] = []
-    if "overlay" in save:
-        sinks.append(OverlayVideoSink(out / f"{stem}_overlay.mp4", fps=fps or 25.0, alpha=alpha,
-                                      palette=palette if palette in PALETTES else "cityscapes"))
-        if legend:
-            from vidseg.video.legend import write_legend
-
-            write_legend(out / f"{stem}_legend.png", legend)
-    if "labels" in save:
-        sinks.append(LabelPNGSink(out / f"{stem}_labels"))
-    if "npz" in save:
-        sinks.append(NPZSink(out / f"{stem}_labels.npz"))
-    if "probs" in save:
-        from vidseg.video.probs import ProbsSink
-
-        sinks.append(ProbsSink(out / f"{stem}_probs.npz"))
-    return sinks
-
-
-def sink_paths(sinks: Sequence[Any]) -> list[Path]:
-    """What each sink writes (a file or a folder), with the overlay's legend beside it."""
-    paths = [Path(getattr(s, "path", getattr(s, "directory", ""))) for s in sinks]
-    legends = [p.with_name(p.name.replace("_overlay.mp4", "_legend.png")) for p in paths
-               if p.name.endswith("_overlay.mp4")]
-    return paths + [p for p in legends if p.exists()]

@@ -12,6 +12,10 @@ keyframes, frames/s, latency per frame type, time per stage call, drops (live mo
 the share of each class, and where the results are. Errors print one line; a run that fails part-way (a
 truncated file) prints its summary first. Ctrl-C stops the run; the outputs written so far are flushed and
 playable.
+
+    vidseg-run INPUTS... --cluster [local|auto|ray://HOST:PORT] [--resume] [--workers N]
+
+runs many inputs (files, folders, globs, .txt/.jsonl manifests, URLs) on a Ray cluster: vidseg.cluster.cli.
 """
 
 from __future__ import annotations
@@ -24,9 +28,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from vidseg.cli.common import cli_entry
-from vidseg.cli.outputs import SAVE_KINDS, make_sinks, output_dir, parse_save, sink_paths
+from vidseg.cli.outputs import SAVE_KINDS, output_dir, parse_save
 from vidseg.config import BACKENDS, METHODS, PRECISIONS, EngineConfig
 from vidseg.errors import ConfigError, InputError, VidsegError, VidsegWarning
+from vidseg.video.save import make_sinks, sink_paths
 
 __all__ = ["main", "build_parser", "SAVE_KINDS"]
 
@@ -39,7 +44,9 @@ def build_parser() -> argparse.ArgumentParser:
         prog="vidseg-run",
         description="Real-time video semantic segmentation: full compute on keyframes, cheap non-keyframes.",
     )
-    p.add_argument("input", nargs="?", help="video file (H.264 carries codec motion vectors; HEVC/VP9 do not)")
+    p.add_argument("inputs", nargs="*", metavar="INPUT",
+                   help="video file (H.264 carries codec motion vectors; HEVC/VP9 do not); with --cluster, any "
+                        "number of files, folders, globs, .txt/.jsonl manifests and URLs")
     p.add_argument("--model", help="registered model name (default: the built-in demo model; see --list-models), "
                    "or a folder written by vidseg-export, run from its artifacts alone")
     p.add_argument("--weights", help="checkpoint path; AR-Seg pairs take 'HR.pth,AR.pth' or AR-Seg's "
@@ -73,6 +80,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-frames", type=int, help="stop after this many frames")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument("--verbose", action="store_true", help="also show other libraries' warnings")
+    p.add_argument("--cluster", nargs="?", const="local", metavar="ADDRESS",
+                   help="process the inputs on Ray: local (this machine; the default), auto (a cluster started "
+                        "with `ray start`), ray://HOST:PORT; outputs in OUT/<input name>/ (labels unless --save says "
+                        "otherwise; needs the cluster extra)")
+    p.add_argument("--resume", action="store_true", help="with --cluster: skip inputs a previous run completed")
+    p.add_argument("--workers", type=int, metavar="N", help="with --cluster: at most N workers (default: one per "
+                   "GPU, else per CPU)")
     return p
 
 
@@ -83,10 +97,21 @@ def main(argv: list[str] | None = None) -> int:
         from vidseg.cli.models import print_models
 
         return print_models()
+    if args.cluster is not None:
+        from vidseg.cluster.cli import main as cluster_main
+
+        return cluster_main(args, _config(args), parse_save(args.save) if args.save is not None else None)
+    if len(args.inputs) > 1 or args.resume or args.workers is not None:
+        raise ConfigError("several inputs, --resume and --workers need --cluster: add --cluster local (this "
+                          "machine) or --cluster auto (a running Ray cluster)")
+    args.input = args.inputs[0] if args.inputs else None
     if args.input is None and not args.demo:
         raise InputError("give an input video (vidseg-run INPUT) or --demo for a synthetic clip")
     if args.input is not None and args.demo:
         raise ConfigError("give either an input video or --demo, not both")
+    if args.input is not None and Path(args.input).is_dir():
+        raise InputError(f"{args.input}: is a directory, not a video file; give the path of a video file, or add "
+                         "--cluster local to process every video in it")
     if args.max_frames is not None and args.max_frames < 1:
         raise ConfigError(f"--max-frames must be >= 1, got {args.max_frames}; leave it out to process every frame")
     save = parse_save(args.save)
@@ -101,9 +126,8 @@ def main(argv: list[str] | None = None) -> int:
     engine = Engine(config, model=load_model(config))  # method None: the model's keyframe method
     source = _demo_clip(out) if args.demo else Path(args.input)
     fps = info.fps if info is not None else None
-    legend = _legend(engine.spec)
     sinks = make_sinks(save, out, source.stem, palette=engine.spec.palette, fps=fps, alpha=args.alpha,
-                       legend=legend) if out is not None else []
+                       num_classes=engine.spec.num_classes) if out is not None else []
     total = info.length if info is not None else DEMO_FRAMES
     return _run(engine, source, sinks, out, total, args)
 
@@ -192,14 +216,6 @@ def _run(engine, source: Path, sinks: list, out: Path | None, total: int | None,
     if failure is not None:
         raise failure
     return 0
-
-
-def _legend(spec) -> list:
-    try:
-        entries = spec.label_set().legend()
-    except Exception:  # noqa: BLE001 - a model with its own classes: no named legend
-        return []
-    return entries if len(entries) == spec.num_classes else []
 
 
 def _class_names(spec) -> tuple[str, ...]:
