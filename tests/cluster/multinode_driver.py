@@ -42,7 +42,8 @@ def main(address: str, folder: str, out: str, node_pgid: int, report_path: str) 
                         os.kill(pid, signal.SIGKILL)
                 killed.append(worker.input)
 
-    report = ClusterRun([folder], EngineConfig(device="cpu"), out=out, workers=2, model_factory=slow_tiny,
+    config = EngineConfig(device="cpu", backend="torch", method="per-frame")
+    report = ClusterRun([folder], config, out=out, workers=2, model_factory=slow_tiny,
                         progress=kill_the_second_node, poll_s=0.2).run()
     Path(report_path).write_text(json.dumps({**report.to_dict(), "killed": killed, "second_node": second}))
 

@@ -26,7 +26,7 @@ import pytest
 
 ray = pytest.importorskip("ray")
 
-from conftest import assert_complete_once, worker_pythonpath  # noqa: E402
+from cluster_helpers import assert_complete_once, worker_pythonpath  # noqa: E402
 
 pytestmark = pytest.mark.slow
 START_TIMEOUT_S = 180

@@ -13,8 +13,8 @@ import pytest
 
 ray = pytest.importorskip("ray")
 
+from cluster_helpers import FRAMES, assert_complete_once, encode_clip, make_frames, worker_pythonpath  # noqa: E402
 from cluster_tiny import slow_tiny, tiny  # noqa: E402
-from conftest import FRAMES, assert_complete_once, encode_clip, make_frames, worker_pythonpath  # noqa: E402
 
 from vidseg.cli.run import main as run_main  # noqa: E402
 from vidseg.cluster import ClusterRun, run  # noqa: E402
@@ -22,7 +22,7 @@ from vidseg.cluster.inputs import ClusterInput  # noqa: E402
 from vidseg.cluster.report import REPORT_NAME  # noqa: E402
 from vidseg.config import EngineConfig  # noqa: E402
 
-CPU = EngineConfig(device="cpu")
+CPU = EngineConfig(device="cpu", backend="torch", method="per-frame")  # workers: no conftest
 
 
 @pytest.fixture(scope="module")

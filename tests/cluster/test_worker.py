@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import pytest
+from cluster_helpers import assert_complete_once
 from cluster_tiny import tiny
-from conftest import assert_complete_once
 
 from vidseg.cluster.inputs import expand_inputs
 from vidseg.cluster.jobs import Job
@@ -21,7 +21,7 @@ def _job(inp, out, config, attempt=1):
 
 
 def test_process_commits_complete_outputs_and_reports_a_damaged_input(make_clips, tmp_path):
-    config = EngineConfig(device="cpu")
+    config = EngineConfig(device="cpu", backend="torch", method="per-frame")
     worker = Worker("w0", config, model_factory=tiny, threads=1)
     assert worker.info().device == "cpu"
     out = tmp_path / "out"

@@ -50,6 +50,8 @@ class AutoChoice:
     cached: bool = False
 
     def describe(self) -> str:
+        if not self.ms_per_frame:
+            return f"auto chose {self.backend} (the only engine ready here)"
         timings = ", ".join(f"{b} {ms:.1f} ms" for b, ms in sorted(self.ms_per_frame.items(), key=lambda kv: kv[1]))
         how = "decision cached from an earlier measurement" if self.cached else "measured now"
         return f"auto chose {self.backend} ({timings} per frame; {how})"
@@ -114,6 +116,9 @@ def choose_runner(config: EngineConfig, stages: dict[str, Stage], frame_size: tu
             skipped.append(f"{backend}: {err}")
     if not runners:
         raise BackendUnavailable("no engine can run here: " + "; ".join(skipped))
+    if len(runners) == 1:  # nothing to choose between: no measurement, no decision to keep
+        (only,) = runners
+        return runners[only], AutoChoice(only, {}, tuple(skipped))
     timings = _measure(runners, stages, frame_size, device, mix, skipped)
     if not timings:
         raise BackendUnavailable("every engine failed on the model's stages: " + "; ".join(skipped))
