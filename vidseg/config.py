@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 from vidseg.errors import ConfigError
 
-__all__ = ["EngineConfig", "METHODS", "BACKENDS", "PRECISIONS", "KEYFRAME_POLICIES", "MOTION_CHAINS"]
+__all__ = ["EngineConfig", "METHODS", "BACKENDS", "PRECISIONS", "KEYFRAME_POLICIES", "MOTION_CHAINS", "SAVE_KINDS"]
 
 # Methods by name -> the class implementing them ("module:Class", imported only when chosen): adding a method is
 # its module in vidseg/engine/methods/ plus one line here.
@@ -21,10 +21,20 @@ METHODS = {
     "arseg": "vidseg.engine.methods.arseg:ARSeg",
     "flowwarp": "vidseg.engine.methods.flowwarp:FlowWarp",
 }
-BACKENDS = ("auto", "torch", "compile", "onnx", "aoti", "trt")
+# Backends by name -> their Runner class ("module:Class", imported only when chosen): adding a backend is its
+# module in vidseg/engine/backends/ plus one line here. "auto" measures the ones that can run and keeps the fastest.
+BACKENDS = {
+    "auto": "vidseg.engine.backends.auto:choose_runner",
+    "torch": "vidseg.engine.backends.eager:EagerRunner",
+    "compile": "vidseg.engine.backends.compiled:CompiledRunner",
+    "onnx": "vidseg.engine.backends.onnxrt:OnnxRuntimeRunner",
+    "aoti": "vidseg.engine.backends.aoti:AOTInductorRunner",
+    "trt": "vidseg.engine.backends.tensorrt:TensorRTRunner",
+}
 PRECISIONS = ("fp32", "fp16", "bf16", "int8")
 KEYFRAME_POLICIES = ("interval", "gop", "adaptive")
 MOTION_CHAINS = ("exact", "arseg")
+SAVE_KINDS = ("overlay", "labels", "npz", "probs")  # what vidseg-run --save writes (vidseg.video.save)
 
 
 @dataclass(frozen=True)

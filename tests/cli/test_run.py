@@ -317,10 +317,9 @@ def test_the_overlay_of_a_cityscapes_model_has_a_legend_beside_it(tmp_path):
     from PIL import Image
 
     from vidseg.classes import label_set
-    from vidseg.cli.outputs import make_sinks, sink_paths
+    from vidseg.video.save import make_sinks, sink_paths
 
-    sinks = make_sinks(("overlay",), tmp_path, "clip", palette="cityscapes19", fps=25,
-                       legend=label_set("cityscapes19").legend())
+    sinks = make_sinks(("overlay",), tmp_path, "clip", palette="cityscapes19", fps=25, num_classes=19)
     for sink in sinks:
         sink.close()
     legend = tmp_path / "clip_legend.png"

@@ -53,11 +53,16 @@ def test_int8_is_refused_outside_tensorrt():
 
 @pytest.mark.auto_backend
 def test_auto_measures_the_engines_here_keeps_the_fastest_and_caches_the_decision(tmp_path):
-    assert auto_candidates(torch.device("cpu")) == ("torch", "onnx")
+    assert auto_candidates(torch.device("cpu")) == ("torch", "onnx", "aoti")
     assert auto_candidates(torch.device("cuda"))[:3] == ("trt", "compile", "torch")
     config = EngineConfig(backend="auto", device="cpu", cache_dir=str(tmp_path))
     stages = TinyModel().stages()
     mix = {"key": 0.25, "nonkey": 0.75}
+    # A first run starts at once: ONNX and AOTInductor, minutes to build on a CPU, are tried once built.
+    first = build_runner(config, stages, (64, 96), torch.device("cpu"), mix=mix)
+    assert set(first.choice.ms_per_frame) == {"torch"} and first.runner.name == "torch"
+    assert any(s.startswith("onnx: its artifacts") and "--engine onnx" in s for s in first.choice.skipped)
+    build_runner(config.replace(backend="onnx"), stages, (64, 96), torch.device("cpu")).runner.close()
     built = build_runner(config, stages, (64, 96), torch.device("cpu"), mix=mix)
     choice = built.choice
     assert set(choice.ms_per_frame) == {"torch", "onnx"} and not choice.cached

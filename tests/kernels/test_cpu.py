@@ -33,22 +33,37 @@ def _inputs(shape, dtype=torch.float32, scale=1.0, seed=0):
         ((2, 10, 13, 29), 3),
         ((1, 3, 5, 6), 9),  # window larger than the map: most neighbours zero-padded
         ((2, 4, 9, 11), 1),  # one neighbour: out = residual + v
-        ((1, 7, 21, 17), 7),  # several tile rows and columns, tails on both edges
+        ((1, 7, 21, 17), 7),  # several strips, a partial last strip
+        ((1, 8, 16, 24), 7),  # whole strips only (the aligned path)
     ],
 )
-def test_matches_reference(shape, window):
-    q, k, v, r = _inputs(shape)
+@pytest.mark.parametrize("channels_last", [False, True], ids=["nchw", "channels_last"])
+def test_matches_reference(shape, window, channels_last):
+    fmt = torch.channels_last if channels_last else torch.contiguous_format
+    q, k, v, r = (t.contiguous(memory_format=fmt) for t in _inputs(shape))
     out = cpu.creff(q, k, v, r, window)
-    assert out.shape == r.shape and out.dtype == r.dtype and out.is_contiguous()
+    assert out.shape == r.shape and out.dtype == r.dtype and out.is_contiguous(memory_format=fmt)
     torch.testing.assert_close(out, reference.creff(q, k, v, r, window), **TOL[torch.float32])
 
 
-@pytest.mark.parametrize("tile, rows_per_step", [((8, 8), 1), ((4, 8), 3), ((1, 32), 2), ((16, 2), 5), ((3, 5), 1)])
-def test_tiles_and_steps_with_tails(tile, rows_per_step):
-    # 13 x 29 is a multiple of none of the tile sides; steps of several tile rows leave a partial last step.
+@pytest.mark.parametrize("tile_width, rows_per_step", [(8, 1), (8, 5), (4, 3), (1, 2), (16, 13), (3, 40)])
+def test_tiles_and_steps_with_tails(tile_width, rows_per_step):
+    # 13 x 29 is a multiple of none of the tile widths; steps of several rows leave a partial last step, and a
+    # step taller than the map (40) is cut to it.
     q, k, v, r = _inputs((2, 6, 13, 29), seed=1)
-    out = cpu.creff(q, k, v, r, 7, tile=tile, rows_per_step=rows_per_step)
+    out = cpu.creff(q, k, v, r, 7, tile_width=tile_width, rows_per_step=rows_per_step)
     torch.testing.assert_close(out, reference.creff(q, k, v, r, 7), **TOL[torch.float32])
+
+
+def test_scratch_is_reused_and_replaced_across_shapes():
+    # Per-thread buffers of the last shape: a second call of the same shape reuses them (zero borders intact),
+    # another shape replaces them, and results never depend on what ran before.
+    a, b = _inputs((1, 5, 11, 19), seed=7), _inputs((2, 5, 9, 8), seed=8)
+    first = cpu.creff(*a, 5)
+    buffers = cpu._scratch_local.buffers
+    torch.testing.assert_close(cpu.creff(*b, 5), reference.creff(*b, 5), **TOL[torch.float32])
+    assert cpu._scratch_local.buffers is not buffers
+    assert torch.equal(cpu.creff(*a, 5), first) and torch.equal(cpu.creff(*a, 5), first)
 
 
 def test_zero_padded_neighbours_keep_weight():
@@ -96,12 +111,12 @@ def test_bad_arguments_raise_shape_errors():
     with pytest.raises(ShapeError):
         cpu.creff(q, k, v, r[:, :1], 3)
     with pytest.raises(ShapeError):
-        cpu.creff(q, k, v, r, 3, tile=(0, 8))
+        cpu.creff(q, k, v, r, 3, tile_width=0)
 
 
 def test_the_custom_op_runs_the_cpu_kernel_on_cpu():
     assert ops.implementation("cpu") == "cpu" and ops.implementation("cpu", "creff") == "cpu"
-    assert ops.implementation("cpu", "warp") == "reference"
+    assert ops.implementation("cpu", "warp") == "cpu"
     q, k, v, r = _inputs((2, 5, 13, 29), seed=5)
     # Bit-identical to the CPU kernel (and not to the reference, whose sums run in another order).
     assert torch.equal(torch.ops.vidseg.creff(q, k, v, r, 7), cpu.creff(q, k, v, r, 7))

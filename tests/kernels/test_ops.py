@@ -41,38 +41,41 @@ def _fusion_reference(key, lr, motion, convention="arseg", window=3):
     return reference.creff(lr, warped, warped, lr, window)
 
 
-def test_warp_on_cpu_is_the_reference():
+def test_warp_on_cpu_is_the_reference_for_nchw_input():
     x, m = torch.randn(2, 5, 13, 29), torch.randn(2, 2, 4, 8) * 4
     for convention in reference.WARP_CONVENTIONS:
         assert torch.equal(ops.warp(x, m, convention), reference.warp(x, m, convention))
     q, k, v = torch.randn(3, 2, 5, 13, 29).unbind(0)
     # creff on CPU runs the tiled kernel (tests/kernels/test_cpu.py): the reference's sums in another order.
     torch.testing.assert_close(ops.creff(q, k, v, q), reference.creff(q, k, v, q), atol=1e-5, rtol=1e-5)
-    assert ops.implementation("cpu", "warp") == "reference" and ops.implementation("cpu", "creff") == "cpu"
+    assert ops.implementation("cpu", "warp") == "cpu" and ops.implementation("cpu", "creff") == "cpu"
 
 
-def test_outputs_are_contiguous_like_the_fake():
-    # The fakes promise contiguous NCHW; channels_last inputs must not make the real output disagree.
-    x = torch.randn(1, 3, 5, 6).to(memory_format=torch.channels_last)
-    m = torch.zeros(1, 2, 5, 6)
-    real = torch.ops.vidseg.warp(x, m, "exact")
+@pytest.mark.parametrize("channels_last", [False, True], ids=["nchw", "channels_last"])
+def test_outputs_have_the_layout_the_fake_promises(channels_last):
+    # The fakes promise the input's memory format (x for warp, residual for creff); the real kernels must agree.
+    fmt = torch.channels_last if channels_last else torch.contiguous_format
+    x = torch.randn(1, 3, 5, 6).contiguous(memory_format=fmt)
+    m = torch.randn(1, 2, 5, 6)
     with FakeTensorMode() as mode:
         fake = torch.ops.vidseg.warp(mode.from_tensor(x), mode.from_tensor(m), "exact")
         fake_c = torch.ops.vidseg.creff(*(mode.from_tensor(x),) * 4, 3)
-    assert real.is_contiguous() and fake.is_contiguous() and fake_c.is_contiguous()
-    assert fake.shape == x.shape and fake.dtype == x.dtype
-    assert torch.ops.vidseg.creff(x, x, x, x, 3).is_contiguous()
+    for out in (fake, fake_c, torch.ops.vidseg.warp(x, m, "exact"), torch.ops.vidseg.creff(x, x, x, x, 3)):
+        assert out.shape == x.shape and out.dtype == x.dtype
+        assert out.is_contiguous(memory_format=fmt) and out.is_contiguous() != channels_last
     torch.library.opcheck(torch.ops.vidseg.warp.default, (x, m, "arseg"))
     torch.library.opcheck(torch.ops.vidseg.creff.default, (x, x, x, x, 3))
 
+
 def test_the_entry_points_keep_a_channels_last_networks_layout():
-    """The ops themselves return NCHW (their fakes promise it); warp/creff hand a channels_last network its
-    layout back, so the layers after them and the logits stay channels_last (no full-size transpose later)."""
+    """warp/creff hand a channels_last network its layout back, straight from the CPU kernels (no copy), so the
+    layers after them and the logits stay channels_last (no full-size transpose later)."""
     x = torch.randn(1, 4, 9, 11).to(memory_format=torch.channels_last)
     m = torch.randn(1, 2, 9, 11)
     for out in (ops.warp(x, m, "exact"), ops.creff(x, x, x, x, 3)):
         assert out.is_contiguous(memory_format=torch.channels_last) and not out.is_contiguous()
     torch.testing.assert_close(ops.creff(x, x, x, x, 3), reference.creff(x, x, x, x, 3), atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(ops.warp(x, m, "exact"), reference.warp(x, m, "exact"), atol=1e-5, rtol=1e-5)
     assert ops.warp(x.contiguous(), m).is_contiguous()
 
 

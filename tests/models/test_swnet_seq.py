@@ -188,7 +188,7 @@ def test_flowwarp_warps_the_keyframe_logits_with_flow_from_the_keyframe(swnet):
 
 @pytest.fixture(scope="module")
 def clip(tmp_path_factory) -> Path:
-    from vidseg.video.synthetic import SceneConfig, write_clip
+    from vidseg.synthetic import SceneConfig, write_clip
 
     path = tmp_path_factory.mktemp("clip") / "clip.mp4"
     write_clip(path, SceneConfig(height=64, width=128, seed=5), 7, gop=12)

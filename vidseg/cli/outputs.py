@@ -5,12 +5,7 @@ so a run never overwrites an earlier one; with `--out DIR` results go to DIR. By
 a colour legend PNG beside it) and the label maps are saved; `--save none` writes nothing. `--out URL` (rtsp://,
 rtmp://, udp://, tcp://, srt://) sends the overlay as a live stream instead (`stream_output`).
 
-| kind    | file(s)                                   | holds                                                     |
-|---------|-------------------------------------------|-----------------------------------------------------------|
-| overlay | <stem>_overlay.mp4, <stem>_legend.png     | the frames with label colours blended in; class colours   |
-| labels  | <stem>_labels/<index>_trainIds.png        | one 8-bit PNG of class ids per frame                      |
-| npz     | <stem>_labels.npz                         | labels [N, H, W] stacked, per-frame arrays, index, pts    |
-| probs   | <stem>_probs.npz                          | fp16 class probabilities per frame at the logits' size    |
+The kinds and their files are `vidseg.video.save`'s (shared with the cluster workers).
 """
 
 from __future__ import annotations
@@ -19,15 +14,13 @@ import os
 import re
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
+from vidseg.config import SAVE_KINDS
 from vidseg.errors import ConfigError
 from vidseg.video.redact import redact
 
-__all__ = ["SAVE_KINDS", "DEFAULT_SAVE", "DEFAULT_ROOT", "parse_save", "output_dir", "make_sinks", "sink_paths",
-           "stream_output"]
+__all__ = ["SAVE_KINDS", "DEFAULT_SAVE", "DEFAULT_ROOT", "parse_save", "output_dir", "stream_output"]
 
-SAVE_KINDS = ("overlay", "labels", "npz", "probs")
 DEFAULT_SAVE = ("overlay", "labels")
 DEFAULT_ROOT = Path("vidseg-out")
 
@@ -91,42 +84,3 @@ def stream_output(out: str | None, save: Sequence[str]) -> str | None:
         raise ConfigError(f"--out {redact(out)} streams the overlay video only; add --save overlay (label maps and "
                           f"NPZ need a folder: run again with --out DIR for {', '.join(others) or 'them'})")
     return out
-
-
-def make_sinks(save: Sequence[str], out: Path | str, stem: str, *, palette: str, fps: float | None,
-               alpha: float = 0.5, legend: Sequence[tuple[str, tuple[int, int, int]]] = ()) -> list[Any]:
-    """The sinks for the kinds asked for, writing `out/<stem>_*` (and the overlay's legend PNG beside it); when
-    `out` is a stream URL (a str), the overlay alone, sent there."""
-    if not save:
-        return []
-    from vidseg.video.sinks import PALETTES, LabelPNGSink, NPZSink, OverlayVideoSink
-
-    sinks: list[Any] = []
-    if "overlay" in save:
-        target = out if isinstance(out, str) else out / f"{stem}_overlay.mp4"  # a str: a stream URL
-        sinks.append(OverlayVideoSink(target, fps=fps or 25.0, alpha=alpha,
-                                      palette=palette if palette in PALETTES else "cityscapes"))
-        if isinstance(out, str):
-            return sinks
-        if legend:
-            from vidseg.video.legend import write_legend
-
-            write_legend(out / f"{stem}_legend.png", legend)
-    if "labels" in save:
-        sinks.append(LabelPNGSink(out / f"{stem}_labels"))
-    if "npz" in save:
-        sinks.append(NPZSink(out / f"{stem}_labels.npz"))
-    if "probs" in save:
-        from vidseg.video.probs import ProbsSink
-
-        sinks.append(ProbsSink(out / f"{stem}_probs.npz"))
-    return sinks
-
-
-def sink_paths(sinks: Sequence[Any]) -> list[Path | str]:
-    """What each sink writes (a file or a folder; a stream's URL, redacted), with the overlay's legend beside it."""
-    named = [str(getattr(s, "path", getattr(s, "directory", ""))) for s in sinks]
-    paths = [Path(p) for p in named if "://" not in p]
-    legends = [p.with_name(p.name.replace("_overlay.mp4", "_legend.png")) for p in paths
-               if p.name.endswith("_overlay.mp4")]
-    return [redact(p) if "://" in p else Path(p) for p in named] + [p for p in legends if p.exists()]

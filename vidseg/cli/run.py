@@ -12,6 +12,10 @@ keyframes, frames/s, latency per frame type, time per stage call, drops (live mo
 the share of each class, and where the results are. Errors print one line; a run that fails part-way (a
 truncated file) prints its summary first. Ctrl-C stops the run; the outputs written so far are flushed and
 playable.
+
+    vidseg-run INPUTS... --cluster [local|auto|ray://HOST:PORT] [--resume] [--workers N]
+
+runs many inputs (files, folders, globs, .txt/.jsonl manifests, URLs) on a Ray cluster: vidseg.cluster.cli.
 """
 
 from __future__ import annotations
@@ -23,10 +27,11 @@ import warnings
 from pathlib import Path
 
 from vidseg.cli.common import cli_entry
-from vidseg.cli.outputs import SAVE_KINDS, make_sinks, output_dir, parse_save, sink_paths, stream_output
-from vidseg.cli.sources import INPUT_HELP, add_source_arguments, check_input, open_input, output_stem
+from vidseg.cli.outputs import SAVE_KINDS, output_dir, parse_save, stream_output
+from vidseg.cli.sources import add_source_arguments, check_input, open_input, output_stem
 from vidseg.config import BACKENDS, METHODS, PRECISIONS, EngineConfig
 from vidseg.errors import ConfigError, InputError, VidsegError, VidsegWarning
+from vidseg.video.save import make_sinks, sink_paths
 
 __all__ = ["main", "build_parser", "SAVE_KINDS"]
 
@@ -39,7 +44,9 @@ def build_parser() -> argparse.ArgumentParser:
         prog="vidseg-run",
         description="Real-time video semantic segmentation: full compute on keyframes, cheap non-keyframes.",
     )
-    p.add_argument("input", nargs="?", help=INPUT_HELP + " (H.264 carries codec motion vectors; HEVC/VP9 do not)")
+    p.add_argument("inputs", nargs="*", metavar="INPUT",
+                   help="video file (H.264 carries codec motion vectors; HEVC/VP9 do not); with --cluster, any "
+                        "number of files, folders, globs, .txt/.jsonl manifests and URLs")
     p.add_argument("--model", help="registered model name (default: the built-in demo model; see --list-models), "
                    "or a folder written by vidseg-export, run from its artifacts alone")
     p.add_argument("--weights", help="checkpoint path; AR-Seg pairs take 'HR.pth,AR.pth' or AR-Seg's "
@@ -75,6 +82,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-frames", type=int, help="stop after this many frames")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument("--verbose", action="store_true", help="also show other libraries' warnings")
+    p.add_argument("--cluster", nargs="?", const="local", metavar="ADDRESS",
+                   help="process the inputs on Ray: local (this machine; the default), auto (a cluster started "
+                        "with `ray start`), ray://HOST:PORT; outputs in OUT/<input name>/ (labels unless --save says "
+                        "otherwise; needs the cluster extra)")
+    p.add_argument("--resume", action="store_true", help="with --cluster: skip inputs a previous run completed")
+    p.add_argument("--workers", type=int, metavar="N", help="with --cluster: at most N workers (default: one per "
+                   "GPU, else per CPU)")
     add_source_arguments(p)
     return p
 
@@ -86,6 +100,14 @@ def main(argv: list[str] | None = None) -> int:
         from vidseg.cli.models import print_models
 
         return print_models()
+    if args.cluster is not None:
+        from vidseg.cluster.cli import main as cluster_main
+
+        return cluster_main(args, _config(args), parse_save(args.save) if args.save is not None else None)
+    if len(args.inputs) > 1 or args.resume or args.workers is not None:
+        raise ConfigError("several inputs, --resume and --workers need --cluster: add --cluster local (this "
+                          "machine) or --cluster auto (a running Ray cluster)")
+    args.input = args.inputs[0] if args.inputs else None
     if args.input is None and not args.demo:
         raise InputError("give an input video (vidseg-run INPUT) or --demo for a synthetic clip")
     if args.input is not None and args.demo:
@@ -109,7 +131,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         target = stream or out
         sinks = make_sinks(save, target, output_stem(source), palette=engine.spec.palette, fps=source.fps,
-                           alpha=args.alpha, legend=_legend(engine.spec)) if target is not None else []
+                           alpha=args.alpha, num_classes=engine.spec.num_classes) if target is not None else []
     except BaseException:
         source.close()
         raise
@@ -200,14 +222,6 @@ def _run(engine, source, sinks: list, out: Path | None, total: int | None, args:
     if failure is not None:
         raise failure
     return 0
-
-
-def _legend(spec) -> list:
-    try:
-        entries = spec.label_set().legend()
-    except Exception:  # noqa: BLE001 - a model with its own classes: no named legend
-        return []
-    return entries if len(entries) == spec.num_classes else []
 
 
 def _class_names(spec) -> tuple[str, ...]:

@@ -148,6 +148,35 @@ class ArtifactBuilder:
         self.check_can_build()
         return {name: build_one(name, stages[name].eval(), stages) for name in names}
 
+    def is_built(self, stages: Mapping[str, Stage], names: Sequence[str] | None = None) -> bool:
+        """Whether the store already holds every artifact (loading them exports nothing). TensorRT engines are
+        keyed by their ONNX bytes, so they count as not built."""
+        if self.request.format == "trt" or not hasattr(self.store, "lookup"):
+            return False
+        suffix = {"onnx": ".onnx", "aoti": ".pt2"}[self.request.format]
+        names = list(stages) if names is None else list(names)
+        return all(self.store.lookup(self._key(n, stages[n]), suffix) is not None for n in names)
+
+    def _key(self, name: str, stage: Stage):
+        """The cache key of one stage's onnx or aoti artifact."""
+        r = self.request
+        height, width = r.frame_size
+        if r.format == "onnx":
+            import onnx
+            import onnxscript
+
+            from vidseg.export.onnx import DEFAULT_OPSET
+
+            return stage_key("onnx", stage, stage_name=name, model_name=r.model_name, height=height, width=width,
+                             batch=r.batch, dynamic_batch=r.dynamic_batch, precision="fp32",
+                             dynamic_size=r.dynamic_size, opset=DEFAULT_OPSET, onnx=onnx.__version__,
+                             onnxscript=onnxscript.__version__)
+        from vidseg.export.aoti import device_label
+
+        return stage_key("aoti", stage, stage_name=name, model_name=r.model_name, height=height, width=width,
+                         batch=r.batch, dynamic_batch=r.dynamic_batch, precision=r.precision,
+                         device=device_label(r.torch_device))
+
     # -- per format ------------------------------------------------------------------------------------------
 
     def check_can_build(self) -> None:
@@ -165,16 +194,11 @@ class ArtifactBuilder:
         self.store.prepare(r.format)
 
     def _onnx(self, name: str, stage: Stage, stages: Mapping[str, Stage] | None = None) -> StageArtifact:
-        import onnx
-        import onnxscript
-
-        from vidseg.export.onnx import DEFAULT_OPSET, export_onnx
+        from vidseg.export.onnx import export_onnx
 
         r = self.request
         height, width = r.frame_size
-        key = stage_key("onnx", stage, stage_name=name, model_name=r.model_name, height=height, width=width,
-                        batch=r.batch, dynamic_batch=r.dynamic_batch, precision="fp32", dynamic_size=r.dynamic_size,
-                        opset=DEFAULT_OPSET, onnx=onnx.__version__, onnxscript=onnxscript.__version__)
+        key = self._key(name, stage)
 
         def build(tmp: Path):
             return export_onnx(stage, tmp, height, width, stage_name=name, batch=r.batch,
@@ -273,14 +297,12 @@ class ArtifactBuilder:
         return report.to_json()
 
     def _aoti(self, name: str, stage: Stage, stages: Mapping[str, Stage] | None = None) -> StageArtifact:
-        from vidseg.export.aoti import AOTI_DTYPES, compile_aoti, device_label
+        from vidseg.export.aoti import AOTI_DTYPES, compile_aoti
 
         r = self.request
         height, width = r.frame_size
         device = r.torch_device
-        key = stage_key("aoti", stage, stage_name=name, model_name=r.model_name, height=height, width=width,
-                        batch=r.batch, dynamic_batch=r.dynamic_batch, precision=r.precision,
-                        device=device_label(device))
+        key = self._key(name, stage)
 
         def build(tmp: Path):
             return compile_aoti(stage, tmp, height, width, stage_name=name, batch=r.batch,

@@ -1,7 +1,7 @@
 """The export formats, in one table that the builder, the runners, `vidseg-export --list-formats` and the README
 read: what each format writes, what it needs, where it runs, which shapes may vary and at which precisions.
 
-Each format is run by the backend of the same name (`vidseg.engine.backends.base.BACKEND_MODULES`).
+Each format is run by the backend of the same name (`vidseg.config.BACKENDS`).
 """
 
 from __future__ import annotations

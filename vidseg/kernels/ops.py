@@ -2,15 +2,19 @@
 
 One entry point per op for model code: `warp(...)` and `creff(...)` below. They call the custom ops so that
 torch.compile and torch.export see one opaque node with a fake (meta) implementation, and dispatch to the
-Triton kernels on CUDA (`vidseg.kernels.triton`, imported on the first CUDA call, when Triton is installed), creff
-to the tiled GEMM kernel on CPU (`vidseg.kernels.cpu`), and to the reference elsewhere (warp on CPU: grid_sample is
-already a fused kernel); `implementation(device, op)` says which one runs. While exporting to ONNX (the flag is set
-by both the TorchScript and the dynamo exporter), or when autograd needs a gradient, they call the reference
-composition directly, which lowers to standard operators (GridSample, Pad, Mul, ReduceSum, Softmax).
+Triton kernels on CUDA (`vidseg.kernels.triton`, imported on the first CUDA call, when Triton is installed), to the
+CPU kernels on CPU (creff: `vidseg.kernels.cpu`, GEMMs over channels-last strips; warp: `vidseg.kernels.cpu_warp`,
+a channels-last gather, grid_sample for NCHW), and to the reference elsewhere; `implementation(device, op)` says
+which one runs. While exporting to ONNX (the flag is set by both the TorchScript and the dynamo exporter), or when
+autograd needs a gradient, they call the reference composition directly, which lowers to standard operators
+(GridSample, Pad, Mul, ReduceSum, Softmax).
 An ExportedProgram that already holds vidseg:: nodes is lowered by `vidseg.export.program`, which decomposes them
 to the reference.
 
-Every implementation returns a contiguous NCHW tensor, as the fake implementations promise.
+Every implementation returns its input's memory format (x for warp, residual for creff; see
+`vidseg.kernels.layout`), as the fake implementations promise: a channels_last network keeps channels_last through
+the ops without a copy (on CPU the kernels write channels_last directly; the Triton kernels compute NCHW, and their
+wrappers here convert).
 """
 
 from __future__ import annotations
@@ -21,29 +25,31 @@ from types import ModuleType
 import torch
 from torch import Tensor
 
-from vidseg.kernels import cpu, reference
+from vidseg.kernels import cpu, cpu_warp, reference
+from vidseg.kernels.layout import in_format_of, memory_format_of
 
 __all__ = ["warp", "creff", "implementation"]
 
 
 @torch.library.custom_op("vidseg::warp", mutates_args=())
 def _warp_op(x: Tensor, motion: Tensor, convention: str) -> Tensor:
-    return reference.warp(x, motion, convention).contiguous()
+    return in_format_of(reference.warp(x, motion, convention), x)
 
 
 @_warp_op.register_fake
 def _(x: Tensor, motion: Tensor, convention: str) -> Tensor:
-    return x.new_empty(x.shape)
+    return torch.empty(x.shape, dtype=x.dtype, device=x.device, memory_format=memory_format_of(x))
 
 
 @torch.library.custom_op("vidseg::creff", mutates_args=())
 def _creff_op(q: Tensor, k: Tensor, v: Tensor, residual: Tensor, window: int) -> Tensor:
-    return reference.creff(q, k, v, residual, window).contiguous()
+    return in_format_of(reference.creff(q, k, v, residual, window), residual)
 
 
 @_creff_op.register_fake
 def _(q: Tensor, k: Tensor, v: Tensor, residual: Tensor, window: int) -> Tensor:
-    return residual.new_empty(residual.shape)
+    return torch.empty(residual.shape, dtype=residual.dtype, device=residual.device,
+                       memory_format=memory_format_of(residual))
 
 
 @functools.cache
@@ -57,28 +63,33 @@ def _fused() -> ModuleType | None:
 
 
 def implementation(device: torch.device | str, op: str = "creff") -> str:
-    """Which implementation `op` ("warp" or "creff") runs on `device`: "triton" (fused kernels), "cpu" (creff's
-    tiled CPU kernel) or "reference" (PyTorch)."""
+    """Which implementation `op` ("warp" or "creff") runs on `device`: "triton" (fused kernels), "cpu" (the CPU
+    kernels; warp's falls back on grid_sample, i.e. the reference, for NCHW input) or "reference" (PyTorch)."""
     kind = torch.device(device).type
     if kind == "cuda" and _fused() is not None:
         return "triton"
-    return "cpu" if kind == "cpu" and op == "creff" else "reference"
+    return "cpu" if kind == "cpu" else "reference"
 
 
 @_warp_op.register_kernel("cuda")
 def _warp_cuda(x: Tensor, motion: Tensor, convention: str) -> Tensor:
     kernels = _fused()
     if kernels is None:
-        return reference.warp(x, motion, convention).contiguous()
-    return kernels.warp(x, motion, convention)
+        return in_format_of(reference.warp(x, motion, convention), x)
+    return in_format_of(kernels.warp(x, motion, convention), x)
 
 
 @_creff_op.register_kernel("cuda")
 def _creff_cuda(q: Tensor, k: Tensor, v: Tensor, residual: Tensor, window: int) -> Tensor:
     kernels = _fused()
     if kernels is None:
-        return reference.creff(q, k, v, residual, window).contiguous()
-    return kernels.creff(q, k, v, residual, window)
+        return in_format_of(reference.creff(q, k, v, residual, window), residual)
+    return in_format_of(kernels.creff(q, k, v, residual, window), residual)
+
+
+@_warp_op.register_kernel("cpu")
+def _warp_cpu(x: Tensor, motion: Tensor, convention: str) -> Tensor:
+    return cpu_warp.warp(x, motion, convention)
 
 
 @_creff_op.register_kernel("cpu")
@@ -92,21 +103,11 @@ def _use_reference(*tensors: Tensor) -> bool:
     return torch.is_grad_enabled() and any(t.requires_grad for t in tensors)
 
 
-def _like(out: Tensor, layout_of: Tensor) -> Tensor:
-    """`out` in `layout_of`'s memory format. The ops return NCHW; a channels_last network keeps channels_last
-    after them, or every later layer runs the slow NCHW path and the logits need a full-resolution transpose
-    (on the CPU that alone cost the demo's non-key frame more than its network did)."""
-    if layout_of.dim() == 4 and not layout_of.is_contiguous() and \
-            layout_of.is_contiguous(memory_format=torch.channels_last):
-        return out.contiguous(memory_format=torch.channels_last)
-    return out
-
-
 def warp(x: Tensor, motion: Tensor, convention: str = "exact") -> Tensor:
     """Backward bilinear warp (semantics: `vidseg.kernels.reference.warp`); keeps x's memory format."""
     if _use_reference(x, motion):
         return reference.warp(x, motion, convention)
-    return _like(torch.ops.vidseg.warp(x, motion, convention), x)
+    return torch.ops.vidseg.warp(x, motion, convention)
 
 
 def creff(q: Tensor, k: Tensor, v: Tensor, residual: Tensor, window: int = 7) -> Tensor:
@@ -114,4 +115,4 @@ def creff(q: Tensor, k: Tensor, v: Tensor, residual: Tensor, window: int = 7) ->
     memory format."""
     if _use_reference(q, k, v, residual):
         return reference.creff(q, k, v, residual, window)
-    return _like(torch.ops.vidseg.creff(q, k, v, residual, window), residual)
+    return torch.ops.vidseg.creff(q, k, v, residual, window)

@@ -28,11 +28,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 
 from vidseg.classes import LabelSet, label_set
 from vidseg.errors import ShapeError
+from vidseg.models.labels import logits_to_labels  # re-exported: the stage contract's last step
 
 __all__ = [
     "ModelSpec",
@@ -166,10 +166,3 @@ class VideoSegModel(nn.Module):
         return e.g. {"hr": ..., "lr": ...}.
         """
         return {"model": self}
-
-
-def logits_to_labels(logits: Tensor, size: tuple[int, int], *, align_corners: bool = True) -> Tensor:
-    """Resize logits [N,K,h,w] to size (H, W) bilinearly and take the argmax -> uint8 labels [N,H,W]."""
-    if logits.shape[-2:] != torch.Size(size):
-        logits = F.interpolate(logits.float(), size=size, mode="bilinear", align_corners=align_corners)
-    return logits.argmax(1).to(torch.uint8)

@@ -473,6 +473,7 @@ def _flownets_spec(spec: ModelSpec) -> ModelSpec:
     """The same GSVNet with its FlowNetS flow (`--optical-flow-network flownet`)."""
     extra = dict(spec.extra, flow="flownets", params=int(spec.extra["params"]) - 186_402 + GSV_FLOWNETS_PARAMS)
     return replace(spec, name=spec.name + "-flownets", extra=extra,
+                   weights_hint=spec.weights_hint.replace("_r18.tar,", "_r18.tar (FlowNetS under state_dict_of),"),
                    notes=spec.notes.split(" README:")[0] + " Flow: GSVNet's FlowNetS (cat[previous, current], raw "
                    "flow at 1/64 of the frame); the README reports no numbers for this option.")
 

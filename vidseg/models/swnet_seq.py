@@ -132,6 +132,8 @@ SWNET_SEQ_CITYSCAPES = replace(
     logits_align_corners=True,  # GSVNet's evaluation (the seed's code base) resizes logits with align_corners=True
     methods=("per-frame", "flowwarp"),
     flow_reference="key",
+    weights_hint="cityscapes-swnet-R18.pt,FlowNet2-S_checkpoint.pth.tar, from github.com/robert80203/GSVNet "
+    "(weights/) and NVIDIA/flownet2-pytorch (README, FlowNet2-S)",
     seed="SwNet-seq (Video sequence semantic segmentation)",
     source=_SOURCE,
     paper="Orsic et al., In Defense of Pre-trained ImageNet Architectures for Real-time Semantic Segmentation of "

@@ -5,22 +5,14 @@
     MotionField, MotionChain                       codec motion vectors as backward maps; chained to the keyframe
     OverlayVideoSink, LabelPNGSink, NPZSink        result writers; colorize / overlay with a palette (vidseg.classes)
     VideoWriter                                    the one H.264 / HEVC / MPEG-4 encoder every video goes through
+
+Names are imported on first use, so `import vidseg.video.frame` (or a command's --help) stays free of PyAV
+and torch.
 """
 
-from vidseg.classes import CAMVID11_PALETTE, CAMVID12_PALETTE, CITYSCAPES_PALETTE, CITYSCAPES_TRAINID_TO_LABELID
-from vidseg.video.decode import MOTION_CODECS, VideoSource, open_video
-from vidseg.video.encode import VideoWriter
-from vidseg.video.frame import Frame
-from vidseg.video.motion import MotionChain, MotionField
-from vidseg.video.sinks import (
-    LabelPNGSink,
-    NPZSink,
-    OverlayVideoSink,
-    colorize,
-    get_palette,
-    overlay,
-)
-from vidseg.video.source import IterableSource, Source, open_source
+from __future__ import annotations
+
+import importlib
 
 __all__ = [
     "open_source",
@@ -44,3 +36,21 @@ __all__ = [
     "colorize",
     "overlay",
 ]
+
+_LAZY = {
+    **{name: "vidseg.video.source" for name in ("open_source", "Source", "IterableSource")},
+    **{name: "vidseg.video.decode" for name in ("open_video", "VideoSource", "MOTION_CODECS")},
+    "Frame": "vidseg.video.frame",
+    **{name: "vidseg.video.motion" for name in ("MotionField", "MotionChain")},
+    **{name: "vidseg.video.sinks" for name in ("OverlayVideoSink", "LabelPNGSink", "NPZSink", "get_palette",
+                                               "colorize", "overlay")},
+    "VideoWriter": "vidseg.video.encode",
+    **{name: "vidseg.classes" for name in ("CITYSCAPES_PALETTE", "CITYSCAPES_TRAINID_TO_LABELID",
+                                           "CAMVID11_PALETTE", "CAMVID12_PALETTE")},
+}
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'vidseg.video' has no attribute {name!r}")

@@ -15,11 +15,10 @@ import torch
 
 from vidseg.config import EngineConfig
 from vidseg.engine.backends.auto import AutoChoice, auto_candidates, choose_runner
-from vidseg.engine.backends.base import BACKEND_MODULES, Runner, runner_class
+from vidseg.engine.backends.base import Runner, runner_class
 from vidseg.models.base import Stage
 
-__all__ = ["Runner", "runner_class", "build_runner", "auto_candidates", "BuiltRunner", "BACKEND_MODULES",
-           "AutoChoice"]
+__all__ = ["Runner", "runner_class", "build_runner", "auto_candidates", "BuiltRunner", "AutoChoice"]
 
 
 @dataclass(frozen=True)

@@ -25,6 +25,9 @@ class AOTInductorRunner(ArtifactRunner):
     name = "aoti"
     format = "aoti"
     max_in_flight = 1
+    auto_devices = ("cpu", "cuda")
+    auto_prebuilt_only = ("cpu", "cuda")
+    auto_rank = 45
 
     def __init__(self, *args, **kwargs) -> None:
         self.packages = {}

@@ -8,9 +8,13 @@ rounds, keeps the fastest and closes the rest. The decision (with every timing) 
 keyed like the artifacts (stage code and weights, frame size, precision, device, library versions), so later
 runs build only the chosen engine; delete the `auto-*.json` files in the cache to measure again.
 
-Candidates: CPU: torch, onnx (ONNX Runtime's CPU EP). CUDA: trt, compile, torch, onnx (when ONNX Runtime has
-its CUDA EP). Engines whose build takes minutes here (AOTInductor) are not tried. A candidate that cannot be
-built or run is skipped and said once; nothing falls back silently.
+Candidates are the registered backends (`vidseg.config.BACKENDS`) whose runner names this device type
+(`Runner.auto_devices`): CPU: torch, onnx (ONNX Runtime's CPU EP), aoti; CUDA: trt, compile, torch, onnx, aoti.
+Engines whose artifacts take minutes to build on this device (`Runner.auto_prebuilt_only`: ONNX and AOTInductor
+on a CPU, AOTInductor on a GPU) are tried only when their artifacts are already in the cache, so a first run
+starts at once; the summary says how to build them, and the next run measures them. TensorRT engines are built (once,
+cached) on a GPU, where they are usually the fastest by far. A candidate that cannot be built or run is skipped
+and said once; nothing falls back silently.
 """
 
 from __future__ import annotations
@@ -25,7 +29,7 @@ from dataclasses import asdict, dataclass
 import torch
 from torch import Tensor
 
-from vidseg.config import EngineConfig
+from vidseg.config import BACKENDS, EngineConfig
 from vidseg.engine.backends.base import Runner, runner_class
 from vidseg.errors import BackendUnavailable, VidsegError
 from vidseg.models.base import Stage
@@ -46,24 +50,34 @@ class AutoChoice:
     cached: bool = False
 
     def describe(self) -> str:
+        if not self.ms_per_frame:
+            return f"auto chose {self.backend} (the only engine ready here)"
         timings = ", ".join(f"{b} {ms:.1f} ms" for b, ms in sorted(self.ms_per_frame.items(), key=lambda kv: kv[1]))
         how = "decision cached from an earlier measurement" if self.cached else "measured now"
         return f"auto chose {self.backend} ({timings} per frame; {how})"
 
 
 def auto_candidates(device: torch.device) -> tuple[str, ...]:
-    """The engines auto tries on this device, in order of preference when timings tie."""
-    if device.type == "cuda":
-        candidates = ["trt", "compile", "torch"]
+    """The engines auto tries on this device (the registered backends that say so), best rank first."""
+    ranked = []
+    for name in BACKENDS:
+        if name == "auto":
+            continue
         try:
-            import onnxruntime as ort
+            cls = runner_class(name)
+        except BackendUnavailable:
+            continue  # its module's package is missing: it cannot be a candidate here
+        if device.type in cls.auto_devices:
+            ranked.append((cls.auto_rank, name))
+    return tuple(name for _, name in sorted(ranked))
 
-            if "CUDAExecutionProvider" in ort.get_available_providers():
-                candidates.append("onnx")
-        except ImportError:
-            pass
-        return tuple(candidates)
-    return ("torch", "onnx")
+
+def prebuilt_only(backend: str, device: torch.device) -> bool:
+    """Whether auto tries `backend` only when its artifacts are already built (it takes minutes to build here)."""
+    try:
+        return device.type in runner_class(backend).auto_prebuilt_only
+    except BackendUnavailable:
+        return False
 
 
 def choose_runner(config: EngineConfig, stages: dict[str, Stage], frame_size: tuple[int, int],
@@ -76,8 +90,12 @@ def choose_runner(config: EngineConfig, stages: dict[str, Stage], frame_size: tu
     from vidseg.export.cache import ArtifactCache
 
     candidates = tuple(candidates or auto_candidates(device))
+    unbuilt = {b for b in candidates
+               if prebuilt_only(b, device) and not _is_built(b, config, stages, frame_size, device)}
     cache = ArtifactCache(cache_dir if cache_dir is not None else config.cache_dir)
-    decision_path = cache.root / f"auto-{_decision_key(config, stages, frame_size, device, mix, candidates)}.json"
+    # The key names the candidates that can be tried now: once missing artifacts are built, auto measures again.
+    tried = tuple(b for b in candidates if b not in unbuilt)
+    decision_path = cache.root / f"auto-{_decision_key(config, stages, frame_size, device, mix, tried)}.json"
     cached = _read_decision(decision_path)
     if cached is not None and cached.backend in candidates:
         try:
@@ -88,12 +106,19 @@ def choose_runner(config: EngineConfig, stages: dict[str, Stage], frame_size: tu
     runners: dict[str, Runner] = {}
     skipped: list[str] = []
     for backend in candidates:
+        if backend in unbuilt:
+            skipped.append(f"{backend}: its artifacts for this model and frame size are not built yet (one run "
+                           f"with --engine {backend} builds them into the cache; auto then measures it too)")
+            continue
         try:
             runners[backend] = _build(backend, config, stages, frame_size, device)
         except (BackendUnavailable, VidsegError) as err:
             skipped.append(f"{backend}: {err}")
     if not runners:
         raise BackendUnavailable("no engine can run here: " + "; ".join(skipped))
+    if len(runners) == 1:  # nothing to choose between: no measurement, no decision to keep
+        (only,) = runners
+        return runners[only], AutoChoice(only, {}, tuple(skipped))
     timings = _measure(runners, stages, frame_size, device, mix, skipped)
     if not timings:
         raise BackendUnavailable("every engine failed on the model's stages: " + "; ".join(skipped))
@@ -104,6 +129,13 @@ def choose_runner(config: EngineConfig, stages: dict[str, Stage], frame_size: tu
     choice = AutoChoice(best, timings, tuple(skipped))
     _write_decision(decision_path, choice)
     return runners[best], choice
+
+
+def _is_built(backend: str, config: EngineConfig, stages: dict[str, Stage], frame_size: tuple[int, int],
+              device: torch.device) -> bool:
+    cls = runner_class(backend)
+    is_built = getattr(cls, "is_built", None)
+    return True if is_built is None else is_built(stages, config.replace(backend=backend), frame_size, device)
 
 
 def _build(backend: str, config: EngineConfig, stages: dict[str, Stage], frame_size: tuple[int, int],

@@ -15,20 +15,11 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from vidseg.config import EngineConfig
-from vidseg.errors import BackendUnavailable, ConfigError
+from vidseg.config import BACKENDS, EngineConfig
+from vidseg.errors import BackendUnavailable, ConfigError, VidsegError
 from vidseg.models.base import Stage
 
-__all__ = ["ArtifactRunner", "Runner", "runner_class", "BACKEND_MODULES"]
-
-# backend name -> (module, class); heavy imports (onnxruntime, tensorrt) happen only when chosen.
-BACKEND_MODULES = {
-    "torch": ("vidseg.engine.backends.eager", "EagerRunner"),
-    "compile": ("vidseg.engine.backends.compiled", "CompiledRunner"),
-    "onnx": ("vidseg.engine.backends.onnxrt", "OnnxRuntimeRunner"),
-    "aoti": ("vidseg.engine.backends.aoti", "AOTInductorRunner"),
-    "trt": ("vidseg.engine.backends.tensorrt", "TensorRTRunner"),
-}
+__all__ = ["ArtifactRunner", "Runner", "runner_class"]
 
 
 class Runner(ABC):
@@ -41,6 +32,11 @@ class Runner(ABC):
 
     name: str = "?"
     max_in_flight: int = 1  # calls that may be queued before the caller must wait on results
+    # --engine auto: the device types it is measured on, the ones where it is tried only when its artifacts are
+    # already built (building takes minutes there), and its rank when timings tie (lower first).
+    auto_devices: tuple[str, ...] = ()
+    auto_prebuilt_only: tuple[str, ...] = ()
+    auto_rank: int = 50
 
     def __init__(self, stages: dict[str, Stage], config: EngineConfig, frame_size: tuple[int, int],
                  device: torch.device) -> None:
@@ -87,11 +83,29 @@ class ArtifactRunner(Runner):
 
     def build_request(self, **extra: Any):
         """The BuildRequest for this runner's config, frame size and device."""
+        return self.request_for(self.config, self.frame_size, self.device, **extra)
+
+    @classmethod
+    def request_for(cls, config: EngineConfig, frame_size: tuple[int, int], device: torch.device, **extra: Any):
         from vidseg.export.builder import BuildRequest
 
-        fields = {"precision": self.config.precision, "batch": self.config.batch, "device": str(self.device),
-                  "model_name": self.config.model or "demo", **extra}
-        return BuildRequest(self.format, tuple(self.frame_size), **fields)
+        fields = {"precision": config.precision, "batch": config.batch, "device": str(device),
+                  "model_name": config.model or "demo", **extra}
+        return BuildRequest(cls.format, tuple(frame_size), **fields)
+
+    @classmethod
+    def is_built(cls, stages: dict[str, Stage], config: EngineConfig, frame_size: tuple[int, int],
+                 device: torch.device) -> bool:
+        """Whether a runner for these stages would only load artifacts from the cache (nothing to export or
+        compile first)."""
+        from vidseg.export.builder import ArtifactBuilder
+        from vidseg.export.cache import ArtifactCache
+
+        try:
+            request = cls.request_for(config, frame_size, device)
+        except VidsegError:
+            return False
+        return ArtifactBuilder(request, ArtifactCache(config.cache_dir)).is_built(stages)
 
     def build_artifacts(self, stages: dict[str, Stage]) -> Mapping[str, Any]:
         from vidseg.export.builder import ArtifactBuilder
@@ -107,10 +121,12 @@ class ArtifactRunner(Runner):
 
 
 def runner_class(backend: str) -> type[Runner]:
-    """Backend name -> Runner class, importing only that backend. Unknown or unavailable -> clear error."""
-    if backend not in BACKEND_MODULES:
-        raise ConfigError(f"unknown backend {backend!r}; choose one of {', '.join(BACKEND_MODULES)}")
-    module, cls = BACKEND_MODULES[backend]
+    """Backend name -> Runner class (`vidseg.config.BACKENDS`), importing only that backend. Unknown or
+    unavailable -> clear error."""
+    if backend not in BACKENDS or backend == "auto":
+        names = ", ".join(b for b in BACKENDS if b != "auto")
+        raise ConfigError(f"unknown backend {backend!r}; choose one of {names}")
+    module, cls = BACKENDS[backend].split(":")
     try:
         return getattr(importlib.import_module(module), cls)
     except ModuleNotFoundError as err:

@@ -26,6 +26,8 @@ __all__ = ["CompiledRunner"]
 
 class CompiledRunner(EagerRunner):
     name = "compile"
+    auto_devices = ("cuda",)  # on a CPU its compile takes minutes per stage and is not kept across runs
+    auto_rank = 20
 
     def __init__(self, stages: dict[str, Stage], config: EngineConfig, frame_size: tuple[int, int],
                  device: torch.device, *, mode: str | None = None, cast: bool | None = None) -> None:

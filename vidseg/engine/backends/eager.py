@@ -40,6 +40,8 @@ class EagerRunner(Runner):
 
     name = "torch"
     max_in_flight = 2
+    auto_devices = ("cpu", "cuda")
+    auto_rank = 30
 
     def __init__(self, stages: dict[str, Stage], config: EngineConfig, frame_size: tuple[int, int],
                  device: torch.device, *, cast: bool = False, warmup: bool = True) -> None:

@@ -54,6 +54,9 @@ class OnnxRuntimeRunner(ArtifactRunner):
     name = "onnx"
     format = "onnx"
     max_in_flight = 1  # run_with_iobinding is synchronous
+    auto_devices = ("cpu", "cuda")
+    auto_prebuilt_only = ("cpu",)
+    auto_rank = 40
 
     def __init__(
         self,
@@ -77,8 +80,9 @@ class OnnxRuntimeRunner(ArtifactRunner):
 
     # -- set-up ----------------------------------------------------------------------------------------------
 
-    def build_request(self, **extra):
-        return super().build_request(precision="fp32", **extra)  # the graph is fp32; fp16 is the TensorRT EP's
+    @classmethod
+    def request_for(cls, config, frame_size, device, **extra):
+        return super().request_for(config, frame_size, device, precision="fp32", **extra)  # fp16: TensorRT EP's
 
     def check_request(self) -> None:
         available = ort.get_available_providers()

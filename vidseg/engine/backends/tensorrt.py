@@ -37,6 +37,8 @@ class TensorRTRunner(ArtifactRunner):
     name = "trt"
     format = "trt"
     max_in_flight = 2
+    auto_devices = ("cuda",)
+    auto_rank = 10
 
     def __init__(
         self,

@@ -1,0 +1,40 @@
+"""vidseg-run's cluster options without a cluster: what needs --cluster says so, a missing Ray says how to
+install it, and one input keeps today's behaviour."""
+
+from __future__ import annotations
+
+import sys
+
+from vidseg.cli.run import main
+
+
+def test_several_inputs_resume_and_workers_need_cluster(make_clips, capsys):
+    folder = make_clips(["a", "b"])
+    for argv in ([str(folder / "a.mp4"), str(folder / "b.mp4")], [str(folder / "a.mp4"), "--resume"],
+                 [str(folder / "a.mp4"), "--workers", "2"]):
+        assert main(argv) == 2
+        assert "need --cluster: add --cluster local" in capsys.readouterr().err
+    assert main([str(folder)]) == 2
+    assert "add --cluster local to process every video in it" in capsys.readouterr().err
+
+
+def test_cluster_without_ray_says_how_to_install_it(make_clips, monkeypatch, capsys, tmp_path):
+    monkeypatch.setitem(sys.modules, "ray", None)  # import ray fails as if it were not installed
+    code = main([str(make_clips(["a"])), "--cluster", "local", "--out", str(tmp_path / "out"), "--no-progress"])
+    err = capsys.readouterr().err.strip()
+    assert code == 3 and len(err.splitlines()) == 1
+    assert 'pip install -e ".[cluster]"' in err
+
+
+def test_one_input_without_cluster_runs_as_before(make_clips, tmp_path, capsys):
+    clip = make_clips(["a"], frames=4) / "a.mp4"
+    assert main([str(clip), "--device", "cpu", "--no-progress", "--save", "npz", "--out", str(tmp_path / "o")]) == 0
+    assert (tmp_path / "o" / "a_labels.npz").exists()
+
+
+def test_importing_vidseg_and_its_cli_never_imports_ray():
+    import subprocess
+
+    code = "import sys, vidseg, vidseg.cluster, vidseg.cli.run; print('ray' in sys.modules, 'torch' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.split() == ["False", "False"]

@@ -1,0 +1,48 @@
+"""The worker without Ray: one engine, one input into staging, the record, the rename; failures it reports."""
+
+from __future__ import annotations
+
+import pytest
+from cluster_helpers import assert_complete_once
+from cluster_tiny import tiny
+
+from vidseg.cluster.inputs import expand_inputs
+from vidseg.cluster.jobs import Job
+from vidseg.cluster.outputs import staging_dir
+from vidseg.cluster.record import input_identity, run_options
+from vidseg.cluster.worker import Worker
+from vidseg.config import EngineConfig
+from vidseg.errors import ConfigError
+
+
+def _job(inp, out, config, attempt=1):
+    options = run_options(config, save=("labels",), max_frames=None, model="cluster_tiny.tiny")
+    return Job(inp, attempt, "run1", str(out), ("labels",), None, options, input_identity(inp))
+
+
+def test_process_commits_complete_outputs_and_reports_a_damaged_input(make_clips, tmp_path):
+    config = EngineConfig(device="cpu", backend="torch", method="per-frame")
+    worker = Worker("w0", config, model_factory=tiny, threads=1)
+    assert worker.info().device == "cpu"
+    out = tmp_path / "out"
+    good, bad = _split(make_clips)
+    outcome = worker.process(_job(good, out, config, attempt=2))
+    assert outcome.ok and outcome.frames == 10 and outcome.output == str(out / "good")
+    failed = worker.process(_job(bad, out, config))
+    assert not failed.ok and "truncated" in failed.error and "\n" not in failed.error
+    assert not staging_dir(out, "bad", 1).exists() and not (out / "bad").exists()
+    assert worker.stats().input is None and worker.stats().finished_frames == 10
+    (out / ".staging").rmdir()  # empty: every attempt's folder was renamed or removed
+    assert_complete_once(out, {"good": 10})
+
+
+def _split(make_clips):
+    folder = make_clips(["good"], bad=["bad"])
+    found = {i.name: i for i in expand_inputs([folder])}
+    return found["good"], found["bad"]
+
+
+def test_an_engine_that_cannot_be_built_says_so_from_info(tmp_path):
+    worker = Worker("w0", EngineConfig(model="no-such-model", device="cpu"), threads=1)
+    with pytest.raises(ConfigError, match="no-such-model"):
+        worker.info()

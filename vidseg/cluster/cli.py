@@ -1,0 +1,59 @@
+"""vidseg-run INPUTS... --cluster [local|auto|ray://HOST:PORT|HOST:PORT]: the cluster half of vidseg-run.
+
+    vidseg-run clips/ --cluster local --save labels --out results/           # this machine, one worker per CPU/GPU
+    vidseg-run drives.txt cams.jsonl --cluster auto --out /shared/results    # a cluster started with `ray start`
+    vidseg-run clips/ --cluster --resume --out results/                      # skip what a previous run finished
+
+vidseg-run parses the options and hands over here when --cluster is given. Outputs go to <out>/<input name>/;
+a live progress view runs on a terminal; at the end a summary table is printed and <out>/_vidseg_report.json
+written. Exit status: 0 when every input is done or skipped, 1 when some failed (the table says which and why).
+Ctrl-C ends the live streams (their outputs so far are kept) and discards unfinished files (--resume redoes them).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from vidseg.config import EngineConfig
+from vidseg.errors import ConfigError
+
+__all__ = ["main", "DEFAULT_SAVE"]
+
+DEFAULT_SAVE = ("labels",)
+
+
+def main(args: argparse.Namespace, config: EngineConfig, save: tuple[str, ...] | None) -> int:
+    """Run vidseg-run's parsed arguments on a cluster. save: the parsed --save (None when not given:
+    DEFAULT_SAVE)."""
+    from vidseg.cluster.connect import import_ray
+    from vidseg.cluster.driver import ClusterRun
+    from vidseg.cluster.progress import ProgressDisplay
+    from vidseg.cluster.report import REPORT_NAME, print_report
+
+    if args.demo:
+        raise ConfigError("--demo renders one clip; give input videos with --cluster")
+    if not args.inputs:
+        raise ConfigError("--cluster needs inputs: video files, folders, globs, .txt/.jsonl manifests or URLs")
+    import_ray()  # without Ray: one line saying how to install it, before anything else is said or done
+    out = Path(args.out or "vidseg-out")
+    display = ProgressDisplay(enabled=not args.no_progress)
+    save = DEFAULT_SAVE if save is None else save
+    config = config.replace(return_logits="probs" in save)  # probabilities are written from the logits
+    job = ClusterRun(args.inputs, config, out=out, address=args.cluster, save=save,
+                     workers=args.workers, resume=args.resume, max_frames=args.max_frames, live=args.live,
+                     progress=display)
+    print(f"vidseg-run --cluster {args.cluster}: {len(job.inputs)} inputs -> {job.out} (starting Ray and the "
+          "workers)", file=sys.stderr)
+    interrupted = False
+    try:
+        with display:
+            report = job.run()
+    except KeyboardInterrupt:
+        report, interrupted = job.report(), True
+    path = report.write_json(job.out / REPORT_NAME)
+    print_report(report, json_path=path)
+    if interrupted:
+        raise KeyboardInterrupt
+    return 0 if report.ok else 1

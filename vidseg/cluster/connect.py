@@ -1,0 +1,64 @@
+"""Getting Ray: imported only here and only when a cluster run starts, so `import vidseg` never needs it.
+
+    address None     use the Ray of this process if it is initialised, else start a local one
+    "local"          start a Ray instance on this machine for this run (stopped at the end)
+    "auto"           join the cluster that `ray start` started on this machine's network
+    "ray://H:10001"  a remote cluster through the Ray client; "H:6379" a cluster's head (GCS) address
+"""
+
+from __future__ import annotations
+
+import logging
+from types import ModuleType
+
+from vidseg.errors import BackendUnavailable, ConfigError
+
+__all__ = ["import_ray", "connect", "INSTALL_HINT", "is_infrastructure_error"]
+
+INSTALL_HINT = 'pip install -e ".[cluster]"  (or: pip install "ray[default]")'
+
+
+def import_ray() -> ModuleType:
+    try:
+        import ray
+    except ImportError as err:
+        raise BackendUnavailable(f"--cluster runs on Ray, which is not installed; install it with: {INSTALL_HINT}"
+                                 ) from err
+    return ray
+
+
+def connect(address: str | None) -> bool:
+    """Initialise Ray for a run; returns True when this call started it (so the run shuts it down)."""
+    ray = import_ray()
+    if ray.is_initialized():
+        return False
+    quiet = {"log_to_driver": False, "logging_level": logging.WARNING}  # workers' notices come back in outcomes
+    if address in (None, "local"):
+        ray.init(address="local", include_dashboard=False, **quiet)  # never an old cluster found on disk
+        return True
+    if not (address == "auto" or address.startswith("ray://") or _host_port(address)):
+        raise ConfigError(f"--cluster {address!r}: give local, auto, ray://HOST:PORT (Ray client) or HOST:PORT "
+                          "(the head's address)")
+    try:
+        ray.init(address=address, **quiet)
+    except (ConnectionError, RuntimeError, TimeoutError) as err:
+        if isinstance(err.__cause__, ray.exceptions.AuthenticationError):
+            raise BackendUnavailable(f"the Ray cluster at {address} refused this process's authentication: it uses "
+                                     "token authentication; set RAY_AUTH_MODE=token here, with the cluster's token "
+                                     "in RAY_AUTH_TOKEN or ~/.ray/auth_token") from err
+        raise BackendUnavailable(f"cannot reach a Ray cluster at {address}: {' '.join(str(err).split())[:300]}; "
+                                 "start one with `ray start --head` (README: Many videos and cameras)") from err
+    return True
+
+
+def _host_port(address: str) -> bool:
+    host, _, port = address.rpartition(":")
+    return bool(host) and port.isdigit()
+
+
+def is_infrastructure_error(err: BaseException) -> bool:
+    """Whether a failed task failed because a worker process or node died (retried elsewhere), as opposed to
+    an exception raised by the task's own code (the input's failure; not retried)."""
+    ray = import_ray()
+    ex = ray.exceptions
+    return isinstance(err, ex.RayError) and not isinstance(err, (ex.RayTaskError, ex.TaskCancelledError))

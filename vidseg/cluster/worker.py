@@ -1,0 +1,155 @@
+"""The worker: one Engine, built once, processing one input at a time into a staging folder.
+
+A plain class, so it runs (and is tested) without Ray; the driver wraps it with ``ray.remote`` as one actor per
+GPU or CPU slot. Weights are loaded and compiled stages built once per worker, in the constructor; compiled
+artifacts (ONNX, TensorRT) come from the artifact cache that every worker shares (``EngineConfig.cache_dir``).
+
+`process(job)` writes the input's outputs into ``<out>/.staging/<name>.<attempt>/``, then the completion record,
+then renames the folder to ``<out>/<name>`` (vidseg.cluster.outputs). An input that fails for a reason of its own
+comes back as ``Outcome(ok=False, error=...)`` with its staging folder removed; only the death of the worker's
+process or node makes the driver retry it elsewhere. `stats()` and `stop()` may be called while `process` runs
+(the actor is created with two threads): `stop()` ends the current input at its next frame and keeps what was
+written (how a live stream is ended when the run is stopped with Ctrl-C).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import socket
+import threading
+import time
+import warnings
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from vidseg.cluster.jobs import Job, Outcome, WorkerInfo, WorkerStats
+from vidseg.cluster.outputs import commit, probe_fps, staging_dir
+from vidseg.cluster.record import write_record
+from vidseg.config import EngineConfig
+from vidseg.errors import VidsegError
+
+__all__ = ["Worker"]
+
+log = logging.getLogger("vidseg.cluster")
+log.addHandler(logging.NullHandler())
+
+
+class _Stopped(BaseException):
+    """Raised from the frame callback after stop(): ends Engine.run, which flushes and closes the sinks."""
+
+
+class Worker:
+    """name: how reports call it. model_factory: builds the model instead of config.model (a picklable
+    callable, e.g. for a model that is not registered). threads: torch's CPU threads in this process."""
+
+    def __init__(self, name: str, config: EngineConfig, *, model_factory: Callable[[], Any] | None = None,
+                 threads: int | None = None) -> None:
+        import torch
+
+        self.name = name
+        self.threads = threads or torch.get_num_threads()
+        torch.set_num_threads(self.threads)
+        self._error: VidsegError | None = None
+        self.engine = None
+        start = time.perf_counter()
+        try:
+            from vidseg.engine.engine import Engine
+
+            self.engine = Engine(config, model=model_factory() if model_factory is not None else None)
+        except VidsegError as err:  # said by info(): a config error is the same on every worker
+            self._error = err
+        self.build_s = time.perf_counter() - start
+        self._current: str | None = None
+        self._frames = 0
+        self._started = 0.0
+        self._finished_frames = 0
+        self._stop = threading.Event()
+
+    def info(self) -> WorkerInfo:
+        """Where this worker runs; raises the engine's build error, if any (the driver then stops the run)."""
+        if self._error is not None:
+            raise self._error
+        return WorkerInfo(self.name, _node_id(), socket.gethostname(), os.getpid(), str(self.engine.device),
+                          self.threads, self.build_s)
+
+    def stats(self) -> WorkerStats:
+        busy = self._current is not None
+        return WorkerStats(self.name, self._current, self._frames if busy else 0,
+                           time.perf_counter() - self._started if busy else 0.0, self._finished_frames)
+
+    def stop(self) -> None:
+        """End the current input at its next frame; its outputs so far are committed as complete."""
+        self._stop.set()
+
+    def process(self, job: Job) -> Outcome:
+        """One attempt at one input: outputs into staging, the record, the rename (see the module docstring)."""
+        if self._error is not None:
+            raise self._error
+        inp, out = job.input, Path(job.out)
+        staging = staging_dir(out, inp.name, job.attempt)
+        shutil.rmtree(staging, ignore_errors=True)
+        staging.mkdir(parents=True)
+        self._current, self._frames, self._started = inp.name, 0, time.perf_counter()
+        self._stop.clear()
+        stopped = False
+        try:
+            summary = self._run(job, staging)
+        except _Stopped:
+            summary, stopped = self.engine.summary, True
+        except Exception as err:  # noqa: BLE001 - the input's own failure: reported once, not retried
+            if not isinstance(err, VidsegError):
+                log.exception("%s: %s failed", self.name, inp.display)
+            shutil.rmtree(staging, ignore_errors=True)
+            return Outcome(inp.name, False, self._frames, time.perf_counter() - self._started, self.name,
+                           error=_one_line(err))
+        finally:
+            self._finished_frames += self._frames
+            self._current = None
+        wall = time.perf_counter() - self._started
+        write_record(staging, identity=job.identity, options=job.options, extra={
+            "run_id": job.run_id, "attempt": job.attempt, "worker": self.name, "host": socket.gethostname(),
+            "frames": summary.frames, "keyframes": summary.keyframes, "dropped": summary.dropped,
+            "backend": summary.backend, "notes": list(summary.fallbacks), "wall_s": round(wall, 3),
+            "stopped": stopped,
+        })
+        final = out / inp.name
+        commit(staging, final)
+        return Outcome(inp.name, True, summary.frames, wall, self.name, keyframes=summary.keyframes,
+                       dropped=summary.dropped, backend=summary.backend, notes=tuple(summary.fallbacks),
+                       output=str(final), stopped=stopped)
+
+    def _run(self, job: Job, staging: Path):
+        from vidseg.video.save import make_sinks
+
+        engine = self.engine
+        fps = probe_fps(job.input.source) if "overlay" in job.save else None
+        sinks = make_sinks(job.save, staging, job.input.name, fps=fps, palette=engine.spec.palette,
+                           num_classes=engine.spec.num_classes)
+        with warnings.catch_warnings():  # the engine's notices come back in summary.fallbacks
+            warnings.simplefilter("ignore", RuntimeWarning)
+            return engine.run(job.input.source, sinks=sinks, callback=self._count, live=job.input.live,
+                              max_frames=job.max_frames)
+
+    def _count(self, result: Any) -> None:
+        self._frames += 1
+        if self._stop.is_set():
+            raise _Stopped
+
+
+def _one_line(err: BaseException) -> str:
+    text = " ".join(str(err).split())
+    return text if isinstance(err, VidsegError) else f"{type(err).__name__}: {text}"
+
+
+def _node_id() -> str:
+    try:
+        import ray
+
+        if ray.is_initialized():
+            return ray.get_runtime_context().get_node_id()
+    except ImportError:
+        pass
+    return "local"
