@@ -5,7 +5,6 @@ camera that is not there. The tiny model of the engine tests stands in for a reg
 from __future__ import annotations
 
 import logging
-import os
 import sys
 from pathlib import Path
 
@@ -17,7 +16,7 @@ from PIL import Image
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "engine"))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from engine_tiny import TinyModel, encode_clip, make_frames  # noqa: E402
-from video.loopback import Sender, free_port, http_server, rtsp_server  # noqa: E402
+from video.loopback import Sender, free_port, http_server, mpegts_of, rtsp_server, stdin_fed_with  # noqa: E402
 
 from vidseg.cli import run as cli  # noqa: E402
 
@@ -114,40 +113,10 @@ def test_credentials_appear_nowhere(cam_clip, tiny, tmp_path, capsys, caplog):
     assert "http://***@127.0.0.1" in captured.out  # the summary names the stream, redacted
 
 
-@pytest.fixture
-def stdin_pipe():
-    """Standard input (file descriptor 0, which FFmpeg reads) as a pipe for the test; yields its writing end."""
-    read, write = os.pipe()
-    saved = os.dup(0)
-    os.dup2(read, 0)
-    os.close(read)
-    try:
-        yield write
-    finally:
-        os.dup2(saved, 0)
-        os.close(saved)
-
-
-def test_a_stream_on_stdin(cam_clip, tiny, tmp_path, capsys, stdin_pipe):
-    """some-camera-tool | vidseg-run - --live: MPEG-TS written into a pipe on standard input by a thread."""
-    import threading
-
-    ts = tmp_path / "cam.ts"
-    with av.open(str(cam_clip)) as clip, av.open(str(ts), "w", format="mpegts") as out:
-        stream = out.add_stream_from_template(clip.streams.video[0])
-        for packet in clip.demux(clip.streams.video[0]):
-            if packet.dts is not None:
-                packet.stream = stream
-                out.mux(packet)
-
-    def camera_tool():
-        with os.fdopen(stdin_pipe, "wb") as pipe:
-            pipe.write(ts.read_bytes())
-
-    writer = threading.Thread(target=camera_tool, daemon=True)
-    writer.start()
-    code = cli.main(["-", "--live", "--save", "labels", "--out", str(tmp_path / "out"), *ARGS])
-    writer.join(timeout=10)
+def test_a_stream_on_stdin(cam_clip, tiny, tmp_path, capsys):
+    """some-camera-tool | vidseg-run - --live: MPEG-TS written into a pipe on standard input."""
+    with stdin_fed_with(mpegts_of(cam_clip)):
+        code = cli.main(["-", "--live", "--save", "labels", "--out", str(tmp_path / "out"), *ARGS])
     captured = capsys.readouterr()
     assert code == 0, captured.err
     rows = summary_rows(captured.out)

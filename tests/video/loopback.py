@@ -158,3 +158,42 @@ def rtsp_server(clip: Path, *, user: str | None = None, password: str | None = N
         for pipe in (process.stdout, process.stderr):
             if pipe is not None:
                 pipe.close()
+
+
+@contextlib.contextmanager
+def stdin_fed_with(data: bytes) -> Iterator[None]:
+    """Standard input (file descriptor 0, which FFmpeg's pipe:0 reads) as a pipe that a thread fills with `data`,
+    as `some-camera-tool | vidseg-run -` would; fd 0 is restored afterwards."""
+    read, write = os.pipe()
+    saved = os.dup(0)
+    os.dup2(read, 0)
+    os.close(read)
+
+    def feed() -> None:
+        with os.fdopen(write, "wb") as pipe:
+            pipe.write(data)
+
+    feeder = threading.Thread(target=feed, daemon=True)
+    feeder.start()
+    try:
+        yield
+    finally:
+        os.dup2(saved, 0)
+        os.close(saved)
+        feeder.join(timeout=10)
+
+
+def mpegts_of(clip: Path) -> bytes:
+    """The clip's video packets remuxed into MPEG-TS (no re-encoding), as bytes."""
+    import io
+
+    import av
+
+    buffer = io.BytesIO()
+    with av.open(str(clip)) as source, av.open(buffer, "w", format="mpegts") as out:
+        stream = out.add_stream_from_template(source.streams.video[0])
+        for packet in source.demux(source.streams.video[0]):
+            if packet.dts is not None:
+                packet.stream = stream
+                out.mux(packet)
+    return buffer.getvalue()

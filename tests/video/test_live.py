@@ -18,7 +18,7 @@ from vidseg.video.live import StreamSource
 from vidseg.video.source import SourceOptions, open_source, source_kind
 
 from .conftest import encode, translation_frames
-from .loopback import Sender, free_port, http_server, rtsp_server, tcp_sender
+from .loopback import Sender, free_port, http_server, mpegts_of, rtsp_server, stdin_fed_with, tcp_sender
 
 SECRET = "Pa55-w0rd-xyzzy"
 TOKEN = "tok-8c1d4e9f"
@@ -220,3 +220,13 @@ def test_a_protocol_the_ffmpeg_build_lacks_is_named():
             assert "time-out" in str(err) or "refused" in str(err) or "cannot open" in str(err)
     else:
         pytest.fail("an srt:// URL with nothing behind it opened")
+
+
+def test_a_stream_on_stdin_is_read_to_its_end_and_is_not_live(stream_clip):
+    """`-` reads a container from file descriptor 0; a live run paces it like a file, so its frames carry no
+    arrival time (latency then runs from the paced release)."""
+    with stdin_fed_with(mpegts_of(stream_clip)), open_source("-", motion=True) as source:
+        assert source_kind("-") == "stdin" and source.name == "stdin" and not source.live
+        frames = list(source)
+    assert len(frames) == 50 and all(f.arrived is None for f in frames)
+    check_codec_motion(frames)

@@ -1,6 +1,9 @@
 """vidseg.video: frames in and out; nothing here knows about models or engines.
 
-    open_source(input, motion=...) -> Source       any input (path, arrays, frames) behind one protocol
+    open_source(input, motion=..., options=...)    any input (file, URL, camera, stdin, images, arrays, frames)
+        -> Source                                  behind one protocol; SourceOptions: time-outs, reconnects, ...
+    StreamSource, ImageSequenceSource              streams/cameras/stdin (reconnecting); folders, globs, Cityscapes
+    vidseg.video.redact.redact(text)               credentials in URLs masked, for anything shown or written
     open_video(path, motion=...) -> VideoSource    iterate Frame(index, image, pts, pict_type, motion)
     MotionField, MotionChain                       codec motion vectors as backward maps; chained to the keyframe
     OverlayVideoSink, LabelPNGSink, NPZSink        result writers; colorize / overlay with a palette (vidseg.classes)
@@ -17,7 +20,11 @@ import importlib
 __all__ = [
     "open_source",
     "Source",
+    "SourceOptions",
     "IterableSource",
+    "StreamSource",
+    "open_stream",
+    "ImageSequenceSource",
     "open_video",
     "VideoSource",
     "Frame",
@@ -38,7 +45,9 @@ __all__ = [
 ]
 
 _LAZY = {
-    **{name: "vidseg.video.source" for name in ("open_source", "Source", "IterableSource")},
+    **{name: "vidseg.video.source" for name in ("open_source", "Source", "SourceOptions", "IterableSource")},
+    **{name: "vidseg.video.live" for name in ("StreamSource", "open_stream")},
+    "ImageSequenceSource": "vidseg.video.images",
     **{name: "vidseg.video.decode" for name in ("open_video", "VideoSource", "MOTION_CODECS")},
     "Frame": "vidseg.video.frame",
     **{name: "vidseg.video.motion" for name in ("MotionField", "MotionChain")},

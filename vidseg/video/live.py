@@ -175,11 +175,12 @@ class StreamSource(FrameIterator):
             yield from self._stamp(decoder.decode(packet), arrivals, now)
         yield from self._stamp(decoder.drain(), arrivals)
 
-    @staticmethod
-    def _stamp(frames: list[Frame], arrivals: dict[float, float], now: float | None = None) -> Iterator[Frame]:
+    def _stamp(self, frames: list[Frame], arrivals: dict[float, float], now: float | None = None) -> Iterator[Frame]:
+        """The frames with the time their packet arrived; stdin's frames get none (it is not live: a live run
+        paces it like a file, and its latency runs from that release)."""
         for frame in frames:
             arrived = arrivals.pop(frame.pts, None) if frame.pts is not None else None
-            yield replace(frame, arrived=arrived or now or time.perf_counter())
+            yield replace(frame, arrived=arrived or now or time.perf_counter()) if self.live else frame
 
     # -------------------------------------------------------------------------------------------- connecting
     def _check_local(self) -> None:
