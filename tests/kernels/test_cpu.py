@@ -129,3 +129,12 @@ def test_gradients_and_export_still_take_the_reference():
     q, k, v, r = _inputs((1, 3, 6, 7), seed=6)
     q.requires_grad_(True)
     assert torch.equal(ops.creff(q, k, v, r, 3), reference.creff(q, k, v, r, 3))
+
+
+def test_scratch_made_under_inference_mode_is_not_reused_outside_it():
+    """An engine run (under inference mode) then an export or a training step (outside it) with the same shapes:
+    the per-thread scratch of the first may not be written by the second."""
+    q, k, v, r = _inputs((1, 8, 12, 16), seed=7)
+    with torch.inference_mode():
+        inside = cpu.creff(q, k, v, r, 3)
+    assert torch.equal(cpu.creff(q, k, v, r, 3), inside)

@@ -70,8 +70,16 @@ def check_input(text: str) -> None:
     sequences are checked when they are opened."""
     kind = source_kind(text)
     if kind == "images":
-        from vidseg.video.images import ImageSequenceSource
+        from vidseg.cluster.inputs import VIDEO_SUFFIXES
+        from vidseg.video.images import IMAGE_EXTENSIONS, ImageSequenceSource
 
+        folder = Path(text)
+        if folder.is_dir() and not any(p.suffix.lower() in IMAGE_EXTENSIONS for p in folder.iterdir()):
+            videos = sorted(p.name for p in folder.iterdir() if p.suffix.lower() in VIDEO_SUFFIXES)
+            if videos:
+                raise InputError(f"{text}: is a directory of videos ({', '.join(videos[:3])}"
+                                 f"{', ...' if len(videos) > 3 else ''}), not of images; give one video, or add "
+                                 "--cluster local to process every video in it")
         ImageSequenceSource(text)  # lists the images (reads none): an empty folder or glob fails here
         return
     if kind != "file":

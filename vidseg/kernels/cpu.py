@@ -80,8 +80,9 @@ def _row_bias(window: int, tw: int) -> Tensor:
 
 
 def _scratch(c: int, window: int, tw: int, rows: int) -> SimpleNamespace:
-    """This thread's buffers for one shape: reused while the shape repeats, replaced when it changes."""
-    key = (c, window, tw, rows)
+    """This thread's buffers for one shape: reused while the shape repeats, replaced when it changes. Buffers made
+    under inference mode are inference tensors, which may not be written outside it: the mode is part of the key."""
+    key = (c, window, tw, rows, torch.is_inference_mode_enabled())
     cached = getattr(_scratch_local, "buffers", None)
     if cached is not None and cached.key == key:
         return cached
