@@ -21,9 +21,14 @@ __all__ = [
 
 
 class VidsegError(Exception):
-    """Base class of every error vidseg raises on purpose."""
+    """Base class of every error vidseg raises on purpose. details: what a user asks for with --verbose (e.g. every
+    key of a checkpoint that does not fit), beyond the message's few lines."""
 
     exit_code = 2
+
+    def __init__(self, *args: object, details: str = "") -> None:
+        super().__init__(*args)
+        self.details = details
 
 
 class InputError(VidsegError, ValueError):

@@ -327,3 +327,18 @@ def test_the_overlay_of_a_cityscapes_model_has_a_legend_beside_it(tmp_path):
     image = np.asarray(Image.open(legend))
     road = label_set("cityscapes19").colours[0]
     assert (image.reshape(-1, 3) == road).all(axis=1).sum() > 50  # the road swatch is drawn in road's colour
+
+
+def test_a_checkpoint_that_does_not_fit_is_at_most_three_lines_and_verbose_lists_every_key(clip, tmp_path, capsys):
+    import torch
+
+    wrong = tmp_path / "other.pth"
+    torch.save({f"head{i}.weight": torch.zeros(2, 2) for i in range(9)}, wrong)
+    args = [str(clip), "--model", "bise18-camvid", "--weights", str(wrong), "--device", "cpu", "--no-progress"]
+    assert cli.main(args) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) <= 3 and err[0].startswith("error:") and "does not fit" in err[0]
+    assert "unexpected keys: head0.weight" in err[1] and "(+4 more)" in err[1]
+    assert cli.main([*args, "--verbose"]) == 2
+    verbose = capsys.readouterr().err
+    assert "unexpected keys (9):" in verbose and "  head8.weight" in verbose
