@@ -23,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-from vidseg.errors import InputError, ShapeError
+from vidseg.errors import InputError, ShapeError, output_error
 
 __all__ = ["VideoWriter", "fixed_gop_options", "has_encoder"]
 
@@ -86,6 +86,8 @@ class VideoWriter:
         try:
             self._container = av.open(str(self._part), mode="w")
         except av.FFmpegError as err:
+            if isinstance(err, OSError) and err.errno:
+                raise output_error(self.path, err) from err
             raise InputError(f"{self.path}: cannot write a {codec} video: {err}") from err
         try:
             stream = self._container.add_stream(codec, rate=self.rate, options=dict(options or {}))
@@ -138,6 +140,8 @@ class VideoWriter:
         except Exception as err:
             self._container = None
             self._part.unlink(missing_ok=True)
+            if isinstance(err, OSError) and err.errno:
+                raise output_error(self.path, err) from err
             raise InputError(f"{self.path}: cannot finish the video: {err}") from err
         self._container = None
         os.replace(self._part, self.path)
@@ -163,6 +167,9 @@ class VideoWriter:
             for packet in self._stream.encode(frame):
                 self._container.mux(packet)
         except av.FFmpegError as err:
+            if isinstance(err, OSError) and err.errno:  # the file cannot be written (a full disk): no video
+                self._discard()
+                raise output_error(self.path, err) from err
             raise InputError(f"encoding {self.path} with {self.codec} failed: {err}") from err
 
     def _discard(self) -> None:
