@@ -16,14 +16,20 @@ __all__ = [
     "ExportError",
     "DatasetError",
     "OutputError",
+    "output_error",
     "VidsegWarning",
 ]
 
 
 class VidsegError(Exception):
-    """Base class of every error vidseg raises on purpose."""
+    """Base class of every error vidseg raises on purpose. details: what a user asks for with --verbose (e.g. every
+    key of a checkpoint that does not fit), beyond the message's few lines."""
 
     exit_code = 2
+
+    def __init__(self, *args: object, details: str = "") -> None:
+        super().__init__(*args)
+        self.details = details
 
 
 class InputError(VidsegError, ValueError):
@@ -55,6 +61,21 @@ class BackendUnavailable(VidsegError, RuntimeError):
 class OutputError(VidsegError, OSError):
     """A result that cannot be written: a full disk, a folder without permission. What was written before stays
     complete; the file being written is removed."""
+
+
+def output_error(path: object, err: BaseException) -> OutputError:
+    """The one-line OutputError for an OSError met while writing `path`: what happened and what to do."""
+    import errno
+
+    code = getattr(err, "errno", None)
+    reason = getattr(err, "strerror", None) or str(err) or type(err).__name__
+    if code in (errno.ENOSPC, errno.EDQUOT):
+        remedy = "free some space or write the results elsewhere (--out DIR)"
+    elif code in (errno.EACCES, errno.EPERM, errno.EROFS):
+        remedy = "write the results to a folder you can write to (--out DIR)"
+    else:
+        remedy = "check the output folder (--out DIR)"
+    return OutputError(f"cannot write {path}: {reason}; {remedy}")
 
 
 class ExportError(VidsegError, RuntimeError):

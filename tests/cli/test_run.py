@@ -327,3 +327,47 @@ def test_the_overlay_of_a_cityscapes_model_has_a_legend_beside_it(tmp_path):
     image = np.asarray(Image.open(legend))
     road = label_set("cityscapes19").colours[0]
     assert (image.reshape(-1, 3) == road).all(axis=1).sum() > 50  # the road swatch is drawn in road's colour
+
+
+def test_a_checkpoint_that_does_not_fit_is_at_most_three_lines_and_verbose_lists_every_key(clip, tmp_path, capsys):
+    import torch
+
+    wrong = tmp_path / "other.pth"
+    torch.save({f"head{i}.weight": torch.zeros(2, 2) for i in range(9)}, wrong)
+    args = [str(clip), "--model", "bise18-camvid", "--weights", str(wrong), "--device", "cpu", "--no-progress"]
+    assert cli.main(args) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) <= 3 and err[0].startswith("error:") and "does not fit" in err[0]
+    assert "unexpected keys: head0.weight" in err[1] and "(+4 more)" in err[1]
+    assert cli.main([*args, "--verbose"]) == 2
+    verbose = capsys.readouterr().err
+    assert "unexpected keys (9):" in verbose and "  head8.weight" in verbose
+
+
+@pytest.fixture
+def tiny_disk(tmp_path):
+    """A 64 KB tmpfs: a disk that fills up mid-run (needs root to mount; skipped elsewhere)."""
+    import subprocess
+
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(disk)], capture_output=True)
+    if mounted.returncode != 0:
+        pytest.skip(f"cannot mount a small tmpfs here: {mounted.stderr.decode().strip()}")
+    yield disk
+    subprocess.run(["umount", "-l", str(disk)], check=False)
+
+
+def test_a_full_disk_is_one_line_and_leaves_nothing_half_written(tiny, tiny_disk, tmp_path, capsys):
+    clip = encode_clip(tmp_path / "long.mp4", make_frames(60), gop=10)
+    code = cli.main([str(clip), "--model", "tiny", "--device", "cpu", "--save", "overlay,labels,npz",
+                     "--out", str(tiny_disk / "out"), "--no-progress"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2
+    assert err[-1].startswith("error: cannot write") and "No space left" in err[-1] and "--out" in err[-1]
+    left = [p.name for p in tiny_disk.rglob("*") if ".part" in p.name]
+    assert left == []  # no partial PNG, NPZ or video
+    for png in (tiny_disk / "out" / "long_labels").glob("*.png"):  # the label maps written before stay whole
+        from PIL import Image
+
+        assert Image.open(png).size == (96, 64)

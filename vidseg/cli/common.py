@@ -20,6 +20,8 @@ def cli_entry(fn: Callable[[list[str] | None], int]) -> Callable[[list[str] | No
             code = fn(argv)
         except VidsegError as err:
             print(f"error: {err}", file=sys.stderr)
+            if err.details and "--verbose" in (sys.argv[1:] if argv is None else argv):
+                print(err.details, file=sys.stderr)
             code = err.exit_code
         except KeyboardInterrupt:
             print("interrupted: results produced so far were flushed", file=sys.stderr)

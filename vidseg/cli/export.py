@@ -22,7 +22,6 @@ from pathlib import Path
 
 from vidseg.cli.common import cli_entry
 from vidseg.config import METHODS
-from vidseg.errors import ConfigError
 from vidseg.export.formats import FORMATS, print_formats, print_table
 
 
@@ -45,7 +44,9 @@ def build_parser() -> argparse.ArgumentParser:
         epilog=table.getvalue(),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("--model", help="registry name of the model to export (vidseg-run --list-models)")
+    p.add_argument("--model", default="demo",
+                   help="registry name of the model to export (default: the built-in demo model; vidseg-run "
+                        "--list-models)")
     p.add_argument("--weights", help="checkpoint path (AR-Seg: HR.pth,AR.pth)")
     p.add_argument("--random-weights", action="store_true",
                    help="export a zoo model without trained weights (for timing and deployment tests only)")
@@ -61,7 +62,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--lr-scale", type=float, help="arseg LR scale (default: the AR checkpoint's, else the model's)")
     p.add_argument("--batch", type=int, default=1, help="max batch; > 1 gives a dynamic batch 1..N")
     p.add_argument("--device", default="auto", help="aoti/trt device: cpu, cuda, cuda:N, auto")
-    p.add_argument("--out", type=Path, help="output folder (created; its manifest.json is replaced)")
+    p.add_argument("--out", type=Path, help="output folder (default: a new vidseg-out/exportN; an existing folder's "
+                   "manifest.json is replaced)")
     p.add_argument("--list-formats", action="store_true", help="print the export formats and exit")
     return p
 
@@ -72,8 +74,6 @@ def main(argv: list[str] | None = None) -> int:
     if args.list_formats:
         print_formats()
         return 0
-    if not args.model or args.out is None:
-        raise ConfigError("vidseg-export needs --model NAME and --out DIR (vidseg-export --help)")
 
     from vidseg.config import EngineConfig
     from vidseg.device import resolve_device
@@ -97,6 +97,10 @@ def main(argv: list[str] | None = None) -> int:
     )
     config = EngineConfig(model=args.model, weights=args.weights, random_weights=args.random_weights,
                           method=args.method, lr_scale=args.lr_scale)
+    if args.out is None:
+        from vidseg.cli.outputs import output_dir
+
+        args.out = output_dir(None, prefix="export")
     folder = ExportFolder(args.out, log=_err)
     ArtifactBuilder(request, folder, log=_err).check_can_build()
 
@@ -117,7 +121,8 @@ def main(argv: list[str] | None = None) -> int:
         folder.discard()
         raise
     _print_table(args.model, request, artifacts)
-    print(f"manifest: {path}\nload it with vidseg.export.load_export({str(folder.root)!r})")
+    print(f"manifest: {path}\nrun it: vidseg-run VIDEO --model {folder.root}   (Python: "
+          f"Engine(EngineConfig(model={str(folder.root)!r})))")
     return 0
 
 

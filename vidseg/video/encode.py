@@ -25,11 +25,10 @@ import os
 from collections.abc import Mapping
 from fractions import Fraction
 from pathlib import Path
-from typing import NoReturn
 
 import numpy as np
 
-from vidseg.errors import InputError, ShapeError
+from vidseg.errors import InputError, ShapeError, output_error
 from vidseg.video.redact import redact
 
 __all__ = ["VideoWriter", "fixed_gop_options", "has_encoder", "stream_format", "STREAM_FORMATS"]
@@ -122,12 +121,16 @@ class VideoWriter:
         try:
             self._container = av.open(target, mode="w", **open_args)
         except av.FFmpegError as err:
-            self._fail(f"cannot write a {codec} video", err)
+            self._stream_fail(f"cannot write a {codec} video", err)
+            if isinstance(err, OSError) and err.errno:
+                raise output_error(self.path, err) from err
+            raise InputError(f"{self.path}: cannot write a {codec} video: {err}") from err
         try:
             stream = self._container.add_stream(codec, rate=self.rate, options=options)
         except (av.FFmpegError, ValueError) as err:
             self._discard()
-            self._fail(f"cannot write a {codec} video", err)
+            self._stream_fail(f"cannot write a {codec} video", err)
+            raise InputError(f"{self.path}: cannot write a {codec} video: {err}") from err
         stream.width, stream.height = self.width, self.height
         stream.pix_fmt = pix_fmt
         if bitrate is not None:
@@ -175,7 +178,10 @@ class VideoWriter:
             self._container = None
             if self._part is not None:
                 self._part.unlink(missing_ok=True)
-            self._fail("cannot finish the video", err)
+            self._stream_fail("cannot finish the video", err)
+            if isinstance(err, OSError) and err.errno:
+                raise output_error(self.path, err) from err
+            raise InputError(f"{self.path}: cannot finish the video: {err}") from err
         self._container = None
         if self._part is not None:
             os.replace(self._part, self.path)
@@ -201,15 +207,18 @@ class VideoWriter:
             for packet in self._stream.encode(frame):
                 self._container.mux(packet)
         except av.FFmpegError as err:
-            self._fail("sending the video failed" if self.url else f"encoding with {self.codec} failed", err)
+            self._stream_fail("sending the video failed", err)
+            if isinstance(err, OSError) and err.errno:  # the file cannot be written (a full disk): no video
+                self._discard()
+                raise output_error(self.path, err) from err
+            raise InputError(f"encoding {self.path} with {self.codec} failed: {err}") from err
 
-    def _fail(self, what: str, err: Exception) -> NoReturn:
-        """Raise the InputError for a failure: a file's names the path and chains FFmpeg's error; a stream's is
-        redacted and unchained (FFmpeg's own message quotes the URL, secrets included)."""
-        if self.url is None:
-            raise InputError(f"{self.path}: {what}: {err}") from err
-        message = f"{self.url}: {what}: {getattr(err, 'strerror', None) or err}"
-        raise InputError(redact(message, source=self.url)) from None
+    def _stream_fail(self, what: str, err: Exception) -> None:
+        """For a stream: raise the InputError of a failure, redacted and unchained (FFmpeg's own message quotes
+        the URL, secrets included). For a file: nothing (the caller raises its own error)."""
+        if self.url is not None:
+            message = f"{self.url}: {what}: {getattr(err, 'strerror', None) or err}"
+            raise InputError(redact(message, source=self.url)) from None
 
     def _discard(self) -> None:
         container, self._container = self._container, None

@@ -14,6 +14,8 @@ from pathlib import Path
 
 import numpy as np
 
+from vidseg.errors import output_error
+
 __all__ = ["legend_image", "write_legend"]
 
 _SWATCH = 14  # px
@@ -54,6 +56,8 @@ def write_legend(path: str | os.PathLike, entries: Sequence[tuple[str, tuple[int
         Image.fromarray(legend_image(entries, shares=shares, columns=2 if len(entries) > 12 else 1)).save(
             tmp, format="PNG")
         os.replace(tmp, path)
+    except OSError as err:
+        raise output_error(path, err) from err
     finally:
         tmp.unlink(missing_ok=True)
     return path

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from vidseg.errors import ShapeError
+from vidseg.errors import ShapeError, output_error
 
 __all__ = ["ProbsSink"]
 
@@ -45,7 +45,11 @@ class ProbsSink:
             raise ShapeError(f"logits must be [K, h, w], got shape {logits.shape}")
         shifted = np.exp(logits - logits.max(axis=0, keepdims=True))
         probs = (shifted / shifted.sum(axis=0, keepdims=True)).astype(np.float16)
-        self._add(f"probs_{int(index):06d}", probs)
+        try:
+            self._add(f"probs_{int(index):06d}", probs)
+        except OSError as err:
+            self._abandon()
+            raise output_error(self.path, err) from err
         self._indices.append(int(index))
         self._pts.append(np.nan if pts is None else float(pts))
         if self._frame_size is None:
@@ -64,9 +68,20 @@ class ProbsSink:
             self._add("index", np.asarray(self._indices, np.int64))
             self._add("pts", np.asarray(self._pts, np.float64))
             self._add("frame_size", np.asarray(self._frame_size or (0, 0), np.int64))
-        finally:
             self._zip.close()
             os.replace(self._part, self.path)
+        except OSError as err:
+            self._abandon()
+            raise output_error(self.path, err) from err
+
+    def _abandon(self) -> None:
+        """Drop an archive that cannot be finished (a full disk): nothing half-written stays."""
+        self._closed = True
+        try:
+            self._zip.close()
+        except OSError:
+            pass
+        self._part.unlink(missing_ok=True)
 
     def __enter__(self) -> ProbsSink:
         return self

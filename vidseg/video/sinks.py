@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from vidseg.classes import LABEL_SETS
-from vidseg.errors import InputError, ShapeError
+from vidseg.errors import InputError, ShapeError, output_error
 from vidseg.video.encode import VideoWriter, stream_format
 
 __all__ = [
@@ -231,8 +231,12 @@ def _write_png(path: Path, array: np.ndarray) -> None:
     from PIL import Image
 
     tmp = path.with_name(path.name + ".part")
-    Image.fromarray(array).save(tmp, format="PNG")
-    os.replace(tmp, path)
+    try:
+        Image.fromarray(array).save(tmp, format="PNG")
+        os.replace(tmp, path)
+    except OSError as err:  # a full disk, a folder gone read-only: no partial file stays behind
+        tmp.unlink(missing_ok=True)
+        raise output_error(path, err) from err
 
 
 class NPZSink(_Sink):
@@ -266,6 +270,15 @@ class NPZSink(_Sink):
         labels = _labels_u8(labels)
         image = _image_u8(image) if self.images else None  # check both before writing either
         index = self._next_index(index)
+        try:
+            self._write(index, image, labels)
+        except OSError as err:  # the archive cannot be finished without space: drop it, leave nothing half-written
+            self._abandon()
+            raise output_error(self.path, err) from err
+        self._pts.append(np.nan if pts is None else float(pts))
+        self.count += 1
+
+    def _write(self, index: int, image, labels: np.ndarray) -> None:
         self._add(f"labels_{index:06d}", labels)
         if self._stackable:
             if self._stack_shape is None:
@@ -277,8 +290,15 @@ class NPZSink(_Sink):
         if image is not None:
             self._add(f"image_{index:06d}", image)
         self._indices.append(index)
-        self._pts.append(np.nan if pts is None else float(pts))
-        self.count += 1
+
+    def _abandon(self) -> None:
+        self._closed = True
+        for closing in (self._stack.close, self._zip.close):
+            try:
+                closing()
+            except OSError:
+                pass
+        self._part.unlink(missing_ok=True)
 
     def close(self) -> None:
         if self._closed:
@@ -289,10 +309,12 @@ class NPZSink(_Sink):
                 self._add_stack()
             self._add("index", np.asarray(self._indices, np.int64))
             self._add("pts", np.asarray(self._pts, np.float64))
-        finally:
             self._stack.close()
             self._zip.close()
             os.replace(self._part, self.path)
+        except OSError as err:
+            self._abandon()
+            raise output_error(self.path, err) from err
 
     def _add_stack(self) -> None:
         """`labels` [N, H, W] from the spooled frames, copied in chunks (never all in memory)."""
