@@ -155,13 +155,14 @@ class ArtifactBuilder:
             return False
         suffix = {"onnx": ".onnx", "aoti": ".pt2"}[self.request.format]
         names = list(stages) if names is None else list(names)
-        return all(self.store.lookup(self._key(n, stages[n]), suffix) is not None for n in names)
+        return all(self.store.lookup(self._key(n, stages[n], self.request.format), suffix) is not None
+                   for n in names)
 
-    def _key(self, name: str, stage: Stage):
-        """The cache key of one stage's onnx or aoti artifact."""
+    def _key(self, name: str, stage: Stage, kind: str):
+        """The cache key of one stage's "onnx" artifact (also the first step of a TensorRT build) or "aoti" one."""
         r = self.request
         height, width = r.frame_size
-        if r.format == "onnx":
+        if kind == "onnx":
             import onnx
             import onnxscript
 
@@ -198,7 +199,7 @@ class ArtifactBuilder:
 
         r = self.request
         height, width = r.frame_size
-        key = self._key(name, stage)
+        key = self._key(name, stage, "onnx")
 
         def build(tmp: Path):
             return export_onnx(stage, tmp, height, width, stage_name=name, batch=r.batch,
@@ -302,7 +303,7 @@ class ArtifactBuilder:
         r = self.request
         height, width = r.frame_size
         device = r.torch_device
-        key = self._key(name, stage)
+        key = self._key(name, stage, "aoti")
 
         def build(tmp: Path):
             return compile_aoti(stage, tmp, height, width, stage_name=name, batch=r.batch,
