@@ -25,7 +25,6 @@ from collections import deque
 from collections.abc import Callable, Hashable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from itertools import islice
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -38,13 +37,14 @@ from vidseg.device import resolve_device
 from vidseg.engine.backends import build_runner
 from vidseg.engine.backends.auto import frame_mix
 from vidseg.engine.backends.base import Runner
+from vidseg.engine.loading import load_model
 from vidseg.engine.methods import Method, MethodState, method_for
 from vidseg.engine.pipeline import Arrival, DeviceIO, Download, Prefetcher, Writer, frame_time
 from vidseg.engine.plans import StageTiming, execute_plans
 from vidseg.engine.results import FrameResult, LatencyStats, RunStats, RunSummary
 from vidseg.engine.schedule import IntervalPolicy, KeyDecision, KeyframePolicy, PolicyState, frame_meta, make_policy
 from vidseg.engine.schedule import thumbnail as key_thumbnail
-from vidseg.errors import CheckpointError, ConfigError, ShapeError, VidsegWarning
+from vidseg.errors import ConfigError, ShapeError, VidsegWarning
 from vidseg.models.base import VideoSegModel, logits_to_labels
 from vidseg.video.frame import Frame, check_image
 from vidseg.video.motion import as_motion_field
@@ -495,32 +495,3 @@ class Engine:
             reconnects=reconnects,
             engine_choice=self.engine_choice,
         )
-
-
-def load_model(config: EngineConfig) -> VideoSegModel:
-    """The model the config names (the built-in demo model when none), with its weights loaded; a folder written
-    by vidseg-export (its manifest.json) loads as its artifacts, with no PyTorch model built."""
-    from vidseg.models import registry
-
-    if config.model is not None and (Path(config.model) / "manifest.json").is_file():
-        from vidseg.export.loader import load_export
-
-        return load_export(config.model)
-    name = config.model or "demo"
-    if config.model is None and name not in registry.list_models():
-        raise ConfigError(
-            "no model was given and the built-in demo model is not installed in this version of vidseg; "
-            "pass --model NAME --weights PATH (vidseg-run --list-models lists the models)"
-        )
-    model = registry.build(name)
-    if config.weights:
-        from vidseg.models.checkpoints import load_weights
-
-        load_weights(model, config.weights, config.lr_scale)
-    elif not model.spec.builtin_weights and not config.random_weights:
-        hint = model.spec.weights_hint or "its trained checkpoint"
-        raise CheckpointError(
-            f"model {name!r} has no built-in weights and would label every pixel at random: pass --weights "
-            f"(it takes {hint}), or --random-weights to run it untrained (for timing only)"
-        )
-    return model.eval()

@@ -1,0 +1,40 @@
+"""The model a config names: a registered model with its weights, the built-in demo, or an export folder."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from vidseg.config import EngineConfig
+from vidseg.errors import CheckpointError, ConfigError
+from vidseg.models.base import VideoSegModel
+
+__all__ = ["load_model"]
+
+
+def load_model(config: EngineConfig) -> VideoSegModel:
+    """The model the config names (the built-in demo model when none), with its weights loaded; a folder written
+    by vidseg-export (its manifest.json) loads as its artifacts, with no PyTorch model built."""
+    from vidseg.models import registry
+
+    if config.model is not None and (Path(config.model) / "manifest.json").is_file():
+        from vidseg.export.loader import load_export
+
+        return load_export(config.model)
+    name = config.model or "demo"
+    if config.model is None and name not in registry.list_models():
+        raise ConfigError(
+            "no model was given and the built-in demo model is not installed in this version of vidseg; "
+            "pass --model NAME --weights PATH (vidseg-run --list-models lists the models)"
+        )
+    model = registry.build(name)
+    if config.weights:
+        from vidseg.models.checkpoints import load_weights
+
+        load_weights(model, config.weights, config.lr_scale)
+    elif not model.spec.builtin_weights and not config.random_weights:
+        hint = model.spec.weights_hint or "its trained checkpoint"
+        raise CheckpointError(
+            f"model {name!r} has no built-in weights and would label every pixel at random: pass --weights "
+            f"(it takes {hint}), or --random-weights to run it untrained (for timing only)"
+        )
+    return model.eval()
