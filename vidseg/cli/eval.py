@@ -188,7 +188,7 @@ def _print_agreement(meter, info: dict, videos: int) -> None:
         table.add_row(f"agreement d={d}", _pct(value), "")
     console = Console()
     console.print(table)
-    console.print(f"keyframes: {info['keyframes']}")
+    console.print(f"keyframes: {info['policy']}")
     for worst in meter.worst(3):
         console.print(f"least agreeing: {worst.video} frame {worst.index} (d={worst.key_distance}): "
                       f"{_pct(worst.agreement)} %", highlight=False)

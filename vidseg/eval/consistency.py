@@ -126,7 +126,7 @@ def measure_agreement(config: EngineConfig, sources: Sequence[Any], *, model: An
     arrays, any `open_source` input) and measure their agreement on every non-keyframe.
 
     model: an already-built model (else the config's is loaded). max_frames: only the first frames of each
-    source. Returns the meter and what was run: method, keyframe policy, fallbacks and notices of both engines.
+    source. Returns the meter and what was run: method, keyframe policy ("policy"), fallbacks and notices of both engines.
     """
     from vidseg.engine.engine import Engine, load_model
     from vidseg.engine.methods import baseline_method
@@ -155,5 +155,5 @@ def measure_agreement(config: EngineConfig, sources: Sequence[Any], *, model: An
         keyed.close()
         reference.close()
     info = {"method": keyed.method.describe(), "reference": reference.method.describe(),
-            "keyframes": keyed.policy.describe(), "notes": notes}
+            "policy": keyed.policy.describe(), "notes": notes}
     return meter, info
