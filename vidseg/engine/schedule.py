@@ -228,7 +228,7 @@ class AdaptivePolicy(KeyframePolicy):
         )
 
 
-SCENE_CUT_INTRA = 0.5  # intra share at which a predicted frame counts as a scene cut (see MotionRestarts)
+SCENE_CUT_INTRA = 0.8  # intra share at which a predicted frame counts as a scene cut (see MotionRestarts)
 
 
 @dataclass(frozen=True)
@@ -243,8 +243,10 @@ class MotionRestarts(KeyframePolicy):
     once the stream has carried codec motion: streams without it (HEVC, VP9, cameras) take their non-key motion
     from a flow stage or none at all, which an I-frame does not interrupt.
 
-    Normal P-frames of driving video have a few percent of intra cells (vidseg's synthetic roads: at most
-    ~3 %, H.264 at 0.4-2 Mb/s) and a cut to another scene 80-100 %, so 0.5 separates them (README, demo report).
+    How much of an ordinary P-frame is intra-coded depends on the bitrate and the noise: vidseg's synthetic
+    roads (H.264, 256x512) have 12 % on average and at most 38 % at 0.5-1.5 Mb/s, 24 % and at most 51 % at
+    0.2-0.5 Mb/s with strong sensor noise; a cut to another scene left as a P-frame has 99 %. 0.8 separates
+    them with a margin (benchmarks/keyframe_restarts.py).
     """
 
     inner: KeyframePolicy = IntervalPolicy()
