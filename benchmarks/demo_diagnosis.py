@@ -20,7 +20,6 @@ seeds 1000..1003) and "realistic" (`vidseg.synthetic.write_road_set`'s held-out 
 from __future__ import annotations
 
 import argparse
-import json
 import time
 from pathlib import Path
 
@@ -28,6 +27,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from vidseg.bench.report import write_json
 from vidseg.classes import CITYSCAPES
 from vidseg.eval.consistency import AgreementMeter
 from vidseg.eval.metrics import KeyDistanceMIoU
@@ -155,8 +155,7 @@ def main(argv=None) -> int:
             print(f"  {v:12s} mIoU d1-11 {100 * r['miou_nonkey']:.1f}  d1 {100 * (r['miou_d1'] or 0):.1f}  "
                   f"d11 {100 * (r['miou_d11'] or 0):.1f}{extra}")
     if args.out:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(json.dumps(report, indent=2))
+        write_json(args.out, report)
     return 0
 
 

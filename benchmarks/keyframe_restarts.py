@@ -16,13 +16,13 @@
 from __future__ import annotations
 
 import argparse
-import json
 import tempfile
 import warnings
 from pathlib import Path
 
 import numpy as np
 
+from vidseg.bench.report import write_json
 from vidseg.config import EngineConfig
 from vidseg.engine.engine import Engine
 from vidseg.engine.schedule import IntervalPolicy, MotionRestarts
@@ -137,8 +137,7 @@ def main(argv=None) -> int:
     for name, row in report["iframe_inside_interval"].items():
         print(f"I-frame inside interval, frames 30-35, {name}: " + ", ".join(f"{k} {v:.3f}" for k, v in row.items()))
     if args.out:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(json.dumps(report, indent=2))
+        write_json(args.out, report)
     return 0
 
 

@@ -22,7 +22,7 @@ import json
 import sys
 from pathlib import Path
 
-from vidseg.cli.common import cli_entry
+from vidseg.cli.common import cli_entry, size_arg
 from vidseg.config import BACKENDS, METHODS, PRECISIONS, EngineConfig
 from vidseg.errors import ConfigError, DatasetError
 
@@ -51,7 +51,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--make", type=int, metavar="N",
                    help="synthetic: render N held-out road clips (vidseg.synthetic.write_road_set) into --data "
                         "when it holds no clip yet, then evaluate them")
-    p.add_argument("--size", type=_size, default=(256, 512), metavar="HxW",
+    p.add_argument("--size", type=size_arg, default=(256, 512), metavar="HxW",
                    help="--make: frame size of the clips (default 256x512)")
     p.add_argument("--frames", type=int, metavar="F",
                    help="--make: frames per clip (default 24); consistency: only the first F frames of each video")
@@ -83,13 +83,6 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     return p
 
-
-def _size(text: str) -> tuple[int, int]:
-    try:
-        h, w = (int(v) for v in text.lower().split("x"))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected HxW like 256x512, got {text!r}") from None
-    return h, w
 
 
 @cli_entry

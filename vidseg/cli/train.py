@@ -16,18 +16,11 @@ import json
 import sys
 from pathlib import Path
 
-from vidseg.cli.common import cli_entry
+from vidseg.cli.common import cli_entry, size_arg
 from vidseg.errors import ConfigError
 
 __all__ = ["main", "build_parser"]
 
-
-def _size(text: str) -> tuple[int, int]:
-    try:
-        h, w = (int(v) for v in text.lower().split("x"))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected HxW like 256x512, got {text!r}") from None
-    return h, w
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -54,8 +47,8 @@ def build_parser() -> argparse.ArgumentParser:
         q.add_argument("--steps", type=int, default=1000, help="optimiser steps (default 1000)")
         q.add_argument("--lr", type=float, default=0.01, help="peak learning rate, poly decay (default 0.01)")
         q.add_argument("--batch", type=int, default=8, help="clips per step (default 8)")
-        q.add_argument("--size", type=_size, default=(256, 512), help="clip size HxW (default 256x512)")
-        q.add_argument("--crop", type=_size, help="random crop HxW (multiples of 32)")
+        q.add_argument("--size", type=size_arg, default=(256, 512), help="clip size HxW (default 256x512)")
+        q.add_argument("--crop", type=size_arg, help="random crop HxW (multiples of 32)")
         q.add_argument("--scenes", type=int, default=16, help="synthetic training scenes (default 16)")
         if name == "hr":
             q.add_argument("--temporal-weight", type=float, default=0.0,

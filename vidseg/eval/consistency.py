@@ -126,7 +126,8 @@ def measure_agreement(config: EngineConfig, sources: Sequence[Any], *, model: An
     arrays, any `open_source` input) and measure their agreement on every non-keyframe.
 
     model: an already-built model (else the config's is loaded). max_frames: only the first frames of each
-    source. Returns the meter and what was run: method, keyframe policy ("policy"), fallbacks and notices of both engines.
+    source. Returns the meter and what was run: method, reference, keyframe policy ("policy"), and the
+    fallbacks and notices of both engines ("notes").
     """
     from vidseg.engine.engine import Engine, load_model
     from vidseg.engine.methods import baseline_method
