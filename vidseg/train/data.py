@@ -143,14 +143,14 @@ class SyntheticClips:
 
     def pairs(self, batch: int, rng: np.random.Generator, grid: tuple[int, int], *, max_distance: int | None = None,
               dense_mode: str = "area", crop: tuple[int, int] | None = None, degrade: float = 0.0,
-              degrade_share: float = 0.8) -> dict[str, Tensor]:
+              degrade_share: float = 0.8, lr_degrade: float | None = None) -> dict[str, Tensor]:
         """A batch of keyframe/non-keyframe pairs with the chained codec motion densified to `grid` (h, w).
 
         grid is the feature grid of the full clip frame; with `crop`, images, labels and motion are cut to the
         same window (motion at grid resolution, so the crop corner must fall on the grid: 32-pixel lattice).
-        degrade > 0: "lr_image" is the non-keyframe degraded (in `degrade_share` of the samples, at twice the
-        strength of the key's), "image" the same frame without it (the HR targets' input); the key is degraded at
-        `degrade` in half of the samples. Without degrade, "lr_image" is "image".
+        degrade > 0: "lr_image" is the non-keyframe degraded (in `degrade_share` of the samples, at strength
+        `lr_degrade`, default twice `degrade`), "image" the same frame without it (the HR targets' input); the key
+        is degraded at `degrade` in half of the samples. Without degrade, "lr_image" is "image".
         """
         max_d = (max_distance or self.gop - 1)
         keys, images, lr_images, motions, labels, dists = [], [], [], [], [], []
@@ -176,7 +176,7 @@ class SyntheticClips:
                 key = degrade_image(key, rng, degrade)
             keys.append(key)
             images.append(image)
-            lr_images.append(degrade_image(image, rng, 2 * degrade)
+            lr_images.append(degrade_image(image, rng, 2 * degrade if lr_degrade is None else lr_degrade)
                              if degrade > 0 and rng.random() < degrade_share else image)
             motions.append(np.ascontiguousarray(motion))
             labels.append(_flip(clip.labels[t][ys, xs], flip))

@@ -10,8 +10,9 @@ with its codec motion, as the engine will see video):
      (AR-Seg's stage 1), starting from the HR weights (`lr_init="hr"`); a copy is the "LR-only" baseline.
   3. LR branch + CReFF on (keyframe, frame at distance d = 1..11) pairs with the codec motion chained to the key,
      CE + FST(fused feature, HR feature of the same frame) (AR-Seg's stage 2), plus two recipe choices of vidseg:
-     the non-keyframe the LR branch sees is degraded (in `nonkey_degrade_share` of the samples, at twice
-     `degrade`) while the HR targets come from the clean frame, and `kd_weight` * KL(HR logits || fused logits).
+     the non-keyframe the LR branch sees is degraded (in `nonkey_degrade_share` of the samples, at strength
+     `nonkey_degrade`) while the HR targets come from the clean frame, and `kd_weight` * KL(HR logits || fused
+     logits).
 Then the held-out evaluation on two sets: "realistic" (`eval_scenes` clips of the held-out split: other seeds,
 lighting, noise, blur, compression and camera than training; GOP 30 under keyframe interval 12, as a real clip)
 and "city" (the clips of the first demo: default street scenes, seeds 1000..). Per set: mIoU per keyframe
@@ -61,7 +62,7 @@ class DemoRecipe:
     frames_per_scene: int = 24
     gop: int = 12
     batch: int = 8
-    steps_hr: int = 1500
+    steps_hr: int = 2000
     steps_lr: int = 600
     steps_arseg: int = 2500
     class_balanced: bool = True  # CE weights ~ frequency^-1/2, so poles, signs and people are learnt too
@@ -69,8 +70,9 @@ class DemoRecipe:
     lr_lr: float = 0.02
     lr_arseg: float = 0.01
     lr_init: str = "hr"  # the LR branch starts from the HR weights ("scratch": random, as the first demo)
-    degrade: float = 0.5  # camera/codec degradations of training frames (0: none)
-    nonkey_degrade_share: float = 0.8  # stage 3: share of non-keyframes degraded (at 2 x degrade) for the LR
+    degrade: float = 1.0  # camera/codec degradations of training frames, HR, LR-only and keys (0: none)
+    nonkey_degrade: float = 1.0  # stage 3: their strength on the non-keyframe the LR branch sees
+    nonkey_degrade_share: float = 0.8  # stage 3: share of non-keyframes degraded for the LR branch
     kd_weight: float = 1.0  # stage 3: KL towards the HR logits of the same frame (0: AR-Seg's losses only)
     kd_temperature: float = 2.0
     seed: int = 0
@@ -100,7 +102,8 @@ def train_demo(out_dir: str | Path, recipe: DemoRecipe = DemoRecipe(), *, device
     seconds["lr_only"] = time.perf_counter() - t0 - seconds["hr"]
     lr_only = copy.deepcopy(model.lr).eval()
     train_arseg(model, data, TrainConfig(steps=recipe.steps_arseg, lr=recipe.lr_arseg, seed=recipe.seed + 2),
-                out / "arseg", degrade_share=recipe.nonkey_degrade_share, kd_weight=recipe.kd_weight,
+                out / "arseg", degrade_share=recipe.nonkey_degrade_share, lr_degrade=recipe.nonkey_degrade,
+                kd_weight=recipe.kd_weight,
                 kd_temperature=recipe.kd_temperature, **kw)
     train_s = time.perf_counter() - t0
     seconds["arseg"] = train_s - seconds["hr"] - seconds["lr_only"]

@@ -149,10 +149,11 @@ def train_lr_only(model: VideoSegModel, data: SyntheticClips, config: TrainConfi
 def train_arseg(model: VideoSegModel, data: SyntheticClips, config: TrainConfig, out_dir: str | Path, *,
                 batch: int = 8, device: str = "cpu", lr_scale: float | None = None,
                 crop: tuple[int, int] | None = None, class_weight: Tensor | None = None, degrade: float = 0.0,
-                degrade_share: float = 0.8, kd_weight: float = 0.0, kd_temperature: float = 1.0,
-                progress: bool = True) -> list[dict]:
+                degrade_share: float = 0.8, lr_degrade: float | None = None, kd_weight: float = 0.0,
+                kd_temperature: float = 1.0, progress: bool = True) -> list[dict]:
     """AR-Seg stage 2 (FST): LR + CReFF on keyframe pairs with codec motion; CE + MSE(fused, HR feature), plus
-    kd_weight * KL towards the HR logits of the same frame; degrade / degrade_share: `SyntheticClips.pairs`."""
+    kd_weight * KL towards the HR logits of the same frame; degrade, degrade_share, lr_degrade:
+    `SyntheticClips.pairs`."""
     device = torch.device(device)
     _prepare_lr_training(model, device)
     nonkey = model.stages(lr_scale=lr_scale)["nonkey"]
@@ -164,7 +165,8 @@ def train_arseg(model: VideoSegModel, data: SyntheticClips, config: TrainConfig,
 
     def step(_: int) -> dict[str, Tensor]:
         b = {k: v.to(device) for k, v in data.pairs(batch, rng, grid, dense_mode=dense_mode, crop=crop,
-                                                    degrade=degrade, degrade_share=degrade_share).items()}
+                                                    degrade=degrade, degrade_share=degrade_share,
+                                                    lr_degrade=lr_degrade).items()}
         key_feat = _hr_targets(model, b["key_image"])
         hr_logits, hr_feat = _hr_outputs(model, b["image"])
         logits, fused = nonkey(b["lr_image"], key_feat, b["motion"])
