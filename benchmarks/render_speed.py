@@ -3,6 +3,7 @@
     python benchmarks/render_speed.py                          # 512x1024, pinned to one core, 60 frames
     taskset -c 0 python benchmarks/render_speed.py --frames 120 --out /tmp/render_speed.json
     python benchmarks/render_speed.py --height 128 --width 256 --frames 10    # quick smoke run
+    python benchmarks/render_speed.py --preset heldout --seed 100002          # a road preset (rural, blur, noise)
 
 Times `StreetScene.render(t)` over consecutive frames: image, labels, surface ids and the exact flow and
 occlusion to the previous frame (what a SyntheticFrame holds), and `StreetScene.flow(t, key)`, the extra pass
@@ -60,6 +61,9 @@ def main(argv=None) -> int:
     parser.add_argument("--cpu", type=int, default=None, help="CPU to pin to (default: the first allowed one)")
     parser.add_argument("--no-pin", action="store_true", help="do not pin the process to one CPU")
     parser.add_argument("--out", type=Path, default=None, help="also write the JSON record here")
+    parser.add_argument("--preset", choices=("train", "heldout"), default=None,
+                        help="render vidseg.synthetic.road_clip(seed, split=PRESET)'s scene (settings, hills, "
+                             "camera effects) instead of the default SceneConfig street")
     args = parser.parse_args(argv)
 
     pinned = None
@@ -74,9 +78,12 @@ def main(argv=None) -> int:
     except ImportError:
         pass
 
-    from vidseg.synthetic import SceneConfig, StreetScene
+    from vidseg.synthetic import SceneConfig, StreetScene, road_clip
 
-    config = SceneConfig(height=args.height, width=args.width, seed=args.seed)
+    if args.preset is None:
+        config = SceneConfig(height=args.height, width=args.width, seed=args.seed)
+    else:
+        config = road_clip(args.seed, (args.height, args.width), split=args.preset).config
     t0 = time.perf_counter()
     scene = StreetScene(config)
     init_s = time.perf_counter() - t0
@@ -101,6 +108,9 @@ def main(argv=None) -> int:
         "size": [args.height, args.width],
         "frames": args.frames,
         "seed": args.seed,
+        "preset": args.preset,
+        "scene": {"setting": config.setting, "hills": config.hills, "noise": config.noise,
+                  "motion_blur": config.motion_blur},
         "render_wall": render,
         "render_cpu": _stats(cpu),
         "render_fps": fps,

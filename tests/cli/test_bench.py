@@ -52,3 +52,12 @@ def test_speedups_come_from_interleaved_paired_rounds(smoke):
 def test_bad_arguments_fail_with_one_line(capsys):
     assert main(["--suite", "nope", "--device", "cpu"]) != 0
     assert "unknown suite" in capsys.readouterr().err
+
+
+def test_accuracy_rows_of_keyframe_methods_carry_agreement_with_per_frame(smoke):
+    out, files = smoke
+    payload = json.loads(next(f for f in files if f.suffix == ".json").read_text())
+    (row,) = payload["accuracy"]
+    assert row["name"] == "demo arseg torch fp32 L4 s0.5"
+    assert 0.0 < row["agreement_min"] <= row["agreement"] <= 1.0
+    assert "agreement with per-frame" in (out / f"{files[0].stem}.md").read_text()

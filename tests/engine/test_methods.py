@@ -34,11 +34,15 @@ def plain_loop(model: TinyModel, frames, method: str, *, interval: int = INTERVA
     stages = model.stages(lr_scale=0.5)
     out = []
     state: dict = {}
+    key_index = None
     with torch.no_grad():
         for frame in frames:
             image = _image(frame.image)
-            is_key = method == "per-frame" or frame.index % interval == 0
+            # arseg warps along the codec motion chain, which restarts at an I-frame: that frame is a key too.
+            restart = method == "arseg" and motion == "codec" and frame.pict_type == "I"
+            is_key = method == "per-frame" or key_index is None or frame.index - key_index >= interval or restart
             if is_key:
+                key_index = frame.index
                 logits, features = stages["key"](image)
                 state = {"features": features, "image": image, "logits": logits}
                 if motion == "codec":
@@ -76,17 +80,23 @@ def test_engine_matches_plain_loop_on_h264(method, h264_clip):
     with open_video(h264_clip, motion=True) as video:
         expected = plain_loop(model, video, method)
     with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # the I-frame note of arseg (GOP 6 vs interval 5)
+        warnings.simplefilter("ignore")  # the I-frame keyframe notice of arseg (GOP 6 vs interval 5)
         results, summary = engine_labels(model, h264_clip, method)
     assert len(results) == len(expected) == 14
     for result, labels in zip(results, expected, strict=True):
         np.testing.assert_array_equal(result.labels, labels, err_msg=f"{method} frame {result.index}")
     if method == "per-frame":
         assert all(r.is_key for r in results) and summary.keyframes == 14
+    elif method == "arseg":  # the GOP-6 clip's I-frames at 6 and 12 restart the motion chain: keys there
+        assert [r.index for r in results if r.is_key] == [0, 5, 6, 11, 12]
+        assert [r.key_distance for r in results[:8]] == [0, 1, 2, 3, 4, 0, 0, 1]
+        assert [r.reason for r in results if r.is_key][2] == "I-frame (motion restarts)"
+        assert sum("I-frame inside the keyframe interval" in f for f in summary.fallbacks) == 1
+        assert len(set(np.unique(results[3].labels))) > 1  # the tiny model's labels are not constant
     else:
         assert [r.index for r in results if r.is_key] == [0, 5, 10]
         assert [r.key_distance for r in results[:6]] == [0, 1, 2, 3, 4, 0]
-        assert len(set(np.unique(results[3].labels))) > 1  # the tiny model's labels are not constant
+        assert len(set(np.unique(results[3].labels))) > 1
     assert summary.frames == 14 and summary.dropped == 0
 
 

@@ -13,6 +13,8 @@ from vidseg.engine.schedule import (
     GopPolicy,
     IntervalPolicy,
     KeyDecision,
+    MotionRestarts,
+    frame_meta,
     make_policy,
     mark_keyframes,
 )
@@ -100,8 +102,62 @@ def test_indices_must_increase():
         policy.decide(state, FrameMeta(5))
 
 
+def test_motion_restarts_keys_i_frames_inside_the_interval_and_counts_on_from_them():
+    # GOP 6 under an interval of 5 (a real clip: GOP 30 under AR-Seg's 12): the I-frames at 6 and 12 end the
+    # codec motion chain, so they become keys and the interval counts from them.
+    metas = [FrameMeta(i, "I" if i % 6 == 0 else "P", motion_energy=None if i % 6 == 0 else 0.1,
+                       intra_share=None if i % 6 == 0 else 0.02) for i in range(14)]
+    plain = mark_keyframes(IntervalPolicy(5), metas)
+    decisions = mark_keyframes(MotionRestarts(IntervalPolicy(5)), metas)
+    assert keys(plain) == [0, 5, 10]
+    assert keys(decisions) == [0, 5, 6, 11, 12]
+    assert decisions[6].reason == "I-frame (motion restarts)" and decisions[6].notice is not None
+    assert decisions[5].notice is None and decisions[5].reason == "interval 5"
+    assert [d.key_distance for d in decisions[6:12]] == [0, 1, 2, 3, 4, 0]
+
+
+def test_motion_restarts_keys_scene_cuts_and_broken_chains_not_ordinary_intra_blocks():
+    shares = [None, 0.02, 0.3, 0.85, 0.01, 0.49]
+    metas = [FrameMeta(i, "I" if s is None else "P", intra_share=s) for i, s in enumerate(shares)]
+    metas.append(FrameMeta(7, "P", intra_share=0.0, chain_broken=True))
+    decisions = mark_keyframes(MotionRestarts(IntervalPolicy(12)), metas)
+    assert keys(decisions) == [0, 3, 6]
+    assert decisions[3].reason == "scene cut (85% intra)" and "scene cut" in decisions[3].notice
+    assert decisions[6].reason == "motion chain broken"
+    assert keys(mark_keyframes(MotionRestarts(IntervalPolicy(12), scene_cut=None), metas)) == [0, 6]
+
+
+def test_motion_restarts_ignore_i_frames_of_streams_without_codec_motion():
+    # HEVC / VP9 / cameras: no motion on any frame, the non-key path estimates it (flow) or has none.
+    metas = [FrameMeta(i, "I" if i % 6 == 0 else "P") for i in range(14)]
+    assert keys(mark_keyframes(MotionRestarts(IntervalPolicy(5)), metas)) == [0, 5, 10]
+
+
+def test_motion_restarts_leaves_the_inner_policys_own_keys_alone():
+    metas = [FrameMeta(i, "I" if i % 6 == 0 else "P", intra_share=None if i % 6 == 0 else 0.0) for i in range(13)]
+    decisions = mark_keyframes(MotionRestarts(GopPolicy()), metas)
+    assert keys(decisions) == [0, 6, 12] and decisions[6].reason == "I-frame" and decisions[6].notice is None
+    with pytest.raises(ConfigError):
+        MotionRestarts(IntervalPolicy(5), scene_cut=1.5)
+
+
+def test_frame_meta_reads_the_intra_share_of_the_codec_motion():
+    import numpy as np
+
+    from vidseg.video.frame import Frame
+    from vidseg.video.motion import MotionField
+
+    valid = np.zeros((4, 8), bool)
+    valid[:, :2] = True  # 25 % of the cells carry a vector, 75 % are intra
+    field = MotionField.from_dense(np.zeros((2, 4, 8), np.float32), valid)
+    image = np.zeros((4, 8, 3), np.uint8)
+    assert frame_meta(Frame(3, image, pict_type="P", motion=field)).intra_share == 0.75
+    assert frame_meta(Frame(0, image, pict_type="I")).intra_share is None
+
+
 def test_make_policy_from_config():
     assert make_policy(EngineConfig(keyframe_interval=7)) == IntervalPolicy(7)
+    assert make_policy(EngineConfig(keyframe_interval=7), motion_guided=True) == MotionRestarts(IntervalPolicy(7))
     assert isinstance(make_policy(EngineConfig(keyframes="gop")), GopPolicy)
     adaptive = make_policy(EngineConfig(keyframes="adaptive", keyframe_interval=10, adaptive_threshold=1.5))
     assert adaptive == AdaptivePolicy(threshold=1.5, residual_threshold=6.0, max_interval=10)

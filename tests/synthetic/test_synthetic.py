@@ -162,8 +162,9 @@ def test_flow_warps_reference_frame_onto_frame(still_light, t, t_ref):
 def test_labels_follow_the_flow(scene, t, t_ref):
     a, b = scene.render(t), scene.render(t_ref)
     flow, occlusion = scene.flow(t, t_ref)
-    u = np.clip(np.rint(np.arange(W)[None] + flow[..., 0]).astype(int), 0, W - 1)
-    v = np.clip(np.rint(np.arange(H)[:, None] + flow[..., 1]).astype(int), 0, H - 1)
+    h, w = scene.height, scene.width  # also called by test_roads.py with other scenes
+    u = np.clip(np.rint(np.arange(w)[None] + flow[..., 0]).astype(int), 0, w - 1)
+    v = np.clip(np.rint(np.arange(h)[:, None] + flow[..., 1]).astype(int), 0, h - 1)
     visible = ~occlusion
     agree = (b.labels[v, u] == a.labels)[visible].mean()
     assert agree >= 0.99, agree

@@ -44,3 +44,16 @@ def test_temporal_loss_zero_when_consistent_and_positive_otherwise():
     loss = temporal_consistency_loss(logits, other, img, img, zero)
     loss.backward()
     assert loss.item() > 0 and other.grad is not None and logits.grad is not None
+
+
+def test_distillation_loss_is_zero_for_equal_logits_and_positive_otherwise():
+    from vidseg.train.losses import distillation_loss
+
+    torch.manual_seed(0)
+    teacher = torch.randn(2, 5, 8, 8)
+    assert distillation_loss(teacher, teacher, 2.0).abs() < 1e-6
+    student = torch.randn(2, 5, 4, 4, requires_grad=True)  # resized to the teacher's grid
+    loss = distillation_loss(student, teacher, 2.0)
+    assert loss > 0
+    loss.backward()
+    assert student.grad is not None and student.grad.abs().sum() > 0

@@ -39,3 +39,33 @@ def test_class_weights_favour_rare_classes(clips):
     rare, common = counts.masked_fill(~present, 10**12).argmin(), counts.argmax()
     assert w[rare] > w[common]
     assert 0.25 <= float(w.min()) and float(w.max()) <= 8.0
+
+
+def test_lr_branch_can_start_from_the_hr_weights():
+    from vidseg.train.recipes import init_lr_from_hr
+
+    model = build_demo(pretrained=False)
+    creff = {k: v.clone() for k, v in model.lr.fuse_attention.state_dict().items()}
+    init_lr_from_hr(model)
+    lr = model.lr.state_dict()
+    assert all(torch.equal(v, lr[k]) for k, v in model.hr.state_dict().items())
+    assert all(torch.equal(v, model.lr.fuse_attention.state_dict()[k]) for k, v in creff.items())
+
+
+def test_arseg_stage_with_degraded_non_keyframes_and_distillation(clips, tmp_path):
+    model = build_demo(pretrained=False)
+    history = train_arseg(model, clips, TrainConfig(steps=2, lr=0.01), tmp_path, batch=2, degrade=0.5,
+                          kd_weight=1.0, kd_temperature=2.0, progress=False)
+    assert all(r["kd"] > 0 and r["loss"] > r["ce"] + r["fst"] for r in history)
+
+
+def test_pairs_degrade_the_non_keyframe_for_the_lr_branch_only(clips):
+    import numpy as np
+
+    grid = (8, 16)
+    plain = clips.pairs(4, np.random.default_rng(0), grid)
+    assert torch.equal(plain["lr_image"], plain["image"])
+    b = clips.pairs(8, np.random.default_rng(0), grid, degrade=0.5, degrade_share=1.0)
+    assert b["lr_image"].shape == b["image"].shape and b["lr_image"].dtype == torch.uint8
+    differs = [(b["lr_image"][i].float() - b["image"][i].float()).abs().mean() > 1.0 for i in range(8)]
+    assert sum(differs) >= 6

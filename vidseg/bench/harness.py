@@ -381,7 +381,9 @@ def measure_end_to_end(case: BenchCase, path: Path, *, rounds: int = 2, device: 
 
 
 def measure_accuracy(case: BenchCase, clips: Sequence[Path], *, device: str = "cpu") -> dict | None:
-    """mIoU per keyframe distance (AR-Seg's mean, SwiftNet-seq's avg/min) and ETC's TC on synthetic clips.
+    """mIoU per keyframe distance (AR-Seg's mean, SwiftNet-seq's avg/min) and ETC's TC on synthetic clips; for
+    keyframe methods also the agreement of their non-keyframes with the per-frame network (`agreement`, mean over
+    non-keyframes; `agreement_min`), which needs no labels (`vidseg.eval.consistency`).
 
     None when the model has no trained weights (see `build_bench_model`): its numbers would mean nothing.
     The clips need write_clip's ground truth, and their GOP should equal the keyframe interval.
@@ -412,5 +414,11 @@ def measure_accuracy(case: BenchCase, clips: Sequence[Path], *, device: str = "c
             prev = result.labels
     engine.close()
     d = per_d.to_dict()
-    return {"miou": d["mean"], "miou_avg": d["avg"], "miou_min": d["min"], "miou_per_distance": d["per_distance"],
-            "tc": tc.value(), "tc_name": tc.name, "tc_noc": tc_masked.value(), "tc_noc_name": tc_masked.name}
+    row = {"miou": d["mean"], "miou_avg": d["avg"], "miou_min": d["min"], "miou_per_distance": d["per_distance"],
+           "tc": tc.value(), "tc_name": tc.name, "tc_noc": tc_masked.value(), "tc_noc_name": tc_masked.name}
+    if case.keyed:
+        from vidseg.eval.consistency import measure_agreement
+
+        meter, _ = measure_agreement(case.engine_config(device), [str(c) for c in clips], model=model)
+        row.update(agreement=meter.mean(), agreement_min=meter.min())
+    return row

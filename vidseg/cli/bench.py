@@ -49,6 +49,8 @@ ACCURACY_COLUMNS = (
     ("miou_d0", "d=0", "{:.1%}"),
     ("miou_dmax", "largest d", "{:.1%}"),
     ("tc", "TC (bwd)", "{:.1%}"),
+    ("agreement", "agreement with per-frame", "{:.1%}"),
+    ("agreement_min", "its min", "{:.1%}"),
 )
 TARGET_COLUMNS = (
     ("seed", "seed", "{}"),

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import argparse
 import functools
 import sys
 from collections.abc import Callable
 
 from vidseg.errors import VidsegError
 
-__all__ = ["cli_entry"]
+__all__ = ["cli_entry", "size_arg"]
 
 
 def cli_entry(fn: Callable[[list[str] | None], int]) -> Callable[[list[str] | None], int]:
@@ -31,3 +32,12 @@ def cli_entry(fn: Callable[[list[str] | None], int]) -> Callable[[list[str] | No
         return code
 
     return main
+
+
+def size_arg(text: str) -> tuple[int, int]:
+    """argparse type of an HxW size ("256x512" -> (256, 512))."""
+    try:
+        h, w = (int(v) for v in text.lower().split("x"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected HxW like 256x512, got {text!r}") from None
+    return h, w

@@ -16,18 +16,11 @@ import json
 import sys
 from pathlib import Path
 
-from vidseg.cli.common import cli_entry
+from vidseg.cli.common import cli_entry, size_arg
 from vidseg.errors import ConfigError
 
 __all__ = ["main", "build_parser"]
 
-
-def _size(text: str) -> tuple[int, int]:
-    try:
-        h, w = (int(v) for v in text.lower().split("x"))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected HxW like 256x512, got {text!r}") from None
-    return h, w
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -54,8 +47,8 @@ def build_parser() -> argparse.ArgumentParser:
         q.add_argument("--steps", type=int, default=1000, help="optimiser steps (default 1000)")
         q.add_argument("--lr", type=float, default=0.01, help="peak learning rate, poly decay (default 0.01)")
         q.add_argument("--batch", type=int, default=8, help="clips per step (default 8)")
-        q.add_argument("--size", type=_size, default=(256, 512), help="clip size HxW (default 256x512)")
-        q.add_argument("--crop", type=_size, help="random crop HxW (multiples of 32)")
+        q.add_argument("--size", type=size_arg, default=(256, 512), help="clip size HxW (default 256x512)")
+        q.add_argument("--crop", type=size_arg, help="random crop HxW (multiples of 32)")
         q.add_argument("--scenes", type=int, default=16, help="synthetic training scenes (default 16)")
         if name == "hr":
             q.add_argument("--temporal-weight", type=float, default=0.0,
@@ -77,8 +70,8 @@ def _demo(args: argparse.Namespace) -> int:
 
     recipe = DemoRecipe()
     if args.quick:
-        recipe = DemoRecipe(size=(128, 256), crop=(64, 128), train_scenes=2, eval_scenes=1, frames_per_scene=14,
-                            batch=2, steps_hr=4, steps_lr=2, steps_arseg=2)
+        recipe = DemoRecipe(size=(128, 256), crop=(64, 128), train_scenes=2, eval_scenes=1, eval_frames=24,
+                            city_scenes=1, frames_per_scene=14, batch=2, steps_hr=4, steps_lr=2, steps_arseg=2)
     changes = {k: v for k, v in (("steps_hr", args.steps_hr), ("steps_lr", args.steps_lr),
                                  ("steps_arseg", args.steps_arseg), ("train_scenes", args.scenes)) if v is not None}
     if changes:
@@ -97,19 +90,25 @@ def _print_report(report: dict) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    methods = report["methods"]
-    distances = sorted({int(d) for m in methods.values() for d in m["miou_per_distance"]})
-    table = Table(title="held-out synthetic clips: mIoU per keyframe distance d, and temporal consistency")
-    table.add_column("method")
-    for d in distances:
-        table.add_column(f"d={d}", justify="right")
-    table.add_column("mean", justify="right")
-    table.add_column("TC", justify="right")
-    for name, m in methods.items():
-        per = {int(k): v for k, v in m["miou_per_distance"].items()}
-        table.add_row(name, *(f"{100 * per[d]:.1f}" for d in distances), f"{100 * m['miou_mean']:.1f}",
-                      f"{100 * m['tc_bwd']:.1f}")
-    Console().print(table)
+    console = Console()
+    for set_name, result in report["eval"].items():
+        methods = result["methods"]
+        distances = sorted({int(d) for m in methods.values() for d in m["miou_per_distance"]})
+        table = Table(title=f"held-out synthetic clips, {set_name} ({len(result['clips'])} clips): mIoU per "
+                            "keyframe distance d, and temporal consistency")
+        table.add_column("method")
+        for d in distances:
+            table.add_column(f"d={d}", justify="right")
+        table.add_column("mean", justify="right")
+        table.add_column("TC", justify="right")
+        for name, m in methods.items():
+            per = {int(k): v for k, v in m["miou_per_distance"].items()}
+            table.add_row(name, *(f"{100 * per[d]:.1f}" for d in distances), f"{100 * m['miou_mean']:.1f}",
+                          f"{100 * m['tc_bwd']:.1f}")
+        console.print(table)
+        agree = result["agreement"]
+        console.print(f"AR-Seg non-keyframes agree with HR per-frame on {100 * agree['agreement_mean']:.1f} % of "
+                      f"the pixels on average, {100 * agree['agreement_min']:.1f} % at least", highlight=False)
 
 
 def _recipe(args: argparse.Namespace) -> int:

@@ -103,7 +103,8 @@ class Engine:
             self.stages = {name: stages[name] for name in self.method.stages}
         else:
             self.stages = {}
-        self.policy: KeyframePolicy = make_policy(self.config) if self.method.uses_keyframes else IntervalPolicy(1)
+        self.policy: KeyframePolicy = (make_policy(self.config, motion_guided=self.method.uses_motion)
+                                       if self.method.uses_keyframes else IntervalPolicy(1))
         self.device = resolve_device(self.config.device)
         self.io = DeviceIO(self.device, channels_last=self.config.channels_last)
         self.summary: RunSummary | None = None
@@ -395,6 +396,8 @@ class Engine:
         """The keyframe policy's decision for a frame (its thumbnail kept on keys when the policy compares)."""
         meta = frame_meta(frame, skipped, stream.key_thumb if self.policy.uses_residual else None)
         decision, stream.policy = self.policy.decide(stream.policy, meta)
+        if decision.notice is not None:
+            self._note(decision.notice)
         if decision.is_key and self.policy.uses_residual:
             stream.key_thumb = key_thumbnail(frame.image)
         return decision

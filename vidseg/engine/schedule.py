@@ -13,6 +13,11 @@ policy object itself only holds its parameters, so one policy serves any number 
 Distances are counted in frame indices, not in processed frames, so that a live run which drops frames keeps
 the same keyframe rhythm.
 
+Methods that warp the keyframe's features along the codec motion chain (`Method.uses_motion`: arseg) get their
+policy wrapped in `MotionRestarts`: a frame where the chain back to the key ends (an I-frame inside the interval,
+a P-frame that is mostly intra-coded, i.e. a scene cut the encoder did not mark, or a chain broken by a dropped
+I-frame) becomes a keyframe, as the non-key path would otherwise warp with zero motion from there on.
+
 Energy units (adaptive policy):
     motion_energy   mean |codec motion| of the frame against its reference, in percent of the frame width
                     (3 px of mean motion in a 2048-wide frame is 0.15). Accumulated since the key.
@@ -23,6 +28,7 @@ Energy units (adaptive policy):
 
 from __future__ import annotations
 
+import dataclasses
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -42,6 +48,8 @@ __all__ = [
     "IntervalPolicy",
     "GopPolicy",
     "AdaptivePolicy",
+    "MotionRestarts",
+    "SCENE_CUT_INTRA",
     "make_policy",
     "mark_keyframes",
     "frame_meta",
@@ -59,6 +67,9 @@ class FrameMeta:
     residual_energy: see the module docstring; None when not computed.
     chain_broken: the codec motion chain back to the previous frame is broken (a dropped intra frame in live
         mode), so motion-guided non-key paths would have no motion.
+    intra_share: share (0..1) of the frame's motion cells that the codec coded without any motion vector
+        (intra blocks), the largest over the hops since the last processed frame; None when the frame carries
+        no motion field (I-frames, codecs that export none, camera frames).
     """
 
     index: int
@@ -66,23 +77,28 @@ class FrameMeta:
     motion_energy: float | None = None
     residual_energy: float | None = None
     chain_broken: bool = False
+    intra_share: float | None = None
 
 
 @dataclass(frozen=True)
 class KeyDecision:
-    """is_key: run the keyframe path. key_distance: frames since the last key (0 on a key). reason: why."""
+    """is_key: run the keyframe path. key_distance: frames since the last key (0 on a key). reason: why.
+    notice: a line for the run summary when the policy departed from its plain rule (said once per run)."""
 
     is_key: bool
     key_distance: int
     reason: str
+    notice: str | None = None
 
 
 @dataclass(frozen=True)
 class PolicyState:
-    """Per-stream state: index of the last key (None before the first frame) and motion accumulated since."""
+    """Per-stream state: index of the last key (None before the first frame), motion accumulated since, and
+    whether the stream has carried codec motion so far (`MotionRestarts`)."""
 
     key_index: int | None = None
     energy: float = 0.0
+    motion_seen: bool = False
 
 
 class KeyframePolicy(ABC):
@@ -212,26 +228,102 @@ class AdaptivePolicy(KeyframePolicy):
         )
 
 
-def make_policy(config: EngineConfig) -> KeyframePolicy:
-    """The policy an EngineConfig asks for. The per-frame method needs no keys but gets the interval policy."""
+SCENE_CUT_INTRA = 0.8  # intra share at which a predicted frame counts as a scene cut (see MotionRestarts)
+
+
+@dataclass(frozen=True)
+class MotionRestarts(KeyframePolicy):
+    """Another policy's keys, plus a key wherever the codec motion chain back to the key ends.
+
+    For methods that warp the keyframe's features along the codec motion (arseg): an I-frame carries no
+    motion, so from an I-frame inside the interval on every non-keyframe would warp with zero motion, and a
+    P-frame coded mostly intra (intra_share >= scene_cut: a scene cut the encoder left as a P-frame) has
+    nothing to warp from; a chain broken by a dropped I-frame (live mode) likewise. Each such frame becomes a
+    keyframe and the interval restarts there. scene_cut None: only I-frames and broken chains. I-frames count
+    once the stream has carried codec motion: streams without it (HEVC, VP9, cameras) take their non-key motion
+    from a flow stage or none at all, which an I-frame does not interrupt.
+
+    How much of an ordinary P-frame is intra-coded depends on the bitrate and the noise: vidseg's synthetic
+    roads (H.264, 256x512) have 12 % on average and at most 38 % at 0.5-1.5 Mb/s, 24 % and at most 51 % at
+    0.2-0.5 Mb/s with strong sensor noise; a cut to another scene left as a P-frame has 99 %. 0.8 separates
+    them with a margin (benchmarks/keyframe_restarts.py).
+    """
+
+    inner: KeyframePolicy = IntervalPolicy()
+    scene_cut: float | None = SCENE_CUT_INTRA
+    name: ClassVar[str] = "motion-restarts"
+    uses_motion: ClassVar[bool] = True
+
+    def __post_init__(self) -> None:
+        if isinstance(self.inner, MotionRestarts):
+            raise ConfigError("MotionRestarts wraps a plain policy, not another MotionRestarts")
+        if self.scene_cut is not None and not 0.0 < self.scene_cut <= 1.0:
+            raise ConfigError(f"scene_cut must be in (0, 1] (a share of intra cells) or None, got {self.scene_cut}")
+
+    @property
+    def uses_residual(self) -> bool:  # type: ignore[override]
+        return self.inner.uses_residual
+
+    def initial_state(self) -> PolicyState:
+        return self.inner.initial_state()
+
+    def decide(self, state: PolicyState, meta: FrameMeta) -> tuple[KeyDecision, PolicyState]:
+        seen = state.motion_seen or meta.intra_share is not None or meta.motion_energy is not None
+        decision, after = self.inner.decide(state, meta)
+        if not decision.is_key:
+            reason, notice = self._restart(meta, state.motion_seen)
+            if reason is not None:
+                decision, after = KeyDecision(True, 0, reason, notice), PolicyState(meta.index, 0.0)
+        return decision, dataclasses.replace(after, motion_seen=seen)
+
+    def _restart(self, meta: FrameMeta, motion_seen: bool = True) -> tuple[str | None, str | None]:
+        if meta.pict_type.upper() == "I" and motion_seen:
+            return "I-frame (motion restarts)", (
+                "keyframes: an I-frame inside the keyframe interval became a keyframe (the codec motion chain "
+                "restarts there); the interval counts on from it")
+        if meta.chain_broken:
+            return "motion chain broken", None  # a live run dropped an I-frame: said by the drop count
+        if self.scene_cut is not None and meta.intra_share is not None and meta.intra_share >= self.scene_cut:
+            return f"scene cut ({meta.intra_share:.0%} intra)", (
+                f"keyframes: a P-frame with at least {self.scene_cut:.0%} intra-coded blocks (a scene cut) became "
+                "a keyframe")
+        return None, None
+
+    def _key_reason(self, state: PolicyState, meta: FrameMeta, distance: int) -> str | None:
+        return self._restart(meta)[0]  # decide() above asks the inner policy first; this is for completeness
+
+    def describe(self) -> str:
+        cut = f", P-frames >= {self.scene_cut:.0%} intra" if self.scene_cut is not None else ""
+        return f"{self.inner.describe()}; also where the codec motion restarts (I-frames{cut})"
+
+
+def make_policy(config: EngineConfig, *, motion_guided: bool = False) -> KeyframePolicy:
+    """The policy an EngineConfig asks for. The per-frame method needs no keys but gets the interval policy.
+
+    motion_guided: the method warps the keyframe's features along the codec motion (`Method.uses_motion`), so
+    frames where that motion restarts become keys too (`MotionRestarts`)."""
     if config.keyframes == "interval":
-        return IntervalPolicy(config.keyframe_interval)
-    if config.keyframes == "gop":
-        return GopPolicy()
-    return AdaptivePolicy(
-        threshold=config.adaptive_threshold,
-        residual_threshold=4.0 * config.adaptive_threshold,
-        max_interval=config.keyframe_interval,
-    )
+        policy: KeyframePolicy = IntervalPolicy(config.keyframe_interval)
+    elif config.keyframes == "gop":
+        policy = GopPolicy()
+    else:
+        policy = AdaptivePolicy(
+            threshold=config.adaptive_threshold,
+            residual_threshold=4.0 * config.adaptive_threshold,
+            max_interval=config.keyframe_interval,
+        )
+    return MotionRestarts(policy) if motion_guided else policy
 
 
 def frame_meta(frame: Frame, skipped: Sequence[Frame] = (), key_thumb: np.ndarray | None = None) -> FrameMeta:
     """What a policy sees of a frame: its picture type, the codec motion energy of every hop since the last
     processed frame (the frames a live run dropped, then this one; None when a hop has no motion), the residual
-    against the keyframe's `thumbnail` when given and there is no motion, and whether a dropped I-frame broke the
-    motion chain."""
-    energies = [None if h.motion is None else h.motion.energy() for h in (*skipped, frame)]
+    against the keyframe's `thumbnail` when given and there is no motion, whether a dropped I-frame broke the
+    motion chain, and the largest share of intra-coded cells (no vector at all) over the hops."""
+    hops = (*skipped, frame)
+    energies = [None if h.motion is None else h.motion.energy() for h in hops]
     motion_energy = sum(energies) if all(e is not None for e in energies) else None  # type: ignore[arg-type]
+    intra = [float((h.motion.ref == 0).mean()) for h in hops if h.motion is not None and h.motion.ref.size]
     residual = None
     if key_thumb is not None and motion_energy is None:
         residual = float(np.abs(thumbnail(frame.image) - key_thumb).mean()) / 255.0 * 100.0
@@ -241,6 +333,7 @@ def frame_meta(frame: Frame, skipped: Sequence[Frame] = (), key_thumb: np.ndarra
         motion_energy=motion_energy,
         residual_energy=residual,
         chain_broken=any(s.motion is None and s.pict_type.upper() == "I" for s in skipped),
+        intra_share=max(intra) if intra else None,
     )
 
 

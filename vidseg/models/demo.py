@@ -1,4 +1,4 @@
-"""The built-in demo model: a narrow AR-Seg pair (BiSeNetV1-18 at 1/4 width) trained on vidseg's synthetic streets.
+"""The built-in demo model: a narrow AR-Seg pair (BiSeNetV1-18 at 1/4 width) trained on vidseg's synthetic roads.
 
 It exists so that `vidseg-run` works out of the box, with no download: its weights ship inside the package
 (`vidseg/assets/demo.pt`, fp16, under 5 MB) and are reproduced by `vidseg-train demo` (see README). It runs every
@@ -31,7 +31,8 @@ DEMO_SPEC = ModelSpec(
     seed="vidseg (AR-Seg architecture, BiSeNetV1-18 x0.25)",
     source="vidseg/models/demo.py; weights: vidseg-train demo (vidseg/train/demo.py)",
     paper="Hu et al., CVPR 2023 (AR-Seg)", license="Apache-2.0 (vidseg)",
-    notes="Trained on synthetic street scenes (Cityscapes trainIds) at 256x512; not a real-world model.",
+    notes="Trained on synthetic city, suburban and rural road scenes (Cityscapes trainIds) at 256x512; not a "
+          "real-world model.",
 )
 
 

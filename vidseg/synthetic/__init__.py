@@ -1,12 +1,14 @@
 """Procedural street scenes with exact labels, optical flow and occlusion, encoded as real video.
 
 A `StreetScene` is a deterministic (by seed) 2.5D driving scene seen by a camera that drives forward along a
-straight four-lane road, sways in its lane and pans (yaw) left and right. Everything in it is a planar surface:
+straight four-lane road, sways in its lane and pans (yaw) left and right: a city street, a suburb or an open
+rural road (`SceneConfig.setting`). Everything in it is a planar surface:
 
-- the sky, at infinity (its flow comes from the camera's yaw alone);
+- the sky with its clouds, and the distant hills, at infinity (their flow comes from the camera's yaw alone);
 - the ground plane Y = 0: road (with lane markings), sidewalks, terrain (front yards);
 - vertical faces of axis-aligned boxes: building blocks (facades and end walls, with windows), walls, fences,
-  hedges, tree trunks and crowns, street-lamp poles, traffic signs and traffic lights on poles; and moving
+  hedges, bushes, tree trunks and crowns, the edges of woods, street-lamp and utility poles, traffic signs and
+  traffic lights on poles; and moving
   boxes with their own velocities: cars, trucks, buses, motorcycles and bicycles with riders, pedestrians.
   A face's outline is a column-wise interval [bottom(a), top(a)] of heights along the face (car cabins,
   wheels, heads and legs, round signs, tree crowns), so a box reads as a car, a person or a tree.
@@ -40,16 +42,22 @@ Known approximations (the flow itself is exact to float32; tests/synthetic/test_
 `write_clip` renders a clip, encodes it (H.264 / HEVC / MPEG-4 Part 2, `vidseg.video.encode`) with an exact GOP
 structure and writes the ground truth beside it; `load_ground_truth` reads it back.
 
+The camera records the frame with an exposure and white balance, motion blur and sensor noise
+(`SceneConfig.exposure`, `.motion_blur`, `.noise`); they change pixels, never labels or flow. `road_clip` and
+`write_road_set` (presets) draw whole clips from a seed, for training and for a held-out set that differs on
+purpose (lighting, noise, blur, compression, camera).
+
 Files, one job each: config (what a scene is configured by, what rendering gives back), textures and atlas
-(tiles, mip-mapped and sampled), outlines and street (what is where and how it moves), camera (pose over time,
-rays), sky (sky, haze, light), ground (road plane, markings, shadows), faces (box faces into the z-buffer),
-render (the per-pixel pass: colour, labels, flow, occlusion), scene (StreetScene), clip (write_clip) and truth
-(the ground-truth format).
+(tiles, mip-mapped and sampled), outlines, street and roadside (what is where and how it moves), camera (pose
+over time, rays), sky (sky, clouds, hills, haze, light), ground (road plane, markings, shadows), faces (box faces
+into the z-buffer), render (the per-pixel pass: colour, labels, flow, occlusion), sensor (exposure, motion blur,
+noise), scene (StreetScene), clip (write_clip), truth (the ground-truth format) and presets (random road clips).
 """
 
 from vidseg.classes import CITYSCAPES, IGNORE_INDEX
 from vidseg.synthetic.clip import CODECS, write_clip
-from vidseg.synthetic.config import ClipInfo, SceneConfig, SyntheticFrame
+from vidseg.synthetic.config import SETTINGS, TERRAINS, ClipInfo, SceneConfig, SyntheticFrame
+from vidseg.synthetic.presets import HELDOUT_SEED0, RoadClip, road_clip, write_road_set
 from vidseg.synthetic.scene import StreetScene
 from vidseg.synthetic.truth import load_ground_truth
 
@@ -65,4 +73,10 @@ __all__ = [
     "CLASS_NAMES",
     "IGNORE_INDEX",
     "CODECS",
+    "SETTINGS",
+    "TERRAINS",
+    "RoadClip",
+    "road_clip",
+    "write_road_set",
+    "HELDOUT_SEED0",
 ]

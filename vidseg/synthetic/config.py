@@ -9,7 +9,10 @@ import numpy as np
 
 from vidseg.errors import ConfigError
 
-__all__ = ["SceneConfig", "SyntheticFrame", "ClipInfo"]
+__all__ = ["SceneConfig", "SyntheticFrame", "ClipInfo", "SETTINGS", "TERRAINS"]
+
+SETTINGS = ("city", "suburb", "rural")
+TERRAINS = ("grass", "dry", "meadow")
 
 
 HAZE_DISTANCE = 160.0  # m: colour keeps exp(-depth / HAZE_DISTANCE) of itself
@@ -37,6 +40,24 @@ class SceneConfig:
     lighting: amplitude multiplier of the global gain and colour drift over time (0 = constant lighting).
     shadows: moving contact shadows under vehicles and people (they change the ground's brightness).
     view_distance: how far ahead (m) content is generated.
+
+    Landscape (the defaults give the city street):
+    setting: "city" (building blocks along sidewalks), "suburb" (low houses set back behind yards, more trees,
+        some open lots) or "rural" (an open road: no sidewalks, fields, tree lines, bushes, fences, utility
+        poles, the odd farm building far back).
+    terrain: the texture of terrain (yards, fields, verges, grassy hills): "grass", "dry" (dry grass and
+        straw) or "meadow" (green and dry patches).
+    hills: height of the distant hills on the horizon, as the tangent of their elevation (0 = none; 0.08 is
+        about 5 degrees). They lie at infinity, like the sky: forested (vegetation) over grass terrain, bare
+        (terrain) over dry or meadow terrain.
+    clouds: cloud cover (0 clear, 1 scattered clouds, up to 3 overcast).
+
+    Camera (change pixels, never labels or flow):
+    exposure: global exposure gain (1 = as lit; bright skies clip at 255 above ~1.1).
+    white_balance: per-channel (R, G, B) gains of the camera.
+    noise: sensor noise, standard deviation in grey levels at mid-grey (signal dependent, as shot noise).
+    motion_blur: the shutter's open time as a fraction of the frame interval (0 = none): each pixel is averaged
+        along its own motion during that time.
     """
 
     height: int = 512
@@ -55,6 +76,14 @@ class SceneConfig:
     lighting: float = 1.0
     shadows: bool = True
     view_distance: float = 300.0
+    setting: str = "city"
+    terrain: str = "grass"
+    hills: float = 0.0
+    clouds: float = 1.0
+    exposure: float = 1.0
+    white_balance: tuple[float, float, float] = (1.0, 1.0, 1.0)
+    noise: float = 0.0
+    motion_blur: float = 0.0
 
     def __post_init__(self) -> None:
         checks = [
@@ -72,6 +101,15 @@ class SceneConfig:
             (self.cars >= 0 and self.pedestrians >= 0, "cars and pedestrians must be >= 0"),
             (self.lighting >= 0, "lighting must be >= 0"),
             (30 <= self.view_distance <= 2000, "view_distance must be in [30, 2000] m"),
+            (self.setting in SETTINGS, f"setting must be one of {SETTINGS}"),
+            (self.terrain in TERRAINS, f"terrain must be one of {TERRAINS}"),
+            (0 <= self.hills <= 0.3, "hills must be in [0, 0.3] (tangent of their elevation)"),
+            (0 <= self.clouds <= 3, "clouds must be in [0, 3]"),
+            (0.1 <= self.exposure <= 4, "exposure must be in [0.1, 4]"),
+            (len(self.white_balance) == 3 and all(0.5 <= g <= 2 for g in self.white_balance),
+             "white_balance must be three gains in [0.5, 2]"),
+            (0 <= self.noise <= 50, "noise must be in [0, 50] grey levels"),
+            (0 <= self.motion_blur <= 1, "motion_blur must be in [0, 1] (fraction of the frame interval)"),
         ]
         for ok, message in checks:
             if not ok:
@@ -86,7 +124,8 @@ class SyntheticFrame:
     the renderer assigns a class to every pixel, so 255 does not occur). flow_prev: float32 [H, W, 2] backward
     flow (x, y) in pixels to frame t-1; occlusion_prev: bool [H, W], True where the pixel is not visible in
     frame t-1. Frame 0 has no previous frame: flow_prev is all zeros and occlusion_prev all True.
-    surfaces: int32 [H, W] stable surface ids (0 sky, 1 ground, others one per box face), the same across frames.
+    surfaces: int32 [H, W] stable surface ids (0 sky, 1 ground, -1 the distant hills, others one per box face),
+        the same across frames.
     """
 
     index: int

@@ -1,4 +1,5 @@
-"""The ground plane Y = 0: road with lane markings, sidewalks, terrain, and the soft contact shadows on it.
+"""The ground plane Y = 0: road with lane markings, sidewalks (none on rural roads), terrain (grass, dry grass or
+a meadow, `SceneConfig.terrain`), and the soft contact shadows on it.
 
 The ground's depth depends only on the image row, so its texture level, footprint and depth are per-row
 constants; its flow to another camera and its look (labels, texels, markings) are computed per pixel, in bands
@@ -19,6 +20,7 @@ __all__ = ["Ground", "LANE_WHITE", "LANE_YELLOW"]
 
 LANE_WHITE = np.float32(230.0)  # lane marking colours
 LANE_YELLOW = (np.float32(225.0), np.float32(185.0), np.float32(60.0))
+_TERRAIN_TILES = {"grass": "grass", "dry": "dry_grass", "meadow": "meadow"}  # SceneConfig.terrain -> tile
 
 
 def _texel(sinv: np.ndarray, ray: np.ndarray, offset: np.float32, mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -45,6 +47,9 @@ class Ground:
         self._f, self._cx, self._cy, self._hc = camera.f, camera.cx, camera.cy, camera.hc
         self._u32, self._v32 = camera.u32, camera.v32
         self.height, self.width = camera.height, camera.width
+        # Open roads have no sidewalks: terrain (the verge) starts at the road's edge.
+        self._walk_edge = np.float32(ROAD_HALF if camera.config.setting == "rural" else SIDEWALK_EDGE)
+        self._terrain = _TERRAIN_TILES[camera.config.terrain]
         self.g0 = min(camera.height, max(0, int(math.floor(self._cy)) + 1))  # first ground row (v > cy)
         vg = np.arange(self.g0, camera.height, dtype=np.float64)
         self.depth = self._f * self._hc / (vg - self._cy)  # ground depth per row
@@ -55,7 +60,7 @@ class Ground:
         """Texture level, addressing and pixel footprint per row."""
         at = self._atlas
         s = self.depth
-        tex_ids = [at.index["asphalt"], at.index["paving"], at.index["grass"]]
+        tex_ids = [at.index["asphalt"], at.index["paving"], at.index[self._terrain]]
         texel = at.texel[tex_ids[0]]
         n = int(at.shape[tex_ids[0], 1])
         # Footprint of a pixel on the ground, in texels: along Z (foreshortened) and along X.
@@ -113,7 +118,7 @@ class Ground:
         x += np.float32(camx)
         ax = np.abs(x, out=x)
         road = ax < ROAD_HALF
-        walk = ax < SIDEWALK_EDGE
+        walk = ax < self._walk_edge
         labels = np.where(road, np.uint8(ROAD), np.where(walk, np.uint8(SIDEWALK), np.uint8(TERRAIN)))
         sinv = s * inv
         kx = np.float32(camx + 64 * period) * inv - np.float32(0.5)  # positive texel coordinates (tiles repeat)

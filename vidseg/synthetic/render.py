@@ -1,6 +1,7 @@
 """The frame pass: z-buffer the faces over the ground and the sky, then compute everything per pixel in bands of
 rows small enough to stay in cache: surface ids, labels, texture colour, tint, shading, lane markings and
-shadows, haze, the sky, lighting, and the backward flow to each reference frame with its occlusion.
+shadows, haze, the sky and the hills, lighting and exposure, and the backward flow to each reference frame with
+its occlusion; then the camera's motion blur and noise (`sensor.Sensor`), which change pixels only.
 
 Flow is gathered from per-(slot, column) tables (the ground's is per pixel); a pixel is occluded in a reference
 frame when its reprojection falls outside the image area [-0.5, W-0.5) x [-0.5, H-0.5), lies behind that
@@ -18,7 +19,8 @@ from vidseg.synthetic.camera import BEHIND, Camera
 from vidseg.synthetic.config import SceneConfig
 from vidseg.synthetic.faces import draw_faces
 from vidseg.synthetic.ground import LANE_WHITE, LANE_YELLOW, Ground
-from vidseg.synthetic.sky import Sky
+from vidseg.synthetic.sensor import Sensor
+from vidseg.synthetic.sky import HILLS_ID, Sky
 from vidseg.synthetic.street import ROAD, SKY, StreetLayout
 
 __all__ = ["Renderer"]
@@ -35,6 +37,7 @@ class Renderer:
         self._camera, self._sky, self._ground, self._layout, self._atlas = camera, sky, ground, layout, atlas
         self._band = max(2, 32768 // config.width)  # rows per band of the per-pixel passes (stays in cache)
         self._buffers: dict[str, np.ndarray] = {}
+        self._sensor = Sensor(config)
 
     def _scratch(self, name: str, shape: tuple[int, int], dtype) -> np.ndarray:
         """A reusable work buffer (contents undefined) of at least `shape`; rows beyond need are kept."""
@@ -108,7 +111,7 @@ class Renderer:
             cls_tab = np.concatenate([np.array([SKY, ROAD], np.uint8), faces["cls"]])
             a_tab = np.concatenate([np.ones(2, np.float32), faces["shade"]])
             b_tabs = [np.concatenate([np.zeros(2, np.float32), faces["tintfac"][c]]) for c in range(3)]
-            gain = sky.gain(time)
+            gain = sky.gain(time) * self._sensor.gain
             shadow = (ground.shadows(casters, time, camx, camz, cos, sin)
                       if self.config.shadows and len(casters) and g0 < H else None)
             sky_cols = sky.columns(yaw)
@@ -123,6 +126,7 @@ class Renderer:
                     tab.reshape(-1)[faces["flat"]] = faces[name]
                 tex_tabs.append(tab.reshape(-1))
 
+        ridge = sky.ridges(yaw)  # hills: a sky-slot pixel below this row (per column) is a hill pixel
         rx32, rz32 = rx.astype(np.float32)[None], rz.astype(np.float32)[None]
         step = self._band
         bands = [(a, min(a + step, g0)) for a in range(0, g0, step)]
@@ -131,11 +135,16 @@ class Renderer:
         for ra, rb in bands:
             sl = slot[ra:rb].astype(np.intp)
             ids_band = sid_tab.take(sl)
-            ids[ra:rb] = ids_band
             on_ground = ra >= g0
+            v = cam.v32[ra:rb]
+            hill = None
+            if ridge is not None and not on_ground:
+                hill = v > ridge
+                hill &= sl == 0
+                np.copyto(ids_band, np.int32(HILLS_ID), where=hill)
+            ids[ra:rb] = ids_band
             if on_ground:
                 is_g = sl == 1
-            v = cam.v32[ra:rb]
             flat = sl * W
             flat += col_index
             for k in range(len(refs)):
@@ -191,7 +200,9 @@ class Renderer:
                 white *= LANE_WHITE
             else:
                 sky_px = np.flatnonzero(sl == 0)
-                sky_rgb = sky.pixels(ra, sky_px, sky_cols)
+                sky_rgb = sky.pixels(ra, sky_px, sky_cols, None if hill is None else hill.reshape(-1)[sky_px])
+                if hill is not None:
+                    np.copyto(lab, np.uint8(sky.hill_class), where=hill)
             labels[ra:rb] = lab
             px = bilinear(self._atlas.data, tix, stride, wx, wy)
             alpha = (px >> np.uint32(24)).astype(np.float32)
@@ -218,5 +229,7 @@ class Renderer:
 
         out = {"ids": ids, "flows": list(zip(flows, occs, strict=True))}
         if colour:
+            previous = refs.index(t - 1) if t - 1 in refs else None
+            image = self._sensor.expose(image, t, None if previous is None else flows[previous])
             out["image"], out["labels"] = image, labels
         return out

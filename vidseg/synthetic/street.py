@@ -23,7 +23,7 @@ from vidseg.synthetic.atlas import Atlas
 from vidseg.synthetic.config import SceneConfig
 from vidseg.synthetic.outlines import Outlines
 
-__all__ = ["StreetLayout"]
+__all__ = ["StreetLayout", "Builder", "Look"]
 
 # Cityscapes trainIds (vidseg.classes.CITYSCAPES), the classes the street is labelled with.
 (ROAD, SIDEWALK, BUILDING, WALL, FENCE, POLE, TRAFFIC_LIGHT, TRAFFIC_SIGN, VEGETATION, TERRAIN, SKY, PERSON,
@@ -49,7 +49,7 @@ _BOX_GEOMETRY = {  # face -> (origin, direction, length, normal) given x0, x1, z
 
 
 @dataclass(frozen=True)
-class _Look:
+class Look:
     """How a face looks: outline profile, tile, metres per texel (sx along the face, sy up), offsets."""
 
     prof: int
@@ -60,14 +60,14 @@ class _Look:
     yoff: float = 0.0
 
 
-class _Builder:
+class Builder:
     """Accumulates face rows for one chunk of content."""
 
     def __init__(self):
         self.rows: list[tuple] = []
         self.casters: list[tuple] = []  # shadow casters: x0, x1, z0, z1, vz
 
-    def box(self, uid: int, x0, x1, z0, z1, vz, cls, hs, tint, looks: dict[int, _Look], shadow=False):
+    def box(self, uid: int, x0, x1, z0, z1, vz, cls, hs, tint, looks: dict[int, Look], shadow=False):
         for face, look in looks.items():
             ox, oz, ex, ez, length, nx, nz = _BOX_GEOMETRY[face](x0, x1, z0, z1)
             shade = 0.84 + 0.16 * (nx * _SUN[0] + nz * _SUN[1])
@@ -92,9 +92,13 @@ class StreetLayout:
 
     def __init__(self, config: SceneConfig, atlas: Atlas, rng: np.random.Generator) -> None:
         self.config = config
-        self._atlas = atlas
+        self._atlas = self.atlas = atlas
         self.outlines = Outlines()
         self._prof = self.outlines.ids
+        if config.setting == "rural":  # per-scene densities of the open road's content, from its own stream
+            dens = np.random.default_rng([config.seed, 37]).uniform((0.2, 0.2, 0.1), (0.8, 0.7, 0.6))
+            arm = self.outlines.add((np.array([0.0, 1.0]), np.full(2, 0.96)), (np.array([0.0, 1.0]), np.full(2, 0.93)))
+            self.rural = {"fence": dens[0], "trees": dens[1], "wood": dens[2], "arm": arm}
         self._groups = self._make_groups(rng)
         self._chunks: OrderedDict = OrderedDict()
         lod = np.ones(19)
@@ -122,24 +126,24 @@ class StreetLayout:
             groups.append(("ped", side, 0.0, 9.0, 0.15 * c.pedestrians))
         return groups
 
-    def _decal(self, name: str, length: float, height: float, prof: str | int, yoff: float = 0.0) -> _Look:
+    def decal(self, name: str, length: float, height: float, prof: str | int, yoff: float = 0.0) -> Look:
         tile = self._atlas.index[name]
         th, tw = self._atlas.shape[tile]
         prof_id = self._prof[prof] if isinstance(prof, str) else prof
-        return _Look(prof_id, tile, length / tw, height / th, 0.0, yoff)
+        return Look(prof_id, tile, length / tw, height / th, 0.0, yoff)
 
-    def _tiled(self, name: str, prof: str | int, aoff: float = 0.0) -> _Look:
+    def tiled(self, name: str, prof: str | int, aoff: float = 0.0) -> Look:
         tile = self._atlas.index[name]
         texel = float(self._atlas.texel[tile])
         prof_id = self._prof[prof] if isinstance(prof, str) else prof
-        return _Look(prof_id, tile, texel, texel, aoff, 0.0)
+        return Look(prof_id, tile, texel, texel, aoff, 0.0)
 
     def _chunk(self, key: tuple) -> tuple[np.ndarray, np.ndarray]:
         got = self._chunks.get(key)
         if got is not None:
             self._chunks.move_to_end(key)
             return got
-        builder = _Builder()
+        builder = Builder()
         if key[0] == "static":
             for k in range(key[1] * CHUNK, (key[1] + 1) * CHUNK):
                 for side in (-1, 1):
@@ -154,16 +158,26 @@ class StreetLayout:
             self._chunks.popitem(last=False)
         return got
 
-    def _static_cell(self, b: _Builder, k: int, side: int) -> None:
-        """Buildings, yards, walls/fences/hedges, trees, lamps, signs and traffic lights of one cell side."""
+    def _static_cell(self, b: Builder, k: int, side: int) -> None:
+        """Buildings, yards, walls/fences/hedges, trees, lamps, signs and traffic lights of one cell side (the
+        city's; suburbs and open roads: `roadside`)."""
         rng = np.random.default_rng([self.config.seed, 11, k + 2**21, side + 1])
         base_uid = ((k + 2**21) * 2 + (side > 0)) * 16
         n = 0
 
-        def uid():  # at most 14 boxes per cell side; 16 ids are reserved
+        def uid():  # at most 16 boxes per cell side: 16 ids are reserved
             nonlocal n
             n += 1
+            if n > 16:
+                raise AssertionError(f"cell {k} side {side} has more than 16 boxes")
             return base_uid + n - 1
+
+        if self.config.setting != "city":
+            from vidseg.synthetic import roadside
+
+            fill = roadside.rural_cell if self.config.setting == "rural" else roadside.suburb_cell
+            fill(self, b, rng, uid, k, float(side))
+            return
 
         z0, z1 = k * CELL, (k + 1) * CELL
         s = float(side)
@@ -178,7 +192,7 @@ class StreetLayout:
         palette = [(1.0, 0.95, 0.85), (0.9, 0.9, 0.92), (0.95, 0.75, 0.6), (0.8, 0.55, 0.45), (0.85, 0.9, 1.0),
                    (0.75, 0.75, 0.72), (1.0, 0.9, 0.7), (0.65, 0.62, 0.6)]
         tint = np.array(palette[rng.integers(len(palette))]) * rng.uniform(0.85, 1.1, 3)
-        facade = self._tiled(f"facade{rng.integers(4)}", "flat", aoff=rng.uniform(0, 12.8))
+        facade = self.tiled(f"facade{rng.integers(4)}", "flat", aoff=rng.uniform(0, 12.8))
         x0, x1 = xs(front, front + 25.0)
         road_face = 2 if side > 0 else 1
         b.box(uid(), x0, x1, z0, z1, 0.0, BUILDING, height, tint, {road_face: facade, 0: facade})
@@ -191,18 +205,18 @@ class StreetLayout:
                 cls, tile = {"wall": (WALL, "wall"), "fence": (FENCE, "fence"), "hedge": (VEGETATION, "leaves")}[kind]
                 t_ = np.array([0.95, 0.95, 0.95]) if kind != "hedge" else np.array([0.8, 1.0, 0.8])
                 t_ = t_ * rng.uniform(0.8, 1.1, 3)
-                look = self._tiled(tile, "flat", rng.uniform(0, 5))
+                look = self.tiled(tile, "flat", rng.uniform(0, 5))
                 gate = rng.uniform(z0 + 3, z1 - 5)
                 wx0, wx1 = xs(SIDEWALK_EDGE + 0.1, SIDEWALK_EDGE + 0.35)
                 for za, zb in ((z0 + 0.3, gate), (gate + 1.6, z1 - 0.3)):
                     b.box(uid(), wx0, wx1, za, zb, 0.0, cls, h, t_, {road_face: look, 0: look, 3: look})
             for _ in range(rng.integers(0, 3)):
-                self._tree(b, uid(), uid(), rng, s * rng.uniform(SIDEWALK_EDGE + 1.5, front - 1.0),
+                self.tree(b, uid(), uid(), rng, s * rng.uniform(SIDEWALK_EDGE + 1.5, front - 1.0),
                            rng.uniform(z0 + 2, z1 - 2))
         # Sidewalk trees, lamp poles, signs, traffic lights.
         if rng.random() < 0.45:
-            self._tree(b, uid(), uid(), rng, s * 8.2, rng.uniform(z0 + 1, z1 - 1))
-        metal = self._tiled("metal", "flat")
+            self.tree(b, uid(), uid(), rng, s * 8.2, rng.uniform(z0 + 1, z1 - 1))
+        metal = self.tiled("metal", "flat")
         if rng.random() < 0.4:
             zp = rng.uniform(z0, z1 - 0.2)
             px0, px1 = xs(7.26, 7.44)
@@ -218,8 +232,8 @@ class StreetLayout:
             b.box(uid(), px0, px1, zp + 0.06, zp + 0.14, 0.0, POLE, 2.6, (0.8, 0.8, 0.8),
                   {0: metal, 1: metal, 2: metal})
             sx0, sx1 = s * 7.35 - 0.35, s * 7.35 + 0.35
-            face = self._decal("sign_" + kind, 0.7, 0.7, prof, yoff=-2.0)
-            back = _Look(self._prof[prof], self._atlas.index["metal"], 0.02, 0.02)
+            face = self.decal("sign_" + kind, 0.7, 0.7, prof, yoff=-2.0)
+            back = Look(self._prof[prof], self._atlas.index["metal"], 0.02, 0.02)
             b.box(uid(), sx0, sx1, zp, zp + 0.04, 0.0, TRAFFIC_SIGN, 1.0, (0.7, 0.7, 0.7),
                   {0: face, 3: back, 1: back, 2: back})
         if k % 7 == 3:
@@ -227,15 +241,15 @@ class StreetLayout:
             px0, px1 = xs(7.27, 7.43)
             dark = (0.45, 0.45, 0.45)
             b.box(uid(), px0, px1, zp + 0.1, zp + 0.26, 0.0, POLE, 4.4, dark, {0: metal, 1: metal, 2: metal})
-            lit = self._decal(f"tlight{rng.integers(3)}", 0.36, 1.0, "tlight", yoff=-3.2)
-            housing = _Look(self._prof["tlight"], self._atlas.index["metal"], 0.02, 0.02)
+            lit = self.decal(f"tlight{rng.integers(3)}", 0.36, 1.0, "tlight", yoff=-3.2)
+            housing = Look(self._prof["tlight"], self._atlas.index["metal"], 0.02, 0.02)
             b.box(uid(), s * 7.35 - 0.18, s * 7.35 + 0.18, zp, zp + 0.3, 0.0, TRAFFIC_LIGHT, 1.0, (0.3, 0.3, 0.3),
                   {0: lit, 1: housing, 2: housing, 3: housing})
 
-    def _tree(self, b: _Builder, uid_trunk: int, uid_crown: int, rng, x: float, z: float) -> None:
+    def tree(self, b: Builder, uid_trunk: int, uid_crown: int, rng, x: float, z: float) -> None:
         trunk_h = rng.uniform(2.2, 3.0)
         b.box(uid_trunk, x - 0.15, x + 0.15, z - 0.15, z + 0.15, 0.0, VEGETATION, trunk_h, (1, 1, 1),
-              {0: self._tiled("bark", "flat"), 1: self._tiled("bark", "flat"), 2: self._tiled("bark", "flat")})
+              {0: self.tiled("bark", "flat"), 1: self.tiled("bark", "flat"), 2: self.tiled("bark", "flat")})
         r = rng.uniform(1.2, 1.7)
         a = np.linspace(0, 1, 9)
         dome = np.sqrt(np.clip(1 - (2 * a - 1) ** 2, 0, 1))
@@ -243,11 +257,11 @@ class StreetLayout:
         top = trunk_h + rng.uniform(2.0, 4.0) * (0.45 + 0.55 * dome) + 0.15 * rng.standard_normal(9)
         top = np.maximum(top, bottom + 0.3)
         prof = self.outlines.add((a, top), (a, bottom))
-        look = self._tiled("leaves", prof, rng.uniform(0, 5))
+        look = self.tiled("leaves", prof, rng.uniform(0, 5))
         tint = np.array([0.9, 1.0, 0.85]) * rng.uniform(0.75, 1.15, 3)
         b.box(uid_crown, x - r, x + r, z - r, z + r, 0.0, VEGETATION, 1.0, tint, {0: look, 1: look, 2: look, 3: look})
 
-    def _moving_slot(self, b: _Builder, gid: int, j: int) -> None:
+    def _moving_slot(self, b: Builder, gid: int, j: int) -> None:
         kind, x, speed, slot, prob = self._groups[gid]
         rng = np.random.default_rng([self.config.seed, 23, gid, j + 2**18])
         if rng.random() >= prob:
@@ -273,13 +287,13 @@ class StreetLayout:
                        (0.5, 0.5, 0.52), (0.9, 0.85, 0.6), (0.3, 0.45, 0.35)]
             tint = np.array(palette[rng.integers(len(palette))]) * rng.uniform(0.9, 1.05)
             flip = "" if forward else "_flip"
-            side = self._decal(f"{vtype}_side{flip}", length, height * hs,
+            side = self.decal(f"{vtype}_side{flip}", length, height * hs,
                                f"{vtype}_side{flip}")
             if vtype == "car":
-                rear = self._decal("car_rear", width, height * hs, "car_end")
-                front = self._decal("car_front", width, height * hs, "car_end")
+                rear = self.decal("car_rear", width, height * hs, "car_end")
+                front = self.decal("car_front", width, height * hs, "car_end")
             else:
-                rear = front = self._decal(f"{vtype}_end", width, height, f"{vtype}_end")
+                rear = front = self.decal(f"{vtype}_end", width, height, f"{vtype}_end")
             looks = {0: rear if forward else front, 3: front if forward else rear, 1: side, 2: side}
             b.box(base_uid, xc - width / 2, xc + width / 2, zeta, zeta + length, speed, cls, hs, tint, looks,
                   shadow=True)
@@ -291,27 +305,27 @@ class StreetLayout:
             xc = x * rng.uniform(8.9, 10.6)
             hs = rng.uniform(0.9, 1.05)
             tint = rng.uniform(0.25, 1.0, 3)
-            fr = self._decal("person_front", 0.5, 1.8 * hs, "person_front")
-            sd = self._decal("person_side", 0.3, 1.8 * hs, "person_side")
+            fr = self.decal("person_front", 0.5, 1.8 * hs, "person_front")
+            sd = self.decal("person_side", 0.3, 1.8 * hs, "person_side")
             b.box(base_uid, xc - 0.25, xc + 0.25, zeta, zeta + 0.3, speed, PERSON, hs, tint,
                   {0: fr, 3: fr, 1: sd, 2: sd}, shadow=True)
 
-    def _two_wheeler(self, b: _Builder, base_uid: int, rng, xc: float, zeta: float, speed: float, forward: bool,
+    def _two_wheeler(self, b: Builder, base_uid: int, rng, xc: float, zeta: float, speed: float, forward: bool,
                      kind: str) -> None:
         length, width = (2.1, 0.7) if kind == "moto" else (1.75, 0.5)
         cls = MOTORCYCLE if kind == "moto" else BICYCLE
         tint = rng.uniform(0.2, 1.0, 3)
         flip = "" if forward else "_flip"
-        side = self._decal(f"{kind}_side{flip}", length, 1.2 if kind == "moto" else 1.1, f"{kind}_side{flip}")
-        end = self._decal("two_wheel_end", width, 1.2, "two_wheel_end")
+        side = self.decal(f"{kind}_side{flip}", length, 1.2 if kind == "moto" else 1.1, f"{kind}_side{flip}")
+        end = self.decal("two_wheel_end", width, 1.2, "two_wheel_end")
         b.box(base_uid, xc - width / 2, xc + width / 2, zeta, zeta + length, speed, cls, 1.0, tint,
               {0: end, 3: end, 1: side, 2: side}, shadow=True)
         # The rider sits over the middle of the vehicle, slightly narrower, so the vehicle hides its lower part.
         rz0 = zeta + (0.55 if forward else 0.6) * length - 0.3
         hs = rng.uniform(0.95, 1.05)
         shirt = rng.uniform(0.25, 1.0, 3)
-        fr = self._decal("person_front", 0.44, 1.8 * hs, "rider_front")
-        sd = self._decal("person_side", 0.6, 1.8 * hs, "rider_side")
+        fr = self.decal("person_front", 0.44, 1.8 * hs, "rider_front")
+        sd = self.decal("person_side", 0.6, 1.8 * hs, "rider_side")
         b.box(base_uid + 1, xc - 0.22, xc + 0.22, rz0, rz0 + 0.6, speed, RIDER, hs, shirt, {0: fr, 3: fr, 1: sd, 2: sd})
 
     def content(self, time: float, cz: float) -> tuple[np.ndarray, np.ndarray]:

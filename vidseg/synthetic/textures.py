@@ -1,5 +1,6 @@
 """Texture tiles of the synthetic street: asphalt, paving, grass, facades, walls, fences, leaves, bark, metal,
-clouds, and decals (vehicle sides and ends, people, traffic signs, traffic lights).
+clouds, and decals (vehicle sides and ends, people, traffic signs, traffic lights); and of open roads: dry grass,
+meadow, distant hills.
 
 Tiles are RGBA (alpha = how much the surface's tint applies; 0 keeps the texel's own colour), y-up (row 0 at the
 bottom of a face / at Z = 0 on the ground) and power-of-two sized, so that `atlas.Atlas` can mip-map them. All
@@ -226,4 +227,35 @@ def make_tiles(seed: int) -> dict[str, tuple[np.ndarray, float]]:
             scale = 1.0 if i == lit else 0.25
             rgb[np.hypot((a - 0.5) * 0.35, y - yc) < 0.11] = np.array(col) * scale
         tiles[f"tlight{lit}"] = (_rgba(_blur(rgb, 0.5), 0), 0.0)
+    _add_landscape_tiles(tiles, np.random.default_rng([seed, 8]))
     return tiles
+
+
+def _add_landscape_tiles(tiles: dict[str, tuple[np.ndarray, float]], rng: np.random.Generator) -> None:
+    """Tiles of open roads, from their own random stream so the street's tiles stay as they were: dry grass
+    and a meadow of green and dry patches (ground tiles like "grass": 256 x 256 texels of 3 cm), and the two
+    looks of distant hills (elevation x azimuth, like the clouds: 64 rows over 0 .. 0.32 of the unit cylinder,
+    1024 columns around the horizon)."""
+    n = 256
+    streak = _noise(rng, (n, n), (6.0, 0.7))  # straw lies along the road: streaks along Z (rows)
+    fine, patch = _noise(rng, (n, n), 0.8), _noise(rng, (n, n), 14)
+    v = 0.72 + 0.09 * streak + 0.05 * fine + 0.07 * patch
+    dry = np.stack([190 * v, 162 * v, 104 * v], -1)
+    dry[patch < -1.3] *= 0.7  # bare soil
+    green = _noise(rng, (n, n), 3.0) > 1.4  # a few green tufts
+    dry[green] = dry[green] * np.array([0.62, 0.85, 0.55])
+    tiles["dry_grass"] = (_rgba(dry, 0), 0.03)
+    grass = tiles["grass"][0][..., :3].astype(np.float64)
+    mix = np.clip(0.5 + 0.9 * _noise(rng, (n, n), 22), 0, 1)[..., None]  # ~1 m patches, soft edges
+    tiles["meadow"] = (_rgba(mix * dry + (1 - mix) * grass, 0), 0.03)
+
+    h, w = 64, 1024
+    canopy = _noise(rng, (h, w), (1.2, 2.5)) + 0.5 * _noise(rng, (h, w), (4, 12))
+    v = np.clip(0.75 + 0.18 * canopy, 0.3, 1.2)
+    tiles["hills_forest"] = (_rgba(np.stack([52 * v, 78 * v, 50 * v], -1), 0), 2 * math.pi / w)
+    slope = _noise(rng, (h, w), (6, 30))
+    bush = _noise(rng, (h, w), (0.8, 1.5)) > 1.6
+    v = np.clip(0.85 + 0.12 * slope + 0.05 * _noise(rng, (h, w), 1.0), 0.5, 1.2)
+    bare = np.stack([172 * v, 148 * v, 100 * v], -1)
+    bare[bush] = (70, 78, 52)
+    tiles["hills_bare"] = (_rgba(bare, 0), 2 * math.pi / w)

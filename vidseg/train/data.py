@@ -9,8 +9,14 @@ decoded frames, labels and chained motion in memory. It serves:
   d) for AR-Seg's LR + CReFF feature-similarity training, with the real codec motion chain, as arseg.md section 4
   trains on (keyframe, frame at distance d) pairs.
 
-Augmentation: horizontal flip applied jointly (the motion's x component negated) and a brightness/contrast
-jitter per sample. Clips are cached on disk under `root` so a resumed run does not re-render them.
+Scenes: "city" (the default SceneConfig street of each seed, GOP `gop`, one bitrate) or "road"
+(`vidseg.synthetic.road_clip`'s training split: city, suburb and rural roads with their own lighting, camera
+effects and bitrate, drawn from the seed).
+
+Augmentation: horizontal flip applied jointly (the motion's x component negated), a brightness/contrast jitter
+per sample, and with `degrade` > 0 the camera and codec degradations of `vidseg.train.augment` (pairs: on the
+non-keyframe more often and more strongly than on its key; the clean frame is returned beside it as the HR
+targets' input). Clips are cached on disk under `root` so a resumed run does not re-render them.
 """
 
 from __future__ import annotations
@@ -22,8 +28,9 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from vidseg.errors import InputError
-from vidseg.synthetic import SceneConfig, load_ground_truth, write_clip
+from vidseg.errors import ConfigError, InputError
+from vidseg.synthetic import SceneConfig, load_ground_truth, road_clip, write_clip
+from vidseg.train.augment import degrade as degrade_image
 from vidseg.video.decode import open_video
 from vidseg.video.motion import MotionChain, MotionField
 
@@ -44,7 +51,9 @@ class SyntheticClips:
 
     def __init__(self, root: str | Path, *, seeds: range | list[int], size: tuple[int, int] = (256, 512),
                  num_frames: int = 24, gop: int = 12, bitrate: int = 800_000, chain_mode: str = "exact",
-                 with_flow: bool = False, progress: bool = False) -> None:
+                 with_flow: bool = False, progress: bool = False, scenes: str = "city") -> None:
+        if scenes not in ("city", "road"):
+            raise ConfigError(f"unknown scenes {scenes!r}; choose 'city' or 'road'")
         self.root = Path(root)
         self.size = size
         self.gop = gop
@@ -56,10 +65,15 @@ class SyntheticClips:
 
             iterator = tqdm(seeds, desc="synthetic clips", dynamic_ncols=True)
         for seed in iterator:
-            path = self.root / f"scene{seed:04d}_{size[0]}x{size[1]}_g{gop}.mp4"
+            stem = "scene" if scenes == "city" else "road"
+            path = self.root / f"{stem}{seed:04d}_{size[0]}x{size[1]}_g{gop}.mp4"
             if not (path.exists() and (path.parent / f"{path.stem}_gt" / "meta.json").exists()):
-                config = SceneConfig(height=size[0], width=size[1], seed=seed)
-                write_clip(path, config, num_frames, gop=gop, bframes=0, bitrate=bitrate)
+                if scenes == "city":
+                    config, rate = SceneConfig(height=size[0], width=size[1], seed=seed), bitrate
+                else:
+                    clip = road_clip(seed, size, split="train")
+                    config, rate = clip.config, clip.bitrate
+                write_clip(path, config, num_frames, gop=gop, bframes=0, bitrate=rate)
             self.clips.append(_decode_clip(path, chain_mode, with_flow))
 
     def class_weights(self, num_classes: int, *, power: float = 0.5, clip: tuple[float, float] = (0.25, 8.0)
@@ -88,16 +102,18 @@ class SyntheticClips:
         x = int(rng.integers((w - cw) // 32 + 1)) * 32
         return slice(y, y + ch), slice(x, x + cw)
 
-    def frames(self, batch: int, rng: np.random.Generator, crop: tuple[int, int] | None = None
-               ) -> tuple[Tensor, Tensor]:
-        """A batch of (uint8 images [B,3,H,W], int64 labels [B,H,W]), optionally random crops."""
+    def frames(self, batch: int, rng: np.random.Generator, crop: tuple[int, int] | None = None, *,
+               degrade: float = 0.0) -> tuple[Tensor, Tensor]:
+        """A batch of (uint8 images [B,3,H,W], int64 labels [B,H,W]), optionally random crops; degrade: strength
+        of the camera/codec degradations (`vidseg.train.augment`), 0 for none."""
         images, labels = [], []
         for _ in range(batch):
             clip = self.clips[rng.integers(len(self.clips))]
             t = int(rng.integers(len(clip.images)))
             flip = bool(rng.integers(2))
             ys, xs = self._crop_box(rng, crop)
-            images.append(_jitter(_flip(clip.images[t][ys, xs], flip), rng))
+            image = _jitter(_flip(clip.images[t][ys, xs], flip), rng)
+            images.append(degrade_image(image, rng, degrade) if degrade > 0 else image)
             labels.append(_flip(clip.labels[t][ys, xs], flip))
         return _to_images(images), torch.from_numpy(np.stack(labels)).long()
 
@@ -126,14 +142,18 @@ class SyntheticClips:
         }
 
     def pairs(self, batch: int, rng: np.random.Generator, grid: tuple[int, int], *, max_distance: int | None = None,
-              dense_mode: str = "area", crop: tuple[int, int] | None = None) -> dict[str, Tensor]:
+              dense_mode: str = "area", crop: tuple[int, int] | None = None, degrade: float = 0.0,
+              degrade_share: float = 0.8, lr_degrade: float | None = None) -> dict[str, Tensor]:
         """A batch of keyframe/non-keyframe pairs with the chained codec motion densified to `grid` (h, w).
 
         grid is the feature grid of the full clip frame; with `crop`, images, labels and motion are cut to the
         same window (motion at grid resolution, so the crop corner must fall on the grid: 32-pixel lattice).
+        degrade > 0: "lr_image" is the non-keyframe degraded (in `degrade_share` of the samples, at strength
+        `lr_degrade`, default twice `degrade`), "image" the same frame without it (the HR targets' input); the key
+        is degraded at `degrade` in half of the samples. Without degrade, "lr_image" is "image".
         """
         max_d = (max_distance or self.gop - 1)
-        keys, images, motions, labels, dists = [], [], [], [], []
+        keys, images, lr_images, motions, labels, dists = [], [], [], [], [], []
         for _ in range(batch):
             clip = self.clips[rng.integers(len(self.clips))]
             candidates = np.flatnonzero((np.arange(len(clip.images)) - clip.key_index >= 1)
@@ -150,14 +170,21 @@ class SyntheticClips:
                 motion = motion[:, int(ys.start * sy): int(ys.stop * sy), int(xs.start * sx): int(xs.stop * sx)]
             if flip:
                 motion = motion[:, :, ::-1] * np.array([-1.0, 1.0], np.float32).reshape(2, 1, 1)
-            keys.append(_jitter(_flip(clip.images[k][ys, xs], flip), rng))
-            images.append(_jitter(_flip(clip.images[t][ys, xs], flip), rng))
+            key = _jitter(_flip(clip.images[k][ys, xs], flip), rng)
+            image = _jitter(_flip(clip.images[t][ys, xs], flip), rng)
+            if degrade > 0 and rng.random() < 0.5:
+                key = degrade_image(key, rng, degrade)
+            keys.append(key)
+            images.append(image)
+            lr_images.append(degrade_image(image, rng, 2 * degrade if lr_degrade is None else lr_degrade)
+                             if degrade > 0 and rng.random() < degrade_share else image)
             motions.append(np.ascontiguousarray(motion))
             labels.append(_flip(clip.labels[t][ys, xs], flip))
             dists.append(t - k)
         return {
             "key_image": _to_images(keys),
             "image": _to_images(images),
+            "lr_image": _to_images(lr_images),
             "motion": torch.from_numpy(np.stack(motions)),
             "labels": torch.from_numpy(np.stack(labels)).long(),
             "distance": torch.tensor(dists),

@@ -4,6 +4,8 @@
   align_corners=True, as AR-Seg and ETC upsample before the loss).
 - feature_similarity_loss: AR-Seg's FST, MSE between the fused LR feature (resized to the HR feature's grid)
   and the HR network's feature of the same frame (arseg.md section 4).
+- distillation_loss: KL(HR logits || student logits) at a temperature, towards the HR network's output on the
+  same frame (the demo recipe's addition to AR-Seg's stage 2; AR-Seg distils features only).
 - temporal_consistency_loss: ETC's motion loss (etc.md section 5): the other frame's prediction and image are
   warped into this frame by optical flow (border-clamped bilinear, as flownet2's Resample2d), weighted by
   M = exp(-|sum_c (I_t - warped I_t')|), and the squared difference of the masked predictions is averaged.
@@ -15,7 +17,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-__all__ = ["segmentation_loss", "feature_similarity_loss", "temporal_consistency_loss", "resample_border"]
+__all__ = ["segmentation_loss", "feature_similarity_loss", "distillation_loss", "temporal_consistency_loss",
+           "resample_border"]
 
 
 def segmentation_loss(logits: Tensor, labels: Tensor, *, ignore_index: int = 255,
@@ -31,6 +34,17 @@ def feature_similarity_loss(fused: Tensor, hr_feature: Tensor) -> Tensor:
     if fused.shape[-2:] != hr_feature.shape[-2:]:
         fused = F.interpolate(fused, size=hr_feature.shape[-2:], mode="bilinear", align_corners=True)
     return F.mse_loss(fused.float(), hr_feature.float())
+
+
+def distillation_loss(student: Tensor, teacher: Tensor, temperature: float = 1.0) -> Tensor:
+    """KL(softmax(teacher / T) || softmax(student / T)) * T^2, mean over pixels; logits [N, K, h, w], the
+    student's resized to the teacher's grid (bilinear, align_corners=True)."""
+    if student.shape[-2:] != teacher.shape[-2:]:
+        student = F.interpolate(student, size=teacher.shape[-2:], mode="bilinear", align_corners=True)
+    t = float(temperature)
+    log_p = F.log_softmax(student.float() / t, dim=1)
+    log_q = F.log_softmax(teacher.float() / t, dim=1)
+    return (log_q.exp() * (log_q - log_p)).sum(1).mean() * t * t
 
 
 def resample_border(x: Tensor, flow: Tensor) -> Tensor:

@@ -144,7 +144,7 @@ class ARSeg(Method):
         if any(is_intra):
             self.note(
                 "arseg motion: an I-frame between keyframes carries no motion; motion through it counts as zero "
-                "(as AR-Seg does); --keyframes gop makes every I-frame a keyframe"
+                "(as AR-Seg does); the engine's keyframe policy (MotionRestarts) makes such frames keyframes"
             )
         inputs["motion"] = self._chained_motion(state, frame, hops, grid, decision).to(image.device,
                                                                                        non_blocking=True)
