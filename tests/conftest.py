@@ -23,6 +23,12 @@ def _seed():
 
 
 @pytest.fixture(autouse=True)
+def _numbered_outputs_in_tmp(tmp_path_factory, monkeypatch):
+    """Runs without --out write numbered folders under $VIDSEG_OUT: keep them out of the checkout."""
+    monkeypatch.setenv("VIDSEG_OUT", str(tmp_path_factory.getbasetemp() / "vidseg-out"))
+
+
+@pytest.fixture(autouse=True)
 def _auto_engine_measures_torch_only(request, monkeypatch):
     """`--engine auto` (the default) builds and times every engine that can run here, ONNX Runtime included:
     an export per new model, which the suite's hundreds of freshly initialised tiny models would pay again and

@@ -153,6 +153,7 @@ def test_the_overlay_can_go_to_a_stream(cam_clip, tiny, tmp_path, capsys, monkey
     from vidseg.video.source import SourceOptions, open_source
 
     monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("VIDSEG_OUT")
     port = free_port(socket.SOCK_DGRAM)
     received = []
 

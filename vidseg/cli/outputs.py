@@ -1,7 +1,8 @@
 """Where vidseg-run saves its results, and the sinks that write them.
 
 Without `--out`, every run gets a new numbered folder, `vidseg-out/run1`, `run2`, ... (as `yolo predict` does),
-so a run never overwrites an earlier one; with `--out DIR` results go to DIR. By default the overlay video (with
+so a run never overwrites an earlier one (the environment variable VIDSEG_OUT moves that root elsewhere); with
+`--out DIR` results go to DIR. By default the overlay video (with
 a colour legend PNG beside it) and the label maps are saved; `--save none` writes nothing. `--out URL` (rtsp://,
 rtmp://, udp://, tcp://, srt://) sends the overlay as a live stream instead (`stream_output`).
 
@@ -18,11 +19,11 @@ from pathlib import Path
 from vidseg.config import SAVE_KINDS
 from vidseg.errors import ConfigError
 from vidseg.video.redact import redact
+from vidseg.video.save import default_root
 
-__all__ = ["SAVE_KINDS", "DEFAULT_SAVE", "DEFAULT_ROOT", "parse_save", "output_dir", "stream_output"]
+__all__ = ["SAVE_KINDS", "DEFAULT_SAVE", "default_root", "parse_save", "output_dir", "stream_output"]
 
 DEFAULT_SAVE = ("overlay", "labels")
-DEFAULT_ROOT = Path("vidseg-out")
 
 
 def parse_save(save: str | None) -> tuple[str, ...]:
@@ -41,12 +42,13 @@ def parse_save(save: str | None) -> tuple[str, ...]:
     return kinds
 
 
-def output_dir(out: Path | None, *, root: Path = DEFAULT_ROOT, prefix: str = "run") -> Path:
+def output_dir(out: Path | None, *, root: Path | None = None, prefix: str = "run") -> Path:
     """The folder a run writes to, created: `out` when given, else the next free `root/<prefix>N`. A path that
     cannot be a folder (a file, a path under a file, no permission) is a one-line ConfigError."""
     if out is not None:
         _make_dir(out, "--out")
         return out
+    root = root or default_root()
     _make_dir(root, "the output folder")
     taken = [int(m.group(1)) for p in root.iterdir() if (m := re.fullmatch(rf"{prefix}(\d+)", p.name))]
     n = max(taken, default=0) + 1

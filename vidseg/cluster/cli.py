@@ -18,6 +18,7 @@ from pathlib import Path
 
 from vidseg.config import EngineConfig
 from vidseg.errors import ConfigError
+from vidseg.video.save import default_root
 
 __all__ = ["main", "DEFAULT_SAVE"]
 
@@ -37,7 +38,7 @@ def main(args: argparse.Namespace, config: EngineConfig, save: tuple[str, ...] |
     if not args.inputs:
         raise ConfigError("--cluster needs inputs: video files, folders, globs, .txt/.jsonl manifests or URLs")
     import_ray()  # without Ray: one line saying how to install it, before anything else is said or done
-    out = Path(args.out or "vidseg-out")
+    out = Path(args.out) if args.out else default_root()
     display = ProgressDisplay(enabled=not args.no_progress)
     save = DEFAULT_SAVE if save is None else save
     config = config.replace(return_logits="probs" in save)  # probabilities are written from the logits

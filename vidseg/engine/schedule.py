@@ -293,8 +293,8 @@ class MotionRestarts(KeyframePolicy):
         return self._restart(meta)[0]  # decide() above asks the inner policy first; this is for completeness
 
     def describe(self) -> str:
-        cut = f", P-frames >= {self.scene_cut:.0%} intra" if self.scene_cut is not None else ""
-        return f"{self.inner.describe()}; also where the codec motion restarts (I-frames{cut})"
+        cut = f" and scene cuts (>= {self.scene_cut:.0%} intra)" if self.scene_cut is not None else ""
+        return f"{self.inner.describe()}, restarting at I-frames{cut}"
 
 
 def make_policy(config: EngineConfig, *, motion_guided: bool = False) -> KeyframePolicy:

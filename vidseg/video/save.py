@@ -17,13 +17,20 @@ One place for vidseg-run and the cluster workers, so an input's outputs look the
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from vidseg.config import SAVE_KINDS
 
-__all__ = ["SAVE_KINDS", "make_sinks", "sink_paths", "legend_of"]
+__all__ = ["SAVE_KINDS", "make_sinks", "sink_paths", "legend_of", "default_root"]
+
+
+def default_root() -> Path:
+    """The folder numbered result folders go under (vidseg-run, -bench, -export, the cluster): $VIDSEG_OUT,
+    else ./vidseg-out."""
+    return Path(os.environ.get("VIDSEG_OUT") or "vidseg-out")
 
 
 def make_sinks(save: Sequence[str], out: Path | str, stem: str, *, palette: str, fps: float | None,
