@@ -27,14 +27,18 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="vidseg-train", description="Train vidseg models on synthetic street video.")
     sub = p.add_subparsers(dest="recipe", required=True)
 
+    from vidseg.train.demo import DemoRecipe
+
+    defaults = DemoRecipe()
     demo = sub.add_parser("demo", help="train the built-in demo model (HR, LR-only, AR-Seg) and evaluate it")
     demo.add_argument("--out", type=Path, default=Path("vidseg-train-demo"),
                       help="working folder: clips, checkpoints, log.jsonl, report.json (default vidseg-train-demo)")
     demo.add_argument("--install", action="store_true", help="copy the trained weights into the package")
-    demo.add_argument("--steps-hr", type=int, help="optimiser steps of stage 1, the HR network (default 1000)")
-    demo.add_argument("--steps-lr", type=int, help="steps of stage 2, the LR branch alone (default 600)")
-    demo.add_argument("--steps-arseg", type=int, help="steps of stage 3, LR branch + CReFF (default 4000)")
-    demo.add_argument("--scenes", type=int, help="training scenes (default 16)")
+    for flag, field, text in (("--steps-hr", "steps_hr", "optimiser steps of stage 1, the HR network"),
+                              ("--steps-lr", "steps_lr", "steps of stage 2, the LR branch alone"),
+                              ("--steps-arseg", "steps_arseg", "steps of stage 3, LR branch + CReFF")):
+        demo.add_argument(flag, type=int, help=f"{text} (default {getattr(defaults, field)})")
+    demo.add_argument("--scenes", type=int, help=f"training scenes (default {defaults.train_scenes})")
     demo.add_argument("--quick", action="store_true", help="a tiny run that checks the whole recipe (minutes)")
 
     for name, text in (("hr", "train a model's HR (key) network per frame"),
