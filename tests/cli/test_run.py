@@ -262,6 +262,32 @@ def test_a_bad_input_fails_before_the_model_loads(tmp_path, monkeypatch, capsys)
     assert "notes.mp4" in line and "ffprobe" not in line
 
 
+@pytest.mark.parametrize("kind", ["missing", "text", "audio"])
+def test_a_bad_input_fails_without_importing_torch(kind, tmp_path):
+    """The input check runs on PyAV alone: importing torch (about a second on a small CPU) comes after it."""
+    import subprocess
+
+    import av
+
+    path = tmp_path / f"{kind}.mp4"
+    if kind == "text":
+        path.write_text("not a video at all")
+    elif kind == "audio":
+        with av.open(str(path), "w") as container:
+            stream = container.add_stream("aac", rate=8000)
+            frame = av.AudioFrame.from_ndarray(np.zeros((1, 1024), np.float32), format="fltp", layout="mono")
+            frame.sample_rate = 8000
+            for packet in [*stream.encode(frame), *stream.encode(None)]:
+                container.mux(packet)
+    probe = ("import sys\nfrom vidseg.cli import run\ncode = run.main(sys.argv[1:])\n"
+             "print('torch imported' if 'torch' in sys.modules else 'torch not imported')\nsys.exit(code)")
+    done = subprocess.run([sys.executable, "-c", probe, str(path), "--no-progress"], capture_output=True,
+                          text=True, cwd=Path(__file__).resolve().parents[2], timeout=120)
+    assert done.returncode == 2, done.stderr
+    assert done.stdout.strip() == "torch not imported"
+    assert done.stderr.strip().startswith(f"error: {path}")
+
+
 def test_a_damaged_file_prints_its_summary_before_the_error(tiny, tmp_path, capsys):
     import av
 
