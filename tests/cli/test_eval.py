@@ -38,6 +38,21 @@ def test_unknown_model_and_bad_options(tmp_path, capsys):
     assert "--max-distance 4" in one_line_error(capsys)
 
 
+def test_a_json_path_under_a_file_fails_before_evaluating(tmp_path, monkeypatch, capsys):
+    import vidseg.eval.evaluate as evaluate_module
+
+    def never(*args, **kwargs):
+        raise AssertionError("evaluated although --json cannot be written")
+
+    monkeypatch.setattr(evaluate_module, "evaluate", never)
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    code = cli.main(["--data", str(tmp_path), "--dataset", "synthetic", "--model", "swiftnet18", "--random-weights",
+                     "--device", "cpu", "--json", str(blocker / "eval.json"), "--no-progress"])
+    assert code == 2
+    assert "--json" in one_line_error(capsys)
+
+
 @pytest.fixture(scope="module")
 def clip_dir(tmp_path_factory) -> Path:
     from vidseg.synthetic import SceneConfig, write_clip

@@ -288,6 +288,32 @@ def test_a_bad_input_fails_without_importing_torch(kind, tmp_path):
     assert done.stderr.strip().startswith(f"error: {path}")
 
 
+@pytest.mark.parametrize("where", ["under_a_file", "a_folder"])
+def test_a_json_path_that_cannot_be_written_fails_before_the_model_loads(where, clip, tmp_path, monkeypatch, capsys):
+    import vidseg.engine.engine as engine_module
+
+    def never(config):
+        raise AssertionError("the model was loaded although --json cannot be written")
+
+    monkeypatch.setattr(engine_module, "load_model", never)
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    target = blocker / "summary.json" if where == "under_a_file" else tmp_path
+    assert cli.main([str(clip), "--json", str(target), "--save", "none", "--no-progress"]) == 2
+    assert "--json" in _one_error_line(capsys)
+
+
+def test_the_summary_json_writer_fails_in_one_line_when_its_folder_is_a_file(tmp_path):
+    from vidseg.cli.summary import write_json
+    from vidseg.errors import ConfigError
+
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    with pytest.raises(ConfigError, match="cannot write --json"):
+        write_json(blocker / "summary.json", {"frames": 1})
+    assert blocker.read_text() == "x"
+
+
 def test_a_damaged_file_prints_its_summary_before_the_error(tiny, tmp_path, capsys):
     import av
 
