@@ -192,6 +192,20 @@ def test_missing_or_changed_files_are_one_line_errors(copy_of, tmp_path):
         load_export(copy_of)
 
 
+def test_a_folder_without_a_manifest_given_as_the_model_says_so(tmp_path, monkeypatch):
+    """--model FOLDER where the folder is not an export (the wrong folder, an export that did not finish): the
+    error names what it lacks, not "unknown model"; a registered name wins over a folder of that name."""
+    from vidseg.config import EngineConfig
+    from vidseg.engine.loading import load_model
+
+    (tmp_path / "weights").mkdir()
+    with pytest.raises(InputError, match="has no manifest.json: it is not a vidseg export folder"):
+        load_model(EngineConfig(model=str(tmp_path / "weights")))
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "demo").mkdir()
+    assert load_model(EngineConfig(model="demo")).spec.name == "demo"
+
+
 def test_runner_requests_that_do_not_fit_the_folder_are_refused(arseg_export):
     from vidseg.config import EngineConfig
 

@@ -16,7 +16,7 @@ def load_model(config: EngineConfig) -> VideoSegModel:
     by vidseg-export (its manifest.json) loads as its artifacts, with no PyTorch model built."""
     from vidseg.models import registry
 
-    if config.model is not None and (Path(config.model) / "manifest.json").is_file():
+    if config.model is not None and _export_folder(config.model, registry.list_models()):
         from vidseg.export.loader import load_export
 
         return load_export(config.model)
@@ -38,3 +38,10 @@ def load_model(config: EngineConfig) -> VideoSegModel:
             f"(it takes {hint}), or --random-weights to run it untrained (for timing only)"
         )
     return model.eval()
+
+
+def _export_folder(model: str, names: list[str]) -> bool:
+    """--model names an export folder: one with a manifest, or a folder that is no registered name (so that a wrong
+    folder says what it lacks, not "unknown model")."""
+    path = Path(model)
+    return (path / "manifest.json").is_file() or (path.is_dir() and model not in names)
