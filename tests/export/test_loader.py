@@ -206,6 +206,18 @@ def test_a_folder_without_a_manifest_given_as_the_model_says_so(tmp_path, monkey
     assert load_model(EngineConfig(model="demo")).spec.name == "demo"
 
 
+def test_weights_given_with_an_export_folder_are_refused_not_ignored(arseg_export, tmp_path):
+    from vidseg.config import EngineConfig
+    from vidseg.engine.loading import load_model
+
+    _, folder = arseg_export
+    weights = tmp_path / "other.pt"
+    torch.save({}, weights)
+    with pytest.raises(ConfigError, match="cannot apply to the export folder"):
+        load_model(EngineConfig(model=str(folder), weights=str(weights)))
+    assert load_model(EngineConfig(model=str(folder))).method == "arseg"
+
+
 def test_runner_requests_that_do_not_fit_the_folder_are_refused(arseg_export):
     from vidseg.config import EngineConfig
 

@@ -19,7 +19,12 @@ def load_model(config: EngineConfig) -> VideoSegModel:
     if config.model is not None and _export_folder(config.model, registry.list_models()):
         from vidseg.export.loader import load_export
 
-        return load_export(config.model)
+        exported = load_export(config.model)
+        if config.weights:  # the folder's weights are inside its artifacts: another file cannot apply
+            raise ConfigError(f"--weights {config.weights} cannot apply to the export folder {config.model}: its "
+                              "weights are built into its artifacts; leave --weights out, or export again with "
+                              "vidseg-export --weights")
+        return exported
     name = config.model or "demo"
     if config.model is None and name not in registry.list_models():
         raise ConfigError(
