@@ -81,3 +81,15 @@ def test_synthetic_run_with_a_registered_model_prints_and_writes_json(clip_dir, 
     assert "torch" in record["environment"]["packages"]
     values = [v for v in results["key_distance"]["per_distance"].values()]
     assert all(v is None or 0.0 <= v <= 1.0 for v in values)
+
+
+@pytest.mark.parametrize("command", ["run", "bench", "export", "eval", "train"])
+def test_every_command_runs_as_a_module(command):
+    """`python -m vidseg.cli.<command>` is the console script without installing (as the README's commands)."""
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, "-m", f"vidseg.cli.{command}", "--help"], capture_output=True, text=True,
+                          cwd=Path(__file__).resolve().parents[2], timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith(f"usage: vidseg-{command}"), done.stdout[:200]

@@ -278,3 +278,7 @@ def _write_json(path: Path, result, config: EngineConfig, args: argparse.Namespa
         path.write_text(json.dumps(record, indent=2))
     except OSError as err:
         raise ConfigError(f"cannot write --json {path}: {err}") from err
+
+
+if __name__ == "__main__":
+    main()
