@@ -211,6 +211,18 @@ def test_save_none_writes_nothing(clip, tiny, tmp_path, monkeypatch, capsys):
     assert "results saved" not in capsys.readouterr().err
 
 
+def test_a_run_that_fails_before_writing_leaves_no_empty_numbered_folder(clip, tmp_path, monkeypatch, capsys):
+    """A refused model (no weights) fails after the run folder is made: the folder goes, so the next run is run1."""
+    monkeypatch.setenv("VIDSEG_OUT", str(tmp_path / "results"))
+    assert cli.main([str(clip), "--model", "bise18-camvid", "--device", "cpu", "--no-progress"]) == 2
+    assert "no built-in weights" in _one_error_line(capsys)
+    assert list((tmp_path / "results").iterdir()) == []
+    given = tmp_path / "given"
+    assert cli.main([str(clip), "--model", "bise18-camvid", "--device", "cpu", "--out", str(given),
+                     "--no-progress"]) == 2
+    assert given.is_dir()  # a folder the user named is theirs: kept
+
+
 def test_json_summary_holds_the_run(clip, tiny, tmp_path, capsys):
     import json
 

@@ -124,7 +124,16 @@ def main(argv: list[str] | None = None) -> int:
     stream = stream_output(args.out, save)  # --out URL: the overlay goes to that stream, nothing to a folder
     folder = None if stream or args.out is None else Path(args.out)
     out = output_dir(folder) if ((save and not stream) or args.demo) else None
+    try:
+        return _start(args, save, stream, out)
+    except BaseException:
+        if out is not None and folder is None:  # a numbered folder made for this run: no empty one left behind
+            with contextlib.suppress(OSError):
+                out.rmdir()  # only when empty
+        raise
 
+
+def _start(args: argparse.Namespace, save: tuple[str, ...], stream: str | None, out: Path | None) -> int:
     from vidseg.engine.engine import Engine, load_model
 
     config = _config(args).replace(return_logits="probs" in save)
