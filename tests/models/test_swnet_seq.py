@@ -123,6 +123,17 @@ def test_weights_that_leave_a_part_the_method_runs_untrained_are_refused(seed_fi
     assert load_weight_parts(build("swnet-seq"), str(flow)) == {"flow"}
 
 
+def test_the_two_files_load_in_either_order(seed_files, swnet):
+    swift, flow = seed_files
+    model = build("swnet-seq")
+    load_weights(model, f"{flow},{swift}")
+    for name in ("segnet", "flownet"):
+        assert all(torch.equal(a, b) for a, b in zip(getattr(model, name).state_dict().values(),
+                                                      getattr(swnet, name).state_dict().values(), strict=True))
+    with pytest.raises(CheckpointError, match="does not fit part 'segnet'"):  # the same file twice: both flow
+        load_weights(build("swnet-seq"), f"{flow},{flow}")
+
+
 def test_nvidia_file_does_not_fit_gsvnets_flownets_and_says_what_it_fits(seed_files):
     model = build("gsvnet-swiftnet18-flownets")
     with pytest.raises(CheckpointError, match=r"4 missing keys: upsampled_flow6_to_5\.bias") as err:

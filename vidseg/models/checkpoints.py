@@ -155,9 +155,9 @@ def load_weights(model: nn.Module, weights: str | Path | Sequence[str | Path],
     AR-Seg checkpoint folder (`weight_files`; lr_scale picks its AR file).
 
     With as many files as the model has parts, file i goes to part i (AR-Seg: hr then lr, the seed's own
-    HR/ and AR/ files). A file that bundles several parts under their `checkpoint_entry` keys (GSVNet's .tar:
-    the flow net and the refinement) loads every part it holds. Otherwise each file's part is recognised from its
-    keys (`load_checkpoint` with part=None).
+    HR/ and AR/ files); files that do not fit in that order go to the parts their keys fit. A file that bundles
+    several parts under their `checkpoint_entry` keys (GSVNet's .tar: the flow net and the refinement) loads every
+    part it holds. Otherwise each file's part is recognised from its keys (`load_checkpoint` with part=None).
     """
     load_weight_parts(model, weights, lr_scale)
     return model
@@ -172,8 +172,16 @@ def load_weight_parts(model: nn.Module, weights: str | Path | Sequence[str | Pat
     names = list(parts)
     loaded: set[str] = set()
     if len(paths) > 1 and len(paths) == len(names):
-        for path, part in zip(paths, names, strict=True):
-            loaded.add(_load_part(model, path, part=part))
+        try:
+            for path, part in zip(paths, names, strict=True):
+                loaded.add(_load_part(model, path, part=part))
+        except CheckpointError as positional:  # the files in another order? each one's part from its keys
+            try:
+                loaded = {_load_part(model, path, part=None) for path in paths}
+            except CheckpointError:
+                raise positional from None
+            if len(loaded) != len(paths):
+                raise positional from None
     else:
         for path in paths:
             bundled = _bundled_parts(path, parts)
