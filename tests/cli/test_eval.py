@@ -38,6 +38,21 @@ def test_unknown_model_and_bad_options(tmp_path, capsys):
     assert "--max-distance 4" in one_line_error(capsys)
 
 
+def test_a_json_path_under_a_file_fails_before_evaluating(tmp_path, monkeypatch, capsys):
+    import vidseg.eval.evaluate as evaluate_module
+
+    def never(*args, **kwargs):
+        raise AssertionError("evaluated although --json cannot be written")
+
+    monkeypatch.setattr(evaluate_module, "evaluate", never)
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    code = cli.main(["--data", str(tmp_path), "--dataset", "synthetic", "--model", "swiftnet18", "--random-weights",
+                     "--device", "cpu", "--json", str(blocker / "eval.json"), "--no-progress"])
+    assert code == 2
+    assert "--json" in one_line_error(capsys)
+
+
 @pytest.fixture(scope="module")
 def clip_dir(tmp_path_factory) -> Path:
     from vidseg.synthetic import SceneConfig, write_clip
@@ -66,3 +81,15 @@ def test_synthetic_run_with_a_registered_model_prints_and_writes_json(clip_dir, 
     assert "torch" in record["environment"]["packages"]
     values = [v for v in results["key_distance"]["per_distance"].values()]
     assert all(v is None or 0.0 <= v <= 1.0 for v in values)
+
+
+@pytest.mark.parametrize("command", ["run", "bench", "export", "eval", "train"])
+def test_every_command_runs_as_a_module(command):
+    """`python -m vidseg.cli.<command>` is the console script without installing (as the README's commands)."""
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, "-m", f"vidseg.cli.{command}", "--help"], capture_output=True, text=True,
+                          cwd=Path(__file__).resolve().parents[2], timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith(f"usage: vidseg-{command}"), done.stdout[:200]

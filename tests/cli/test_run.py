@@ -211,6 +211,18 @@ def test_save_none_writes_nothing(clip, tiny, tmp_path, monkeypatch, capsys):
     assert "results saved" not in capsys.readouterr().err
 
 
+def test_a_run_that_fails_before_writing_leaves_no_empty_numbered_folder(clip, tmp_path, monkeypatch, capsys):
+    """A refused model (no weights) fails after the run folder is made: the folder goes, so the next run is run1."""
+    monkeypatch.setenv("VIDSEG_OUT", str(tmp_path / "results"))
+    assert cli.main([str(clip), "--model", "bise18-camvid", "--device", "cpu", "--no-progress"]) == 2
+    assert "no built-in weights" in _one_error_line(capsys)
+    assert list((tmp_path / "results").iterdir()) == []
+    given = tmp_path / "given"
+    assert cli.main([str(clip), "--model", "bise18-camvid", "--device", "cpu", "--out", str(given),
+                     "--no-progress"]) == 2
+    assert given.is_dir()  # a folder the user named is theirs: kept
+
+
 def test_json_summary_holds_the_run(clip, tiny, tmp_path, capsys):
     import json
 
@@ -260,6 +272,58 @@ def test_a_bad_input_fails_before_the_model_loads(tmp_path, monkeypatch, capsys)
     assert cli.main([str(text), "--device", "cpu", "--no-progress"]) == 2
     line = _one_error_line(capsys)
     assert "notes.mp4" in line and "ffprobe" not in line
+
+
+@pytest.mark.parametrize("kind", ["missing", "text", "audio"])
+def test_a_bad_input_fails_without_importing_torch(kind, tmp_path):
+    """The input check runs on PyAV alone: importing torch (about a second on a small CPU) comes after it."""
+    import subprocess
+
+    import av
+
+    path = tmp_path / f"{kind}.mp4"
+    if kind == "text":
+        path.write_text("not a video at all")
+    elif kind == "audio":
+        with av.open(str(path), "w") as container:
+            stream = container.add_stream("aac", rate=8000)
+            frame = av.AudioFrame.from_ndarray(np.zeros((1, 1024), np.float32), format="fltp", layout="mono")
+            frame.sample_rate = 8000
+            for packet in [*stream.encode(frame), *stream.encode(None)]:
+                container.mux(packet)
+    probe = ("import sys\nfrom vidseg.cli import run\ncode = run.main(sys.argv[1:])\n"
+             "print('torch imported' if 'torch' in sys.modules else 'torch not imported')\nsys.exit(code)")
+    done = subprocess.run([sys.executable, "-c", probe, str(path), "--no-progress"], capture_output=True,
+                          text=True, cwd=Path(__file__).resolve().parents[2], timeout=120)
+    assert done.returncode == 2, done.stderr
+    assert done.stdout.strip() == "torch not imported"
+    assert done.stderr.strip().startswith(f"error: {path}")
+
+
+@pytest.mark.parametrize("where", ["under_a_file", "a_folder"])
+def test_a_json_path_that_cannot_be_written_fails_before_the_model_loads(where, clip, tmp_path, monkeypatch, capsys):
+    import vidseg.engine.engine as engine_module
+
+    def never(config):
+        raise AssertionError("the model was loaded although --json cannot be written")
+
+    monkeypatch.setattr(engine_module, "load_model", never)
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    target = blocker / "summary.json" if where == "under_a_file" else tmp_path
+    assert cli.main([str(clip), "--json", str(target), "--save", "none", "--no-progress"]) == 2
+    assert "--json" in _one_error_line(capsys)
+
+
+def test_the_summary_json_writer_fails_in_one_line_when_its_folder_is_a_file(tmp_path):
+    from vidseg.cli.summary import write_json
+    from vidseg.errors import ConfigError
+
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    with pytest.raises(ConfigError, match="cannot write --json"):
+        write_json(blocker / "summary.json", {"frames": 1})
+    assert blocker.read_text() == "x"
 
 
 def test_a_damaged_file_prints_its_summary_before_the_error(tiny, tmp_path, capsys):

@@ -233,3 +233,13 @@ def test_flowwarp_from_the_keyframe_keeps_the_keyframes_result():
     assert method.nonkey_plan().keep == ()
     assert dict(method.key_plan().keep) == {"prev_logits": "out.logits", "prev_image": "frame.image"}
     assert make_method("flowwarp", tuple(stages)).nonkey_plan().keep == method.key_plan().keep
+
+
+@pytest.mark.parametrize(("convention", "mode"), [("arseg", "arseg"), ("exact", "area")])
+def test_arseg_resizes_codec_motion_as_training_does(convention, mode):
+    """The engine and the LR training resize codec motion to the key feature grid by the same rule
+    (`video.motion.dense_mode_for`): AR-Seg's own resize for its checkpoints, the exact area mean otherwise."""
+    from vidseg.video.motion import dense_mode_for
+
+    method = ARSeg(("key", "nonkey"), lr_scale=0.5, motion_convention=convention)
+    assert method.dense_mode == dense_mode_for(convention) == mode

@@ -192,6 +192,32 @@ def test_missing_or_changed_files_are_one_line_errors(copy_of, tmp_path):
         load_export(copy_of)
 
 
+def test_a_folder_without_a_manifest_given_as_the_model_says_so(tmp_path, monkeypatch):
+    """--model FOLDER where the folder is not an export (the wrong folder, an export that did not finish): the
+    error names what it lacks, not "unknown model"; a registered name wins over a folder of that name."""
+    from vidseg.config import EngineConfig
+    from vidseg.engine.loading import load_model
+
+    (tmp_path / "weights").mkdir()
+    with pytest.raises(InputError, match="has no manifest.json: it is not a vidseg export folder"):
+        load_model(EngineConfig(model=str(tmp_path / "weights")))
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "demo").mkdir()
+    assert load_model(EngineConfig(model="demo")).spec.name == "demo"
+
+
+def test_weights_given_with_an_export_folder_are_refused_not_ignored(arseg_export, tmp_path):
+    from vidseg.config import EngineConfig
+    from vidseg.engine.loading import load_model
+
+    _, folder = arseg_export
+    weights = tmp_path / "other.pt"
+    torch.save({}, weights)
+    with pytest.raises(ConfigError, match="cannot apply to the export folder"):
+        load_model(EngineConfig(model=str(folder), weights=str(weights)))
+    assert load_model(EngineConfig(model=str(folder))).method == "arseg"
+
+
 def test_runner_requests_that_do_not_fit_the_folder_are_refused(arseg_export):
     from vidseg.config import EngineConfig
 

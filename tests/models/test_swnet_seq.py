@@ -107,6 +107,33 @@ def test_seed_files_load_strictly_into_their_parts(seed_files, swnet):
     assert torch.equal(other.flownet.conv1[0].weight, swnet.flownet.conv1[0].weight)
 
 
+def test_weights_that_leave_a_part_the_method_runs_untrained_are_refused(seed_files):
+    """Only the SwiftNet file: flowwarp would run a random FlowNet2-S (every non-keyframe noise, exit 0). Refused,
+    naming the files; per-frame (which runs no flow) and --random-weights still load."""
+    from vidseg.engine.loading import load_model
+    from vidseg.models.checkpoints import load_weight_parts
+
+    swift, flow = seed_files
+    with pytest.raises(CheckpointError, match=r"leaves part\(s\) flow of model 'swnet-seq' untrained, and flowwarp "
+                                              r"runs them: .*FlowNet2-S_checkpoint\.pth\.tar"):
+        load_model(EngineConfig(model="swnet-seq", weights=str(swift)))
+    assert load_model(EngineConfig(model="swnet-seq", weights=str(swift), method="per-frame")) is not None
+    assert load_model(EngineConfig(model="swnet-seq", weights=str(swift), random_weights=True)) is not None
+    assert load_weight_parts(build("swnet-seq"), f"{swift},{flow}") == {"segnet", "flow"}
+    assert load_weight_parts(build("swnet-seq"), str(flow)) == {"flow"}
+
+
+def test_the_two_files_load_in_either_order(seed_files, swnet):
+    swift, flow = seed_files
+    model = build("swnet-seq")
+    load_weights(model, f"{flow},{swift}")
+    for name in ("segnet", "flownet"):
+        assert all(torch.equal(a, b) for a, b in zip(getattr(model, name).state_dict().values(),
+                                                      getattr(swnet, name).state_dict().values(), strict=True))
+    with pytest.raises(CheckpointError, match="does not fit part 'segnet'"):  # the same file twice: both flow
+        load_weights(build("swnet-seq"), f"{flow},{flow}")
+
+
 def test_nvidia_file_does_not_fit_gsvnets_flownets_and_says_what_it_fits(seed_files):
     model = build("gsvnet-swiftnet18-flownets")
     with pytest.raises(CheckpointError, match=r"4 missing keys: upsampled_flow6_to_5\.bias") as err:

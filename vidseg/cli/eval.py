@@ -94,6 +94,10 @@ def main(argv: list[str] | None = None) -> int:
         _make_clips(args)
     if not args.data.exists():
         raise DatasetError(f"--data {args.data}: no such file or directory")
+    if args.json is not None:
+        from vidseg.cli.outputs import check_file_target
+
+        check_file_target(args.json, "--json")  # before minutes of evaluation, not after
     if args.dataset == "consistency":
         return _consistency(args)
     if args.keyframe_interval is not None and args.keyframe_interval < 1:
@@ -274,3 +278,7 @@ def _write_json(path: Path, result, config: EngineConfig, args: argparse.Namespa
         path.write_text(json.dumps(record, indent=2))
     except OSError as err:
         raise ConfigError(f"cannot write --json {path}: {err}") from err
+
+
+if __name__ == "__main__":
+    main()

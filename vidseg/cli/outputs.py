@@ -21,7 +21,8 @@ from vidseg.errors import ConfigError
 from vidseg.video.redact import redact
 from vidseg.video.save import default_root
 
-__all__ = ["SAVE_KINDS", "DEFAULT_SAVE", "default_root", "parse_save", "output_dir", "stream_output"]
+__all__ = ["SAVE_KINDS", "DEFAULT_SAVE", "default_root", "parse_save", "output_dir", "stream_output",
+           "check_file_target"]
 
 DEFAULT_SAVE = ("overlay", "labels")
 
@@ -62,6 +63,14 @@ def output_dir(out: Path | None, *, root: Path | None = None, prefix: str = "run
         except OSError as err:
             raise ConfigError(f"cannot create the output folder {path}: {err.strerror or err}; pass --out DIR "
                               "with a writable folder") from err
+
+
+def check_file_target(path: Path, what: str) -> None:
+    """Make the folder of a file a command writes at its end (--json): a path that cannot be written fails now,
+    in one line, not after minutes of computing."""
+    if path.is_dir():
+        raise ConfigError(f"{what} {path}: is a directory; give a file path")
+    _make_dir(path.parent, f"the folder of {what}")
 
 
 def _make_dir(path: Path, what: str) -> None:

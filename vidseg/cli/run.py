@@ -27,7 +27,7 @@ import warnings
 from pathlib import Path
 
 from vidseg.cli.common import cli_entry
-from vidseg.cli.outputs import SAVE_KINDS, output_dir, parse_save, stream_output
+from vidseg.cli.outputs import SAVE_KINDS, check_file_target, output_dir, parse_save, stream_output
 from vidseg.cli.sources import add_source_arguments, check_input, open_input, output_stem
 from vidseg.config import BACKENDS, METHODS, PRECISIONS, EngineConfig
 from vidseg.errors import ConfigError, InputError, VidsegError, VidsegWarning
@@ -119,10 +119,21 @@ def main(argv: list[str] | None = None) -> int:
         raise ConfigError(f"--alpha must lie in 0..1 (0: the video alone, 1: label colours alone), got {args.alpha}")
     if not args.demo:
         _check(args.input)  # a bad input fails here, before any model loads
+    if args.json is not None:
+        check_file_target(args.json, "--json")
     stream = stream_output(args.out, save)  # --out URL: the overlay goes to that stream, nothing to a folder
     folder = None if stream or args.out is None else Path(args.out)
     out = output_dir(folder) if ((save and not stream) or args.demo) else None
+    try:
+        return _start(args, save, stream, out)
+    except BaseException:
+        if out is not None and folder is None:  # a numbered folder made for this run: no empty one left behind
+            with contextlib.suppress(OSError):
+                out.rmdir()  # only when empty
+        raise
 
+
+def _start(args: argparse.Namespace, save: tuple[str, ...], stream: str | None, out: Path | None) -> int:
     from vidseg.engine.engine import Engine, load_model
 
     config = _config(args).replace(return_logits="probs" in save)

@@ -7,6 +7,7 @@ frame type, and the share of each class among the labelled pixels.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import math
@@ -108,7 +109,8 @@ def write_json(path: str | os.PathLike, record: dict) -> None:
         tmp.write_text(json.dumps(record, indent=2))
         os.replace(tmp, path)
     except OSError as err:
-        tmp.unlink(missing_ok=True)
+        with contextlib.suppress(OSError):  # e.g. its folder is a file: there is no temporary to remove
+            tmp.unlink(missing_ok=True)
         raise ConfigError(f"cannot write --json {path}: {err.strerror or err}; choose a writable path") from err
 
 

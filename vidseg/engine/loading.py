@@ -16,10 +16,15 @@ def load_model(config: EngineConfig) -> VideoSegModel:
     by vidseg-export (its manifest.json) loads as its artifacts, with no PyTorch model built."""
     from vidseg.models import registry
 
-    if config.model is not None and (Path(config.model) / "manifest.json").is_file():
+    if config.model is not None and _export_folder(config.model, registry.list_models()):
         from vidseg.export.loader import load_export
 
-        return load_export(config.model)
+        exported = load_export(config.model)
+        if config.weights:  # the folder's weights are inside its artifacts: another file cannot apply
+            raise ConfigError(f"--weights {config.weights} cannot apply to the export folder {config.model}: its "
+                              "weights are built into its artifacts; leave --weights out, or export again with "
+                              "vidseg-export --weights")
+        return exported
     name = config.model or "demo"
     if config.model is None and name not in registry.list_models():
         raise ConfigError(
@@ -28,9 +33,11 @@ def load_model(config: EngineConfig) -> VideoSegModel:
         )
     model = registry.build(name)
     if config.weights:
-        from vidseg.models.checkpoints import load_weights
+        from vidseg.models.checkpoints import load_weight_parts
 
-        load_weights(model, config.weights, config.lr_scale)
+        loaded = load_weight_parts(model, config.weights, config.lr_scale)
+        if not config.random_weights:
+            _check_parts(model, config, loaded)
     elif not model.spec.builtin_weights and not config.random_weights:
         hint = model.spec.weights_hint or "its trained checkpoint"
         raise CheckpointError(
@@ -38,3 +45,31 @@ def load_model(config: EngineConfig) -> VideoSegModel:
             f"(it takes {hint}), or --random-weights to run it untrained (for timing only)"
         )
     return model.eval()
+
+
+def _export_folder(model: str, names: list[str]) -> bool:
+    """--model names an export folder: one with a manifest, or a folder that is no registered name (so that a wrong
+    folder says what it lacks, not "unknown model")."""
+    path = Path(model)
+    return (path / "manifest.json").is_file() or (path.is_dir() and model not in names)
+
+
+def _check_parts(model: VideoSegModel, config: EngineConfig, loaded: set[str]) -> None:
+    """Refuse weights that leave a part the method runs untrained (swnet-seq given only the SwiftNet file: the
+    flow net would be random and every non-keyframe noise). Parts no stage of the method uses may stay out
+    (AR-Seg's LR branch under per-frame)."""
+    from vidseg.engine.methods import method_for
+
+    parts = model.checkpoint_parts() if hasattr(model, "checkpoint_parts") else {}
+    method = method_for(model, config)
+    stages = model.stages(**method.stage_options())
+    used = {id(p) for name in method.stages if name in stages for p in stages[name].parameters()}
+    missing = [name for name, module in parts.items()
+               if name not in loaded and any(id(p) in used for p in module.parameters())]
+    if missing:
+        hint = model.spec.weights_hint or "every checkpoint it takes"
+        raise CheckpointError(
+            f"--weights {config.weights} leaves part(s) {', '.join(missing)} of model {model.spec.name!r} untrained, "
+            f"and {method.name} runs them: pass every file it takes ({hint}), or --random-weights to run the rest "
+            "untrained (for timing only)"
+        )

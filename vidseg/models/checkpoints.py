@@ -49,6 +49,7 @@ __all__ = [
     "LAYOUTS",
     "load_checkpoint",
     "load_weights",
+    "load_weight_parts",
     "save_checkpoint",
     "read_state_dict",
     "to_seed_layout",
@@ -154,25 +155,39 @@ def load_weights(model: nn.Module, weights: str | Path | Sequence[str | Path],
     AR-Seg checkpoint folder (`weight_files`; lr_scale picks its AR file).
 
     With as many files as the model has parts, file i goes to part i (AR-Seg: hr then lr, the seed's own
-    HR/ and AR/ files). A file that bundles several parts under their `checkpoint_entry` keys (GSVNet's .tar:
-    the flow net and the refinement) loads every part it holds. Otherwise each file's part is recognised from its
-    keys (`load_checkpoint` with part=None).
+    HR/ and AR/ files); files that do not fit in that order go to the parts their keys fit. A file that bundles
+    several parts under their `checkpoint_entry` keys (GSVNet's .tar: the flow net and the refinement) loads every
+    part it holds. Otherwise each file's part is recognised from its keys (`load_checkpoint` with part=None).
     """
+    load_weight_parts(model, weights, lr_scale)
+    return model
+
+
+def load_weight_parts(model: nn.Module, weights: str | Path | Sequence[str | Path],
+                      lr_scale: float | None = None) -> set[str]:
+    """`load_weights`, returning the names of the parts (`checkpoint_parts`) that the files loaded, so that a
+    caller can tell which parts keep their initial (random) values."""
     paths = weight_files(weights, lr_scale)
     parts = _parts(model)
     names = list(parts)
+    loaded: set[str] = set()
     if len(paths) > 1 and len(paths) == len(names):
-        for path, part in zip(paths, names, strict=True):
-            load_checkpoint(model, path, part=part)
-        return model
-    for path in paths:
-        bundled = _bundled_parts(path, parts)
-        if len(bundled) > 1:
-            for part in bundled:
-                load_checkpoint(model, path, part=part)
-        else:
-            load_checkpoint(model, path)
-    return model
+        try:
+            for path, part in zip(paths, names, strict=True):
+                loaded.add(_load_part(model, path, part=part))
+        except CheckpointError as positional:  # the files in another order? each one's part from its keys
+            try:
+                loaded = {_load_part(model, path, part=None) for path in paths}
+            except CheckpointError:
+                raise positional from None
+            if len(loaded) != len(paths):
+                raise positional from None
+    else:
+        for path in paths:
+            bundled = _bundled_parts(path, parts)
+            for part in bundled if len(bundled) > 1 else [None]:
+                loaded.add(_load_part(model, path, part=part))
+    return set(names) if WHOLE in loaded else loaded
 
 
 def _bundled_parts(path: Path, parts: Mapping[str, nn.Module]) -> list[str]:
@@ -321,6 +336,13 @@ def load_checkpoint(
     the keys fit. strict=False tolerates missing and unexpected keys (logged) but never a shape mismatch.
     Raises CheckpointError for unreadable or unsafe files and for files that do not fit (see the module doc).
     """
+    _load_part(model, path_or_state_dict, part=part, strict=strict)
+    return model
+
+
+def _load_part(model: nn.Module, path_or_state_dict: str | Path | Mapping[str, Tensor], *, part: str | None,
+               strict: bool = True) -> str:
+    """`load_checkpoint`'s work; returns the part loaded (WHOLE: every part)."""
     parts = _parts(model)
     entry = getattr(parts.get(part), "checkpoint_entry", None) if part is not None else None
     raw, origin = read_state_dict(path_or_state_dict, entry=entry)
@@ -358,7 +380,7 @@ def load_checkpoint(
             model_name,
         )
     module.load_state_dict({k: v for k, v in fit.state_dict.items() if k in sigs[part].shapes}, strict=False)
-    return model
+    return part
 
 
 def to_seed_layout(state_dict: Mapping[str, Tensor], module: nn.Module, *, prefix: str = "module.") -> dict:

@@ -34,6 +34,7 @@ from vidseg.train.losses import (
     segmentation_loss,
     temporal_consistency_loss,
 )
+from vidseg.video.motion import dense_mode_for
 
 __all__ = ["train_hr", "train_lr_only", "train_arseg", "copy_classifier", "init_lr_from_hr"]
 
@@ -157,7 +158,7 @@ def train_arseg(model: VideoSegModel, data: SyntheticClips, config: TrainConfig,
     device = torch.device(device)
     _prepare_lr_training(model, device)
     nonkey = model.stages(lr_scale=lr_scale)["nonkey"]
-    dense_mode = "arseg" if model.spec.motion_convention == "arseg" else "area"
+    dense_mode = dense_mode_for(model.spec.motion_convention)
     rng = np.random.default_rng(config.seed)
     weight = None if class_weight is None else class_weight.to(device)
     probe = torch.zeros(1, 3, *data.size, dtype=torch.uint8)

@@ -40,7 +40,6 @@ import numpy as np
 
 from vidseg.errors import InputError
 from vidseg.video.frame import Frame
-from vidseg.video.motion import MotionField
 
 __all__ = ["Frame", "StreamDecoder", "VideoSource", "open_video", "MOTION_CODECS"]
 
@@ -111,6 +110,11 @@ class StreamDecoder:
         stream.thread_count = threads  # 0: FFmpeg picks (cores + 1)
         if motion:
             ctx.options = {"flags2": "+export_mvs"}
+            # Imported here: motion math needs torch, and checking a file without motion (vidseg-run's check
+            # before any model loads) should not pay for importing it.
+            from vidseg.video.motion import MotionField
+
+            self._motion_field = MotionField
 
     def decode(self, packet) -> list[Frame]:
         """The frames a packet completes (none for a damaged packet, which is skipped)."""
@@ -158,9 +162,10 @@ class StreamDecoder:
             side = frame.side_data.get("MOTION_VECTORS")
             size = (frame.height, frame.width)
             if side is None:
-                motion = MotionField.invalid(self.size, cell=self.cell)
+                motion = self._motion_field.invalid(self.size, cell=self.cell)
             else:
-                motion = MotionField.from_vectors(side.to_ndarray(), size, cell=self.cell, rotation=self.rotation)
+                motion = self._motion_field.from_vectors(side.to_ndarray(), size, cell=self.cell,
+                                                         rotation=self.rotation)
         # The stream's time base: frames drained from the decoder at the end carry no time base of their own.
         if frame.pts is not None:
             pts = float(frame.pts * self._time_base)

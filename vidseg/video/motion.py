@@ -71,6 +71,7 @@ __all__ = [
     "RESIZE_CONVENTIONS",
     "ANCHOR_TYPES",
     "resize_motion",
+    "dense_mode_for",
     "as_motion_field",
 ]
 
@@ -340,6 +341,12 @@ class MotionChain:
 
 
 # ------------------------------------------------------------------------------------------ dense motion
+def dense_mode_for(convention: str) -> str:
+    """The `MotionField.to_dense` mode that resizes codec motion to a feature grid under a model's motion
+    convention: AR-Seg's own resize for "arseg" (its checkpoints were trained on it), else the exact area mean."""
+    return "arseg" if convention == "arseg" else "area"
+
+
 def resize_motion(motion: Tensor, size: tuple[int, int], *, convention: str = "exact") -> Tensor:
     """A dense motion field [N,2,h,w] (pixels of its grid) resized to `size`, its values rescaled to that grid.
 

@@ -29,7 +29,7 @@ from vidseg.engine.plans import Plan, call
 from vidseg.engine.schedule import KeyDecision
 from vidseg.errors import ConfigError, VidsegWarning
 from vidseg.video.frame import Frame
-from vidseg.video.motion import CHAIN_MODES, RESIZE_CONVENTIONS, MotionChain
+from vidseg.video.motion import CHAIN_MODES, RESIZE_CONVENTIONS, MotionChain, dense_mode_for
 
 __all__ = ["ARSeg", "ARSegState", "MOTION_SOURCES", "resolve_lr_scale"]
 
@@ -71,7 +71,7 @@ class ARSeg(Method):
             raise ConfigError(f"unknown motion chain mode {chain_mode!r}; choose one of {', '.join(CHAIN_MODES)}")
         self._lr_scale = float(lr_scale)
         self.motion_convention = motion_convention
-        self.dense_mode = "arseg" if motion_convention == "arseg" else "area"  # `MotionField.to_dense` mode
+        self.dense_mode = dense_mode_for(motion_convention)  # `MotionField.to_dense` mode
         self.chain_mode = chain_mode
         self.feature_stride = max(1, int(feature_stride))
 
