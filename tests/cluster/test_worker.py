@@ -46,3 +46,12 @@ def test_an_engine_that_cannot_be_built_says_so_from_info(tmp_path):
     worker = Worker("w0", EngineConfig(model="no-such-model", device="cpu"), threads=1)
     with pytest.raises(ConfigError, match="no-such-model"):
         worker.info()
+
+
+def test_an_error_that_quotes_the_url_loses_its_secrets():
+    from vidseg.cluster.worker import _one_line
+
+    url = "rtsp://alice:Pa55word@cam.local/live?token=T0KEN99"
+    line = _one_line(RuntimeError(f"cannot read {url}\n  (user alice, Pa55word)"), url)
+    assert line.startswith("RuntimeError: cannot read rtsp://***@cam.local/live?token=***")
+    assert "Pa55word" not in line and "T0KEN99" not in line and "alice" not in line and "\n" not in line

@@ -37,6 +37,7 @@ from vidseg.cluster.report import ClusterReport, InputResult
 from vidseg.cluster.worker import Worker
 from vidseg.config import SAVE_KINDS, EngineConfig
 from vidseg.errors import BackendUnavailable, ConfigError, VidsegError
+from vidseg.video.redact import redact
 
 __all__ = ["run", "ClusterRun"]
 
@@ -314,7 +315,8 @@ class ClusterRun:
                 self._lost(slot, job, err, queue, live)
                 return
             cause = getattr(err, "cause", None) or err  # a RayTaskError carries the task's own exception
-            outcome = Outcome(job.input.name, False, 0, 0.0, slot.name, error=_first_line(cause))
+            outcome = Outcome(job.input.name, False, 0, 0.0, slot.name,
+                              error=redact(_first_line(cause), source=job.input.source))
         slot.state = "idle"
         self._finish(job, outcome)
 

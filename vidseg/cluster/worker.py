@@ -30,6 +30,7 @@ from vidseg.cluster.outputs import commit, probe_fps, staging_dir
 from vidseg.cluster.record import write_record
 from vidseg.config import EngineConfig
 from vidseg.errors import VidsegError
+from vidseg.video.redact import redact
 
 __all__ = ["Worker"]
 
@@ -104,7 +105,7 @@ class Worker:
                 log.exception("%s: %s failed", self.name, inp.display)
             shutil.rmtree(staging, ignore_errors=True)
             return Outcome(inp.name, False, self._frames, time.perf_counter() - self._started, self.name,
-                           error=_one_line(err))
+                           error=_one_line(err, inp.source))
         finally:
             self._finished_frames += self._frames
             self._current = None
@@ -139,8 +140,10 @@ class Worker:
             raise _Stopped
 
 
-def _one_line(err: BaseException) -> str:
-    text = " ".join(str(err).split())
+def _one_line(err: BaseException, source: str) -> str:
+    """The error in one line, without the secrets of the input's URL (an exception from another library may
+    quote it)."""
+    text = redact(" ".join(str(err).split()), source=source)
     return text if isinstance(err, VidsegError) else f"{type(err).__name__}: {text}"
 
 
