@@ -38,3 +38,27 @@ def test_importing_vidseg_and_its_cli_never_imports_ray():
     code = "import sys, vidseg, vidseg.cluster, vidseg.cli.run; print('ray' in sys.modules, 'torch' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.split() == ["False", "False"]
+
+
+def test_the_source_options_go_to_the_cluster_run(make_clips, monkeypatch, tmp_path):
+    import pytest
+
+    pytest.importorskip("ray")
+    import vidseg.cluster.driver as driver
+
+    seen = {}
+
+    class Captured(Exception):
+        pass
+
+    def capture(*args, **kwargs):
+        seen.update(kwargs)
+        raise Captured
+
+    monkeypatch.setattr(driver, "ClusterRun", capture)
+    with pytest.raises(Captured):
+        main(["tcp://127.0.0.1:9", "--cluster", "local", "--out", str(tmp_path / "o"), "--timeout", "2.5",
+              "--reconnect", "0", "--rtsp-transport", "udp", "--input-option", "fflags=nobuffer"])
+    options = seen["source_options"]
+    assert (options.timeout, options.reconnect, options.rtsp_transport) == (2.5, 0, "udp")
+    assert dict(options.ffmpeg_options) == {"fflags": "nobuffer"}

@@ -55,3 +55,24 @@ def test_an_error_that_quotes_the_url_loses_its_secrets():
     line = _one_line(RuntimeError(f"cannot read {url}\n  (user alice, Pa55word)"), url)
     assert line.startswith("RuntimeError: cannot read rtsp://***@cam.local/live?token=***")
     assert "Pa55word" not in line and "T0KEN99" not in line and "alice" not in line and "\n" not in line
+
+
+def test_the_run_s_source_options_open_the_worker_s_stream(tmp_path):
+    """--timeout, --reconnect, ... reach the workers: a silent stream gives up after the run's 1 s time-out."""
+    import pickle
+    import socket
+
+    from vidseg.cluster.inputs import ClusterInput
+    from vidseg.video.source import SourceOptions
+
+    options = SourceOptions(timeout=1.0, reconnect=0, ffmpeg_options={"fflags": "nobuffer"})
+    assert pickle.loads(pickle.dumps(options)) == options  # what crosses to a worker process
+    config = EngineConfig(device="cpu", backend="torch", method="per-frame")
+    worker = Worker("w0", config, model_factory=tiny, threads=1)
+    with socket.socket() as silent:  # accepts connections (the kernel's backlog) and never sends a byte
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(4)
+        inp = ClusterInput(f"tcp://127.0.0.1:{silent.getsockname()[1]}", "cam", live=True)
+        job = _job(inp, tmp_path / "out", config)
+        outcome = worker.process(Job(**{**job.__dict__, "source_options": options}))
+    assert not outcome.ok and "no data within 1 s (time-out)" in outcome.error, outcome.error

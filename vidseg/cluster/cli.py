@@ -28,6 +28,7 @@ DEFAULT_SAVE = ("labels",)
 def main(args: argparse.Namespace, config: EngineConfig, save: tuple[str, ...] | None) -> int:
     """Run vidseg-run's parsed arguments on a cluster. save: the parsed --save (None when not given:
     DEFAULT_SAVE)."""
+    from vidseg.cli.sources import source_options
     from vidseg.cluster.connect import import_ray
     from vidseg.cluster.driver import ClusterRun
     from vidseg.cluster.progress import ProgressDisplay
@@ -44,7 +45,7 @@ def main(args: argparse.Namespace, config: EngineConfig, save: tuple[str, ...] |
     config = config.replace(return_logits="probs" in save)  # probabilities are written from the logits
     job = ClusterRun(args.inputs, config, out=out, address=args.cluster, save=save,
                      workers=args.workers, resume=args.resume, max_frames=args.max_frames, live=args.live,
-                     progress=display)
+                     progress=display, source_options=source_options(args))
     print(f"vidseg-run --cluster {args.cluster}: {len(job.inputs)} inputs -> {job.out} (starting Ray and the "
           "workers)", file=sys.stderr)
     interrupted = False

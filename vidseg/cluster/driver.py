@@ -38,6 +38,7 @@ from vidseg.cluster.worker import Worker
 from vidseg.config import SAVE_KINDS, EngineConfig
 from vidseg.errors import BackendUnavailable, ConfigError, VidsegError
 from vidseg.video.redact import redact
+from vidseg.video.source import SourceOptions
 
 __all__ = ["run", "ClusterRun"]
 
@@ -73,7 +74,8 @@ class ClusterRun:
     worker. max_retries: attempts an input may lose to dead workers or nodes before it is given up. resume: skip
     inputs whose completion record matches. max_frames: per input. live: every input is live. model_factory:
     a picklable callable building the model (instead of config.model). progress: called with a `Snapshot`
-    about every `poll_s` seconds. start_timeout_s: give up when no worker is up for this long.
+    about every `poll_s` seconds. start_timeout_s: give up when no worker is up for this long. source_options:
+    how workers open streams and cameras (`SourceOptions`: time-outs, reconnects, RTSP transport, ...).
     """
 
     def __init__(self, inputs: Iterable[str | Path | ClusterInput], config: EngineConfig | None = None, *,
@@ -81,7 +83,7 @@ class ClusterRun:
                  workers: int | None = None, cpus_per_worker: int = 1, max_retries: int = 2, resume: bool = False,
                  max_frames: int | None = None, live: bool = False, model_factory: Callable[[], Any] | None = None,
                  progress: Callable[[Snapshot], None] | None = None, poll_s: float = 0.5,
-                 start_timeout_s: float = 300.0) -> None:
+                 start_timeout_s: float = 300.0, source_options: SourceOptions | None = None) -> None:
         unknown = [s for s in save if s not in SAVE_KINDS]
         if unknown:
             raise ConfigError(f"unknown output kind(s) {', '.join(unknown)}; choose from {', '.join(SAVE_KINDS)}")
@@ -105,6 +107,7 @@ class ClusterRun:
         self.progress = progress
         self.poll_s = poll_s
         self.start_timeout_s = start_timeout_s
+        self.source_options = source_options
         self.run_id = uuid.uuid4().hex[:8]
         self.results = {i.name: InputResult(i.name, i.display, i.live) for i in self.inputs}
         self.notes: list[str] = []
@@ -181,7 +184,8 @@ class ClusterRun:
                 if why != "not done yet":
                     result.note = f"redone: {why}"
             discard_staging(self.out, inp.name)
-            return Job(inp, 1, self.run_id, str(self.out), tuple(save), max_frames, options, identity)
+            return Job(inp, 1, self.run_id, str(self.out), tuple(save), max_frames, options, identity,
+                       self.source_options)
 
         with ThreadPoolExecutor(max_workers=8) as pool:
             return [job for job in pool.map(plan, self.inputs) if job is not None]

@@ -132,7 +132,7 @@ class Worker:
         with warnings.catch_warnings():  # the engine's notices come back in summary.fallbacks
             warnings.simplefilter("ignore", RuntimeWarning)
             return engine.run(job.input.source, sinks=sinks, callback=self._count, live=job.input.live,
-                              max_frames=job.max_frames)
+                              max_frames=job.max_frames, source_options=job.source_options)
 
     def _count(self, result: Any) -> None:
         self._frames += 1
