@@ -76,3 +76,37 @@ def test_the_run_s_source_options_open_the_worker_s_stream(tmp_path):
         job = _job(inp, tmp_path / "out", config)
         outcome = worker.process(Job(**{**job.__dict__, "source_options": options}))
     assert not outcome.ok and "no data within 1 s (time-out)" in outcome.error, outcome.error
+
+
+def test_a_live_stream_lost_for_good_keeps_its_outputs_up_to_the_loss(tmp_path):
+    """Reconnects exhausted: the input fails (said once) but what came before the loss is committed, whole,
+    with the error in its record, so --resume redoes it rather than skipping it."""
+    import sys
+    from pathlib import Path
+
+    from cluster_helpers import encode_clip, make_frames
+
+    from vidseg.cluster.inputs import ClusterInput
+    from vidseg.cluster.record import check_record, read_record
+    from vidseg.video.source import SourceOptions
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    from video.loopback import tcp_sender
+
+    clip = encode_clip(tmp_path / "cam.mp4", make_frames(25), gop=25)  # 1 s at 25 fps, sent once, then the end
+    config = EngineConfig(device="cpu", backend="torch", method="per-frame")
+    worker = Worker("w0", config, model_factory=tiny, threads=1)
+    out = tmp_path / "out"
+    options = SourceOptions(timeout=5.0, reconnect=0)
+    with tcp_sender(clip, loop=False) as (url, _):
+        inp = ClusterInput(f"{url}?token=T0KEN99", "cam", live=True)
+        job = _job(inp, out, config)
+        outcome = worker.process(Job(**{**job.__dict__, "source_options": options}))
+    assert not outcome.ok and "reconnecting is off" in outcome.error and "T0KEN99" not in outcome.error
+    assert outcome.output == str(out / "cam") and outcome.frames > 0
+    record = read_record(out / "cam")
+    assert record["frames"] == outcome.frames and record["error"] == outcome.error
+    pngs = sorted((out / "cam" / "cam_labels").iterdir())
+    assert len(pngs) == outcome.frames and all(p.stat().st_size > 0 for p in pngs)
+    assert check_record(out / "cam", record["input"], record["options"]).startswith("it ended in an error")
+    assert not (out / ".staging" / "cam.1").exists()

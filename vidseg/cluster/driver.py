@@ -334,7 +334,9 @@ class ClusterRun:
             if outcome.stopped:
                 result.note = "stream stopped with the run; outputs up to then"
         else:
-            result.status, result.error = "failed", outcome.error
+            result.status, result.error, result.output = "failed", outcome.error, outcome.output
+            if outcome.output:
+                result.note = f"outputs up to the failure kept ({outcome.frames} frames)"
 
     def _lost(self, slot: _Slot, job: Job, err: BaseException, queue: deque[Job], live: deque[Job]) -> None:
         """A worker or its node died during `job`: discard the attempt, retry it elsewhere (bounded)."""

@@ -47,7 +47,7 @@ class Outcome:
     dropped: int = 0
     backend: str = ""
     notes: tuple[str, ...] = ()  # fallbacks and notices of the engine for this input
-    output: str | None = None  # the committed folder
+    output: str | None = None  # the committed folder (also of a live stream that failed after frames)
     stopped: bool = False  # ended early by Worker.stop() (a live stream when the run was stopped)
 
     @property

@@ -23,7 +23,8 @@ class InputResult:
     """One input's fate.
 
     status: "done" (outputs complete under `output`), "skipped" (--resume found them complete), "failed" (the
-    input's own error, said once in `error`, or retries exhausted), "interrupted" (the run stopped first).
+    input's own error, said once in `error`, or retries exhausted; a live stream lost for good keeps its outputs up
+    to the loss under `output`), "interrupted" (the run stopped first).
     attempts: tries made; `retries` says why each earlier one was lost (worker or node died). started_s /
     finished_s: seconds since the run started, of the last attempt (driver clock). note: why an input was redone
     under --resume.
@@ -122,7 +123,8 @@ def print_report(report: ClusterReport, *, json_path: Path | None = None, limit:
         table.add_column(column, justify="right" if column in ("attempts", "frames", "frames/s") else "left")
     rows = _ordered(report.results)
     for r in rows[:limit]:
-        said = r.error or "; ".join([*(f"retried: {why}" for why in r.retries), *([r.note] if r.note else [])])
+        said = "; ".join([*([r.error] if r.error else []), *(f"retried: {why}" for why in r.retries),
+                          *([r.note] if r.note else [])])
         table.add_row(r.name, r.status, str(r.attempts), r.worker or "-", str(r.frames),
                       f"{r.fps:.1f}" if r.frames else "-", said)
     if len(rows) > limit:
