@@ -230,3 +230,16 @@ def test_a_stream_on_stdin_is_read_to_its_end_and_is_not_live(stream_clip):
         frames = list(source)
     assert len(frames) == 50 and all(f.arrived is None for f in frames)
     check_codec_motion(frames)
+
+
+@pytest.mark.parametrize("url, words", [
+    (f"rtsp://alice:{SECRET}@camera.invalid/live", "the host name 'camera.invalid' cannot be resolved"),
+    (f"http://camera.invalid/live.m3u8?token={TOKEN}", "the host name 'camera.invalid' cannot be resolved"),
+    (f"rtsp://alice:{SECRET}@[bad/live", "the URL is malformed"),
+])
+def test_a_host_that_does_not_resolve_and_a_malformed_url_say_so(url, words):
+    """FFmpeg reports both as a bare 'Input/output error' (.invalid never resolves: RFC 6761)."""
+    with pytest.raises(InputError) as caught:
+        open_source(url, options=SourceOptions(timeout=2.0, reconnect=0))
+    message = str(caught.value)
+    assert words in message and "\n" not in message and SECRET not in message and TOKEN not in message
