@@ -62,3 +62,13 @@ def test_the_source_options_go_to_the_cluster_run(make_clips, monkeypatch, tmp_p
     options = seen["source_options"]
     assert (options.timeout, options.reconnect, options.rtsp_transport) == (2.5, 0, "udp")
     assert dict(options.ffmpeg_options) == {"fflags": "nobuffer"}
+
+
+def test_a_stream_url_as_the_cluster_s_out_is_refused_before_anything_starts(make_clips, tmp_path, capsys,
+                                                                             monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    folder = make_clips(["a"])
+    assert main([str(folder), "--cluster", "local", "--out", "udp://127.0.0.1:5000?token=T0KEN99"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "is a stream URL: give a folder" in err and "T0KEN99" not in err
+    assert not (tmp_path / "udp:").exists()

@@ -105,9 +105,10 @@ def test_vidseg_run_cluster_command(local_ray, make_clips, tmp_path, capsys):
     folder = make_clips(["a", "b"], bad=["broken"])
     out = tmp_path / "results"
     code = run_main([str(folder), "--cluster", "local", "--save", "labels", "--out", str(out), "--device", "cpu",
-                     "--no-progress", "--workers", "2"])
+                     "--no-progress", "--workers", "2", "--json", str(tmp_path / "copy.json")])
     assert code == 1  # one input failed: said in the table and the report, the others are complete
     report = json.loads((out / REPORT_NAME).read_text())
+    assert json.loads((tmp_path / "copy.json").read_text()) == report  # --json PATH: the same report there
     assert (report["done"], report["failed"], report["inputs"]) == (2, 1, 3)
     assert {r["name"]: r["status"] for r in report["results"]} == {"a": "done", "b": "done", "broken": "failed"}
     printed = capsys.readouterr().out

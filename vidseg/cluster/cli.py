@@ -6,7 +6,8 @@
 
 vidseg-run parses the options and hands over here when --cluster is given. Outputs go to <out>/<input name>/;
 a live progress view runs on a terminal; at the end a summary table is printed and <out>/_vidseg_report.json
-written. Exit status: 0 when every input is done or skipped, 1 when some failed (the table says which and why).
+written (and a copy at --json PATH). Exit status: 0 when every input is done or skipped, 1 when some failed
+(the table says which and why).
 Ctrl-C ends the live streams (their outputs so far are kept) and discards unfinished files (--resume redoes them).
 """
 
@@ -16,8 +17,10 @@ import argparse
 import sys
 from pathlib import Path
 
+from vidseg.cluster.naming import is_url
 from vidseg.config import EngineConfig
 from vidseg.errors import ConfigError
+from vidseg.video.redact import redact
 from vidseg.video.save import default_root
 
 __all__ = ["main", "DEFAULT_SAVE"]
@@ -38,6 +41,9 @@ def main(args: argparse.Namespace, config: EngineConfig, save: tuple[str, ...] |
         raise ConfigError("--demo renders one clip; give input videos with --cluster")
     if not args.inputs:
         raise ConfigError("--cluster needs inputs: video files, folders, globs, .txt/.jsonl manifests or URLs")
+    if args.out and is_url(args.out):
+        raise ConfigError(f"--cluster writes a folder per input; --out {redact(args.out)} is a stream URL: give a "
+                          "folder (one every worker can reach), or run one stream without --cluster")
     import_ray()  # without Ray: one line saying how to install it, before anything else is said or done
     out = Path(args.out) if args.out else default_root()
     display = ProgressDisplay(enabled=not args.no_progress)
@@ -55,6 +61,8 @@ def main(args: argparse.Namespace, config: EngineConfig, save: tuple[str, ...] |
     except KeyboardInterrupt:
         report, interrupted = job.report(), True
     path = report.write_json(job.out / REPORT_NAME)
+    if args.json:
+        report.write_json(args.json)  # --json PATH: a copy where the caller asked for it
     print_report(report, json_path=path)
     if interrupted:
         raise KeyboardInterrupt
