@@ -243,3 +243,34 @@ def test_a_host_that_does_not_resolve_and_a_malformed_url_say_so(url, words):
         open_source(url, options=SourceOptions(timeout=2.0, reconnect=0))
     message = str(caught.value)
     assert words in message and "\n" not in message and SECRET not in message and TOKEN not in message
+
+
+def test_rtsp_over_udp_on_request(stream_clip):
+    """--rtsp-transport udp: RTP over UDP from the server (TCP is the default); codec motion still arrives."""
+    with rtsp_server(stream_clip) as url:
+        options = SourceOptions(timeout=5.0, reconnect=0, rtsp_transport="udp")
+        with open_source(url, motion=True, options=options) as source:
+            frames = take(source, 30)
+            udp_ports = _udp_ports_bound()
+    check_codec_motion(frames)
+    assert udp_ports, "no UDP socket was bound while the RTSP stream was read"
+
+
+def _udp_ports_bound() -> set[int]:
+    """Local ports of this process's UDP sockets on 127.0.0.1 (the RTP/RTCP pair of an RTSP-over-UDP session)."""
+    import os
+
+    inodes = set()
+    for fd in os.listdir("/proc/self/fd"):
+        try:
+            target = os.readlink(f"/proc/self/fd/{fd}")
+        except OSError:
+            continue
+        if target.startswith("socket:["):
+            inodes.add(target[8:-1])
+    ports = set()
+    for line in Path("/proc/net/udp").read_text().splitlines()[1:]:
+        fields = line.split()
+        if fields[9] in inodes:
+            ports.add(int(fields[1].split(":")[1], 16))
+    return ports
