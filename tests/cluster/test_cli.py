@@ -72,3 +72,21 @@ def test_a_stream_url_as_the_cluster_s_out_is_refused_before_anything_starts(mak
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "is a stream URL: give a folder" in err and "T0KEN99" not in err
     assert not (tmp_path / "udp:").exists()
+
+
+def test_an_address_where_no_cluster_answers_is_one_line_at_once(make_clips, tmp_path, capsys):
+    """Ray retries an unreachable head for minutes; vidseg probes the address first (loopback, a free port)."""
+    import socket
+
+    import pytest
+
+    pytest.importorskip("ray")
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]  # closed again below: nothing listens there
+    clip = make_clips(["a"], frames=2) / "a.mp4"
+    for address in (f"127.0.0.1:{port}", f"ray://127.0.0.1:{port}"):
+        assert main([str(clip), "--cluster", address, "--out", str(tmp_path / "o"), "--no-progress"]) == 3
+        err = capsys.readouterr().err.strip().splitlines()
+        assert err[-1] == (f"error: cannot reach a Ray cluster at {address}: connection refused; check the address, "
+                           "or start one with `ray start --head` (README: Many videos and cameras)")
