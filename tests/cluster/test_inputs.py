@@ -127,3 +127,16 @@ def test_a_camera_device_is_live_like_a_url():
         pytest.skip("no /dev here")
     (found,) = expand_inputs(["/dev/null"])  # any device path: its worker opens it (the engine checks it is V4L2)
     assert found.live and found.source == "/dev/null" and found.name == "null"
+
+
+def test_an_out_folder_inside_the_input_folder_is_not_taken_as_input(tmp_path):
+    """vidseg-run clips/ --cluster --save overlay --out clips/results, run twice: the second run must not
+    segment the first run's overlay videos."""
+    from vidseg.cluster import ClusterRun
+
+    _touch(tmp_path / "clips" / "a.mp4")
+    _touch(tmp_path / "clips" / "results" / "a" / "a_overlay.mp4")
+    job = ClusterRun([tmp_path / "clips"], out=tmp_path / "clips" / "results")
+    assert [i.name for i in job.inputs] == ["a"] and "left out" in job.notes[0]
+    with pytest.raises(InputError, match="every input is under --out"):
+        ClusterRun([tmp_path / "clips" / "results"], out=tmp_path / "clips" / "results")

@@ -30,13 +30,14 @@ from typing import Any
 from vidseg.cluster.connect import connect, import_ray, is_infrastructure_error
 from vidseg.cluster.inputs import ClusterInput, expand_inputs
 from vidseg.cluster.jobs import Job, Outcome, WorkerInfo, WorkerStats
+from vidseg.cluster.naming import is_url
 from vidseg.cluster.outputs import discard_staging, remove_empty_staging
 from vidseg.cluster.progress import Snapshot, WorkerView
 from vidseg.cluster.record import check_record, input_identity, read_record, run_options
 from vidseg.cluster.report import ClusterReport, InputResult
 from vidseg.cluster.worker import Worker
 from vidseg.config import SAVE_KINDS, EngineConfig
-from vidseg.errors import BackendUnavailable, ConfigError, VidsegError
+from vidseg.errors import BackendUnavailable, ConfigError, InputError, VidsegError
 from vidseg.video.redact import redact
 from vidseg.video.source import SourceOptions
 
@@ -93,9 +94,10 @@ class ClusterRun:
             raise ConfigError("max_retries must be >= 0 and cpus_per_worker >= 1")
         if max_frames is not None and max_frames < 1:
             raise ConfigError(f"--max-frames must be >= 1, got {max_frames}")
-        self.inputs = expand_inputs(inputs, live=live)
-        self.config = config or EngineConfig()
         self.out = Path(out).absolute()
+        self.notes: list[str] = []
+        self.inputs = self._outside_out(expand_inputs(inputs, live=live))
+        self.config = config or EngineConfig()
         self.address = address
         self.save = tuple(save)
         self.max_workers = workers
@@ -110,7 +112,6 @@ class ClusterRun:
         self.source_options = source_options
         self.run_id = uuid.uuid4().hex[:8]
         self.results = {i.name: InputResult(i.name, i.display, i.live) for i in self.inputs}
-        self.notes: list[str] = []
         self._slots: list[_Slot] = []
         self._names = (f"w{i}" for i in itertools.count())
         self._pending: dict[Any, tuple[str, _Slot]] = {}  # object ref -> ("ready" | "task" | "stats", slot)
@@ -152,6 +153,19 @@ class ClusterRun:
             if started:
                 ray.shutdown()
         return self.report()
+
+    def _outside_out(self, inputs: list[ClusterInput]) -> list[ClusterInput]:
+        """The inputs, less files under --out: a folder given as input that holds the output root (vidseg-run
+        clips/ --out clips/results) would otherwise take the overlays of an earlier run as videos to segment."""
+        out = self.out.resolve()
+        kept = [i for i in inputs if is_url(i.source) or out not in Path(i.source).resolve().parents]
+        if len(kept) < len(inputs):
+            if not kept:
+                raise InputError(f"every input is under --out {self.out} (outputs of an earlier run); give the "
+                                 "videos, or another --out")
+            self.notes.append(f"{len(inputs) - len(kept)} files under --out {self.out} were left out (outputs of "
+                              "an earlier run, not inputs)")
+        return kept
 
     def report(self) -> ClusterReport:
         wall = self._wall if self._wall is not None else time.monotonic() - self._t0
