@@ -274,3 +274,13 @@ def _udp_ports_bound() -> set[int]:
         if fields[9] in inodes:
             ports.add(int(fields[1].split(":")[1], 16))
     return ports
+
+
+@pytest.mark.parametrize("scheme", ["rtsp", "tcp"])
+def test_a_server_that_accepts_and_never_answers_is_a_time_out(scheme):
+    with socket.socket() as silent:  # the kernel accepts connections into the backlog; nothing is ever sent
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(4)
+        url = f"{scheme}://127.0.0.1:{silent.getsockname()[1]}/cam"
+        with pytest.raises(InputError, match=r"cannot open the stream: no (answer|data) within 1.5 s \(time-out\)"):
+            open_source(url, options=SourceOptions(timeout=1.5, reconnect=0))

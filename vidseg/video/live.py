@@ -225,9 +225,15 @@ class StreamSource(FrameIterator):
     def _connect(self):
         """(container, decoder) of a new connection; a _Failure when it cannot be made."""
         url, kwargs = self._open_arguments()
+        began = time.monotonic()
         try:
             container = av.open(url, "r", **kwargs)
         except av.FFmpegError as err:
+            timeout = self.options.timeout
+            if isinstance(err, av.error.InvalidDataError) and time.monotonic() - began >= 0.9 * timeout:
+                # a server that accepts the connection and never answers: FFmpeg's RTSP demuxer, interrupted
+                # by the time-out, says "invalid data"
+                raise _Failure(f"no answer within {timeout:g} s (time-out)", fatal=False) from None
             raise self._failure(err, opening=True) from None
         except ValueError as err:  # an unknown format name
             raise _Failure(redact(str(err), source=self._url), fatal=True) from None
