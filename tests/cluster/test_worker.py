@@ -110,3 +110,25 @@ def test_a_live_stream_lost_for_good_keeps_its_outputs_up_to_the_loss(tmp_path):
     assert len(pngs) == outcome.frames and all(p.stat().st_size > 0 for p in pngs)
     assert check_record(out / "cam", record["input"], record["options"]).startswith("it ended in an error")
     assert not (out / ".staging" / "cam.1").exists()
+
+
+def test_an_unexpected_error_is_logged_with_its_traceback_and_without_the_url_s_secrets(tmp_path, caplog,
+                                                                                         monkeypatch):
+    import logging
+
+    from vidseg.cluster.inputs import ClusterInput
+
+    url = "rtsp://alice:Pa55word@cam.local/live?token=T0KEN99"
+    config = EngineConfig(device="cpu", backend="torch", method="per-frame")
+    worker = Worker("w0", config, model_factory=tiny, threads=1)
+
+    def broken(job, staging):
+        raise RuntimeError(f"cannot handle {url}")
+
+    monkeypatch.setattr(worker, "_run", broken)
+    caplog.set_level(logging.ERROR, logger="vidseg.cluster")
+    outcome = worker.process(_job(ClusterInput(url, "cam", live=True), tmp_path / "out", config))
+    assert not outcome.ok and outcome.error.startswith("RuntimeError: cannot handle rtsp://***@cam.local")
+    assert "Traceback" in caplog.text and "in broken" in caplog.text
+    for secret in ("Pa55word", "T0KEN99", "alice"):
+        assert secret not in caplog.text and secret not in outcome.error

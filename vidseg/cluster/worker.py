@@ -22,6 +22,7 @@ import shutil
 import socket
 import threading
 import time
+import traceback
 import warnings
 from collections.abc import Callable
 from pathlib import Path
@@ -103,8 +104,9 @@ class Worker:
         except _Stopped:
             summary, stopped = self.engine.summary, True
         except Exception as err:  # noqa: BLE001 - the input's own failure: reported once, not retried
-            if not isinstance(err, VidsegError):
-                log.exception("%s: %s failed", self.name, inp.display)
+            if not isinstance(err, VidsegError):  # a bug or another library's error: its traceback, redacted
+                log.error("%s: %s failed\n%s", self.name, inp.display,
+                          redact(traceback.format_exc(), source=inp.source))
             error = _one_line(err, inp.source)
             summary = self.engine.summary
             if not (inp.live and isinstance(err, InputError) and summary is not None and summary.frames > 0):
