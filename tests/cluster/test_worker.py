@@ -103,12 +103,13 @@ def test_a_live_stream_lost_for_good_keeps_its_outputs_up_to_the_loss(tmp_path):
         job = _job(inp, out, config)
         outcome = worker.process(Job(**{**job.__dict__, "source_options": options}))
     assert not outcome.ok and "reconnecting is off" in outcome.error and "T0KEN99" not in outcome.error
-    assert outcome.output == str(out / "cam") and outcome.frames > 0
-    record = read_record(out / "cam")
+    (session,) = (out / "cam").iterdir()  # a live input's outputs: a session folder of their own
+    assert outcome.output == str(session) and session.name.startswith("session-") and outcome.frames > 0
+    record = read_record(session)
     assert record["frames"] == outcome.frames and record["error"] == outcome.error
-    pngs = sorted((out / "cam" / "cam_labels").iterdir())
+    pngs = sorted((session / "cam_labels").iterdir())
     assert len(pngs) == outcome.frames and all(p.stat().st_size > 0 for p in pngs)
-    assert check_record(out / "cam", record["input"], record["options"]).startswith("it ended in an error")
+    assert check_record(session, record["input"], record["options"]).startswith("it ended in an error")
     assert not (out / ".staging" / "cam.1").exists()
 
 

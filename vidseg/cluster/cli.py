@@ -4,11 +4,13 @@
     vidseg-run drives.txt cams.jsonl --cluster auto --out /shared/results    # a cluster started with `ray start`
     vidseg-run clips/ --cluster --resume --out results/                      # skip what a previous run finished
 
-vidseg-run parses the options and hands over here when --cluster is given. Outputs go to <out>/<input name>/;
+vidseg-run parses the options and hands over here when --cluster is given. Outputs go to <out>/<input name>/, a
+live input's to <out>/<input name>/session-<UTC start>/ (a new one every run: --resume does not skip a stream);
 a live progress view runs on a terminal; at the end a summary table is printed and <out>/_vidseg_report.json
 written (and a copy at --json PATH). Exit status: 0 when every input is done or skipped, 1 when some failed
 (the table says which and why).
-Ctrl-C ends the live streams (their outputs so far are kept) and discards unfinished files (--resume redoes them).
+Ctrl-C ends the live streams (their outputs so far are kept as their sessions) and discards unfinished offline
+files (--resume redoes them).
 """
 
 from __future__ import annotations

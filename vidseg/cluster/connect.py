@@ -14,7 +14,7 @@ from types import ModuleType
 
 from vidseg.errors import BackendUnavailable, ConfigError
 
-__all__ = ["import_ray", "connect", "INSTALL_HINT", "is_infrastructure_error"]
+__all__ = ["import_ray", "connect", "INSTALL_HINT", "is_infrastructure_error", "death_cause"]
 
 PROBE_TIMEOUT_S = 5.0  # a head that does not accept a TCP connection within this is not reachable
 INSTALL_HINT = 'pip install -e ".[cluster]"  (or: pip install "ray[default]")'
@@ -82,3 +82,17 @@ def is_infrastructure_error(err: BaseException) -> bool:
     ray = import_ray()
     ex = ray.exceptions
     return isinstance(err, ex.RayError) and not isinstance(err, (ex.RayTaskError, ex.TaskCancelledError))
+
+
+def death_cause(err: BaseException) -> str:
+    """What a Ray infrastructure error means for the worker, in a few words, and its type."""
+    text, kind = str(err).lower(), type(err).__name__
+    if "node" in text and ("died" in text or "dead" in text):
+        what = "its node died"
+    elif kind == "ActorUnavailableError":
+        what = "the worker became unreachable (its process or node is gone)"
+    elif kind == "OutOfMemoryError":
+        what = "the worker was killed for memory"
+    else:
+        what = "the worker process died"
+    return f"{what} ({kind})"

@@ -30,6 +30,7 @@ class Job:
     options: Mapping[str, Any]
     identity: Mapping[str, Any]
     source_options: Any = None  # vidseg.video.source.SourceOptions: time-outs, reconnects, transport (None: defaults)
+    session: str | None = None  # a live input's session folder (vidseg.cluster.sessions), named when handed out
 
 
 @dataclass(frozen=True)

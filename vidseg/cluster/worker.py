@@ -5,12 +5,13 @@ GPU or CPU slot. Weights are loaded and compiled stages built once per worker, i
 artifacts (ONNX, TensorRT) come from the artifact cache that every worker shares (``EngineConfig.cache_dir``).
 
 `process(job)` writes the input's outputs into ``<out>/.staging/<name>.<attempt>/``, then the completion record,
-then renames the folder to ``<out>/<name>`` (vidseg.cluster.outputs). An input that fails for a reason of its own
-comes back as ``Outcome(ok=False, error=...)`` with its staging folder removed, except a live stream lost for good
-(reconnects exhausted): its outputs up to the loss are committed, with the error in the record (``--resume``
-redoes it), and the outcome, still failed, names the folder. Only the death of the worker's
-process or node makes the driver retry it elsewhere. `stats()` and `stop()` may be called while `process` runs
-(the actor is created with two threads): `stop()` ends the current input at its next frame and keeps what was
+then renames the folder to ``<out>/<name>`` (vidseg.cluster.outputs); a live input's goes to a session folder of
+its own under it instead, never replacing an earlier session (vidseg.cluster.sessions). An input that fails for a
+reason of its own comes back as ``Outcome(ok=False, error=...)`` with its staging folder removed, except a live
+stream lost for good (reconnects exhausted): its outputs up to the loss are committed, with the error in the
+record, and the outcome, still failed, names the folder. Only the death of the worker's process or node makes the
+driver retry it elsewhere. `stats()` and `stop()` may be called while `process` runs (the actor is created with
+two threads): `stop()` ends the current input at its next frame and keeps what was
 written (how a live stream is ended when the run is stopped with Ctrl-C).
 """
 
@@ -31,6 +32,7 @@ from typing import Any
 from vidseg.cluster.jobs import Job, Outcome, WorkerInfo, WorkerStats
 from vidseg.cluster.outputs import commit, probe_fps, staging_dir
 from vidseg.cluster.record import write_record
+from vidseg.cluster.sessions import commit_session, session_name
 from vidseg.config import EngineConfig
 from vidseg.errors import InputError, VidsegError
 from vidseg.video.redact import redact
@@ -123,9 +125,13 @@ class Worker:
             "frames": summary.frames, "keyframes": summary.keyframes, "dropped": summary.dropped,
             "backend": summary.backend, "notes": list(summary.fallbacks), "wall_s": round(wall, 3),
             "stopped": stopped, **({"error": error} if error else {}),
+            **({"session": job.session} if inp.live else {}),
         })
         final = out / inp.name
-        commit(staging, final)
+        if inp.live:
+            final = commit_session(staging, final, job.session or session_name())
+        else:
+            commit(staging, final)
         return Outcome(inp.name, error is None, summary.frames, wall, self.name, error=error,
                        keyframes=summary.keyframes, dropped=summary.dropped, backend=summary.backend,
                        notes=tuple(summary.fallbacks), output=str(final), stopped=stopped)
