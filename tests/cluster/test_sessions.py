@@ -78,3 +78,21 @@ def test_an_earlier_run_s_unfinished_sessions_are_kept_when_a_new_run_starts(tmp
     assert folder.parent == out / "cam" and folder.name.startswith("session-") and frames == 2
     assert "earlier run" in read_record(folder)["error"]
     assert sorted(p.name for p in (out / ".staging").iterdir()) == ["cam-b.1"]
+
+
+def test_the_table_and_the_json_report_name_every_session(monkeypatch, capsys):
+    import json
+
+    from vidseg.cluster.report import ClusterReport, InputResult, Session, print_report
+
+    monkeypatch.setenv("COLUMNS", "300")
+    sessions = [Session(f"/o/cam/{SESSION}", 1, "w0", 5, "lost: the worker process died (ActorDiedError)"),
+                Session(f"/o/cam/{SESSION}-2", 2, "w1", 30, "ended")]
+    result = InputResult("cam", "rtsp://cam/live", True, "done", 2, "w1", 30, 1.5, sessions[1].folder,
+                         sessions=sessions)
+    report = ClusterReport([result], [], "local", "/o", 3.0, 1.0)
+    print_report(report)
+    assert f"sessions: {SESSION} (5 frames, lost), {SESSION}-2 (30 frames, ended)" in capsys.readouterr().out
+    saved = json.loads(json.dumps(report.to_dict()))["results"][0]["sessions"]
+    assert [(s["folder"], s["attempt"], s["worker"], s["frames"]) for s in saved] == [
+        (f"/o/cam/{SESSION}", 1, "w0", 5), (f"/o/cam/{SESSION}-2", 2, "w1", 30)]

@@ -142,7 +142,7 @@ def print_report(report: ClusterReport, *, json_path: Path | None = None, limit:
     for r in rows[:limit]:
         said = "; ".join([*([r.error] if r.error else []), *(f"retried: {why}" for why in r.retries),
                           *([r.note] if r.note else []),
-                          *(f"{Path(x.folder).name}: {x.frames} frames, {x.ended}" for x in r.sessions)])
+                          *([_sessions(r.sessions)] if r.sessions else [])])
         table.add_row(r.name, r.status, str(r.attempts), r.worker or "-", str(r.frames),
                       f"{r.fps:.1f}" if r.frames else "-", said)
     if len(rows) > limit:
@@ -157,6 +157,13 @@ def print_report(report: ClusterReport, *, json_path: Path | None = None, limit:
         console.print(f"note: {note}")
     if json_path is not None:
         console.print(f"outputs: {report.out}    report: {json_path}")
+
+
+def _sessions(sessions: Sequence[Session]) -> str:
+    """A live input's sessions in a few words (the retries say why one was lost): "sessions: A (5 frames, lost),
+    B (30 frames, ended)"."""
+    return "sessions: " + ", ".join(f"{Path(x.folder).name} ({x.frames} frames, {x.ended.split(':')[0]})"
+                                    for x in sessions)
 
 
 def _ordered(results: Sequence[InputResult]) -> list[InputResult]:
