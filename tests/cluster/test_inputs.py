@@ -96,6 +96,47 @@ def test_urls_are_live_and_named_without_credentials():
     for shown in (found.name, found.display):
         assert "hunter2" not in shown and "s3cret" not in shown and "admin" not in shown
     assert found.name == "cam-7.depot_554_live_main"
-    assert redact_url(url) == "rtsp://cam-7.depot:554/live/main?token=REDACTED&channel=2"
+    assert redact_url(url) == "rtsp://***@cam-7.depot:554/live/main?token=***&channel=2"  # as vidseg-run shows it
     assert is_url(url) and not is_url("C:\\videos\\a.mp4") and not is_url("clips/a.mp4")
     assert safe_name("../..//etc") == "etc" and safe_name("...") == "input"
+
+
+@pytest.mark.parametrize("url", [
+    "https://cdn.example/live/index.m3u8?jwt=eyJhbGciOi.SECRETPART&expires=1800",
+    "http://10.0.0.9/cam.ts?X-Amz-Signature=SECRETPART&X-Amz-Date=20261207",
+    "rtsp://10.0.0.9/cam?apikey=SECRETPART",
+    "srt://10.0.0.9:9000?passphrase=SECRETPART",
+])
+def test_any_query_value_that_may_be_a_token_stays_out_of_names_and_reports(url):
+    """The cluster shows URLs as vidseg-run does: a query key it does not know as harmless is masked."""
+    (found,) = expand_inputs([url])
+    for shown in (found.name, found.display, redact_url(url)):
+        assert "SECRETPART" not in shown
+    assert "SECRETPART" not in json.dumps([found.display, found.name])
+
+
+def test_a_malformed_url_is_an_input_of_its_own_not_a_crash():
+    (found,) = expand_inputs(["rtsp://[bad"])
+    assert found.live and found.name == "bad" and is_url("rtsp://[bad")
+
+
+def test_a_camera_device_is_live_like_a_url():
+    import os
+
+    if not os.path.exists("/dev/null"):
+        pytest.skip("no /dev here")
+    (found,) = expand_inputs(["/dev/null"])  # any device path: its worker opens it (the engine checks it is V4L2)
+    assert found.live and found.source == "/dev/null" and found.name == "null"
+
+
+def test_an_out_folder_inside_the_input_folder_is_not_taken_as_input(tmp_path):
+    """vidseg-run clips/ --cluster --save overlay --out clips/results, run twice: the second run must not
+    segment the first run's overlay videos."""
+    from vidseg.cluster import ClusterRun
+
+    _touch(tmp_path / "clips" / "a.mp4")
+    _touch(tmp_path / "clips" / "results" / "a" / "a_overlay.mp4")
+    job = ClusterRun([tmp_path / "clips"], out=tmp_path / "clips" / "results")
+    assert [i.name for i in job.inputs] == ["a"] and "left out" in job.notes[0]
+    with pytest.raises(InputError, match="every input is under --out"):
+        ClusterRun([tmp_path / "clips" / "results"], out=tmp_path / "clips" / "results")

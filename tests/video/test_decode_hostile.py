@@ -86,3 +86,27 @@ def test_a_cut_inside_the_first_frame_says_no_frame_could_be_decoded(clip_dir):
     cut.write_bytes(full.read_bytes()[: first.pos + first.size // 2])  # index intact, first packet cut off
     with pytest.raises(InputError, match="truncated or corrupt: no frame could be decoded; 1 packet"):
         open_video(cut)
+
+
+def test_skipped_packets_are_counted_in_constant_memory(clip_dir):
+    """A lossy live stream may skip damaged packets for weeks: the decoder keeps a count and the first time,
+    not one entry per packet."""
+    import tracemalloc
+    from types import SimpleNamespace
+
+    from vidseg.video.decode import StreamDecoder
+
+    path = encode(clip_dir / "lossy.mp4", translation_frames((32, 48), 3, (1, 1)), gop=3)
+    with av.open(str(path)) as container:
+        decoder = StreamDecoder(container, "lossy")
+        first = SimpleNamespace(is_corrupt=True, pts=50, time_base=0.04)
+        decoder.decode(first)
+        later = SimpleNamespace(is_corrupt=True, pts=None, time_base=None)
+        tracemalloc.start()
+        before = tracemalloc.get_traced_memory()[0]
+        for _ in range(100_000):
+            decoder.decode(later)
+        grown = tracemalloc.get_traced_memory()[0] - before
+        tracemalloc.stop()
+    assert len(decoder.skipped) == 100_001 and decoder.skipped.first == pytest.approx(2.0)
+    assert grown < 64_000  # a list of 100,000 floats would hold about 3 MB

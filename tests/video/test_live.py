@@ -230,3 +230,57 @@ def test_a_stream_on_stdin_is_read_to_its_end_and_is_not_live(stream_clip):
         frames = list(source)
     assert len(frames) == 50 and all(f.arrived is None for f in frames)
     check_codec_motion(frames)
+
+
+@pytest.mark.parametrize("url, words", [
+    (f"rtsp://alice:{SECRET}@camera.invalid/live", "the host name 'camera.invalid' cannot be resolved"),
+    (f"http://camera.invalid/live.m3u8?token={TOKEN}", "the host name 'camera.invalid' cannot be resolved"),
+    (f"rtsp://alice:{SECRET}@[bad/live", "the URL is malformed"),
+])
+def test_a_host_that_does_not_resolve_and_a_malformed_url_say_so(url, words):
+    """FFmpeg reports both as a bare 'Input/output error' (.invalid never resolves: RFC 6761)."""
+    with pytest.raises(InputError) as caught:
+        open_source(url, options=SourceOptions(timeout=2.0, reconnect=0))
+    message = str(caught.value)
+    assert words in message and "\n" not in message and SECRET not in message and TOKEN not in message
+
+
+def test_rtsp_over_udp_on_request(stream_clip):
+    """--rtsp-transport udp: RTP over UDP from the server (TCP is the default); codec motion still arrives."""
+    with rtsp_server(stream_clip) as url:
+        options = SourceOptions(timeout=5.0, reconnect=0, rtsp_transport="udp")
+        with open_source(url, motion=True, options=options) as source:
+            frames = take(source, 30)
+            udp_ports = _udp_ports_bound()
+    check_codec_motion(frames)
+    assert udp_ports, "no UDP socket was bound while the RTSP stream was read"
+
+
+def _udp_ports_bound() -> set[int]:
+    """Local ports of this process's UDP sockets on 127.0.0.1 (the RTP/RTCP pair of an RTSP-over-UDP session)."""
+    import os
+
+    inodes = set()
+    for fd in os.listdir("/proc/self/fd"):
+        try:
+            target = os.readlink(f"/proc/self/fd/{fd}")
+        except OSError:
+            continue
+        if target.startswith("socket:["):
+            inodes.add(target[8:-1])
+    ports = set()
+    for line in Path("/proc/net/udp").read_text().splitlines()[1:]:
+        fields = line.split()
+        if fields[9] in inodes:
+            ports.add(int(fields[1].split(":")[1], 16))
+    return ports
+
+
+@pytest.mark.parametrize("scheme", ["rtsp", "tcp"])
+def test_a_server_that_accepts_and_never_answers_is_a_time_out(scheme):
+    with socket.socket() as silent:  # the kernel accepts connections into the backlog; nothing is ever sent
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(4)
+        url = f"{scheme}://127.0.0.1:{silent.getsockname()[1]}/cam"
+        with pytest.raises(InputError, match=r"cannot open the stream: no (answer|data) within 1.5 s \(time-out\)"):
+            open_source(url, options=SourceOptions(timeout=1.5, reconnect=0))

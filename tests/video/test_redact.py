@@ -34,3 +34,16 @@ def test_the_secrets_of_a_url():
     assert secrets("rtsp://alice:Pa55word@h/x?token=abc123&channel=2") == {"alice", "Pa55word", "abc123"}
     assert secrets("rtsp://h/x") == set() and secrets("not a url") == set()
     assert secrets("rtsp://me:ab@h/") == set()  # two characters: masked in URLs only, text stays readable
+
+
+@pytest.mark.parametrize("text", [
+    "tcp://h:1?token=abc: lost after 5 frames",
+    "see (rtsp://u:pw@h/x?token=abc), then retry.",
+    "udp://h:5000?pkt_size=1316; rtsp://h/x?sig=abc.",
+])
+def test_punctuation_after_a_url_stays_and_redacting_twice_changes_nothing(text):
+    once = redact(text)
+    assert "abc" not in once and "pw" not in once
+    assert redact(once) == once
+    tail = text.split("abc", 1)[-1] if "abc" in text else ""
+    assert once.endswith(tail)  # what followed the URL (": lost ...", "), then retry.", ".") is still there

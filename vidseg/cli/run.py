@@ -86,7 +86,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="process the inputs on Ray: local (this machine; the default), auto (a cluster started "
                         "with `ray start`), ray://HOST:PORT; outputs in OUT/<input name>/ (labels unless --save says "
                         "otherwise; needs the cluster extra)")
-    p.add_argument("--resume", action="store_true", help="with --cluster: skip inputs a previous run completed")
+    p.add_argument("--resume", action="store_true", help="with --cluster: skip inputs a previous run completed "
+                   "(a live input starts a new session)")
     p.add_argument("--workers", type=int, metavar="N", help="with --cluster: at most N workers (default: one per "
                    "GPU, else per CPU)")
     add_source_arguments(p)

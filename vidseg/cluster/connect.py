@@ -9,12 +9,14 @@
 from __future__ import annotations
 
 import logging
+import socket
 from types import ModuleType
 
 from vidseg.errors import BackendUnavailable, ConfigError
 
-__all__ = ["import_ray", "connect", "INSTALL_HINT", "is_infrastructure_error"]
+__all__ = ["import_ray", "connect", "INSTALL_HINT", "is_infrastructure_error", "death_cause"]
 
+PROBE_TIMEOUT_S = 5.0  # a head that does not accept a TCP connection within this is not reachable
 INSTALL_HINT = 'pip install -e ".[cluster]"  (or: pip install "ray[default]")'
 
 
@@ -39,6 +41,8 @@ def connect(address: str | None) -> bool:
     if not (address == "auto" or address.startswith("ray://") or _host_port(address)):
         raise ConfigError(f"--cluster {address!r}: give local, auto, ray://HOST:PORT (Ray client) or HOST:PORT "
                           "(the head's address)")
+    if address != "auto":
+        _probe(address)
     try:
         ray.init(address=address, **quiet)
     except (ConnectionError, RuntimeError, TimeoutError) as err:
@@ -56,9 +60,39 @@ def _host_port(address: str) -> bool:
     return bool(host) and port.isdigit()
 
 
+def _probe(address: str, timeout_s: float = PROBE_TIMEOUT_S) -> None:
+    """Fail at once, in one line, when nothing accepts connections at the address: Ray itself retries an
+    unreachable head for minutes before it gives up (measured: > 150 s for HOST:PORT with nothing there)."""
+    host, _, port = address.removeprefix("ray://").rpartition(":")
+    if not port.isdigit():  # ray://HOST: the Ray client's default port
+        host, port = address.removeprefix("ray://"), "10001"
+    try:
+        with socket.create_connection((host.strip("[]"), int(port)), timeout=timeout_s):
+            pass
+    except OSError as err:
+        why = "connection refused" if isinstance(err, ConnectionRefusedError) else (
+            f"no answer within {timeout_s:g} s" if isinstance(err, TimeoutError) else err.strerror or str(err))
+        raise BackendUnavailable(f"cannot reach a Ray cluster at {address}: {why}; check the address, or start one "
+                                 "with `ray start --head` (README: Many videos and cameras)") from err
+
+
 def is_infrastructure_error(err: BaseException) -> bool:
     """Whether a failed task failed because a worker process or node died (retried elsewhere), as opposed to
     an exception raised by the task's own code (the input's failure; not retried)."""
     ray = import_ray()
     ex = ray.exceptions
     return isinstance(err, ex.RayError) and not isinstance(err, (ex.RayTaskError, ex.TaskCancelledError))
+
+
+def death_cause(err: BaseException) -> str:
+    """What a Ray infrastructure error means for the worker, in a few words, and its type."""
+    text, kind = str(err).lower(), type(err).__name__
+    if "node" in text and ("died" in text or "dead" in text):
+        what = "its node died"
+    elif kind == "ActorUnavailableError":
+        what = "the worker became unreachable (its process or node is gone)"
+    elif kind == "OutOfMemoryError":
+        what = "the worker was killed for memory"
+    else:
+        what = "the worker process died"
+    return f"{what} ({kind})"

@@ -13,6 +13,12 @@ dies (`ray.kill`, OOM killer, a lost host: any Ray error other than the task's o
 it was running: its half-written staging folder is discarded and the input goes back to the front of the queue
 with the next attempt number, at most `max_retries` times; a replacement worker is started (Ray places it
 wherever resources are left). The report lists every lost attempt and why.
+
+Live inputs. Each attempt at a live input is a session with a folder of its own (vidseg.cluster.sessions), named
+when the stream is handed to a worker; sessions are never replaced, so a re-run (with or without --resume, which
+does not skip live inputs: a stream has no end to resume from) adds one. A worker that dies mid-stream does not
+lose its attempt's finished outputs: they are kept as that attempt's session (the report lists it) before the
+stream restarts on another worker, into a new session.
 """
 
 from __future__ import annotations
@@ -27,16 +33,20 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from vidseg.cluster.connect import connect, import_ray, is_infrastructure_error
+from vidseg.cluster.connect import connect, death_cause, import_ray, is_infrastructure_error
 from vidseg.cluster.inputs import ClusterInput, expand_inputs
 from vidseg.cluster.jobs import Job, Outcome, WorkerInfo, WorkerStats
+from vidseg.cluster.naming import is_url
 from vidseg.cluster.outputs import discard_staging, remove_empty_staging
 from vidseg.cluster.progress import Snapshot, WorkerView
 from vidseg.cluster.record import check_record, input_identity, read_record, run_options
-from vidseg.cluster.report import ClusterReport, InputResult
+from vidseg.cluster.report import ClusterReport, InputResult, Session
+from vidseg.cluster.sessions import find_session, keep_leftovers, keep_lost_attempt, session_name
 from vidseg.cluster.worker import Worker
 from vidseg.config import SAVE_KINDS, EngineConfig
-from vidseg.errors import BackendUnavailable, ConfigError, VidsegError
+from vidseg.errors import BackendUnavailable, ConfigError, InputError, VidsegError
+from vidseg.video.redact import redact
+from vidseg.video.source import SourceOptions
 
 __all__ = ["run", "ClusterRun"]
 
@@ -72,7 +82,8 @@ class ClusterRun:
     worker. max_retries: attempts an input may lose to dead workers or nodes before it is given up. resume: skip
     inputs whose completion record matches. max_frames: per input. live: every input is live. model_factory:
     a picklable callable building the model (instead of config.model). progress: called with a `Snapshot`
-    about every `poll_s` seconds. start_timeout_s: give up when no worker is up for this long.
+    about every `poll_s` seconds. start_timeout_s: give up when no worker is up for this long. source_options:
+    how workers open streams and cameras (`SourceOptions`: time-outs, reconnects, RTSP transport, ...).
     """
 
     def __init__(self, inputs: Iterable[str | Path | ClusterInput], config: EngineConfig | None = None, *,
@@ -80,7 +91,7 @@ class ClusterRun:
                  workers: int | None = None, cpus_per_worker: int = 1, max_retries: int = 2, resume: bool = False,
                  max_frames: int | None = None, live: bool = False, model_factory: Callable[[], Any] | None = None,
                  progress: Callable[[Snapshot], None] | None = None, poll_s: float = 0.5,
-                 start_timeout_s: float = 300.0) -> None:
+                 start_timeout_s: float = 300.0, source_options: SourceOptions | None = None) -> None:
         unknown = [s for s in save if s not in SAVE_KINDS]
         if unknown:
             raise ConfigError(f"unknown output kind(s) {', '.join(unknown)}; choose from {', '.join(SAVE_KINDS)}")
@@ -90,9 +101,10 @@ class ClusterRun:
             raise ConfigError("max_retries must be >= 0 and cpus_per_worker >= 1")
         if max_frames is not None and max_frames < 1:
             raise ConfigError(f"--max-frames must be >= 1, got {max_frames}")
-        self.inputs = expand_inputs(inputs, live=live)
-        self.config = config or EngineConfig()
         self.out = Path(out).absolute()
+        self.notes: list[str] = []
+        self.inputs = self._outside_out(expand_inputs(inputs, live=live))
+        self.config = config or EngineConfig()
         self.address = address
         self.save = tuple(save)
         self.max_workers = workers
@@ -104,11 +116,12 @@ class ClusterRun:
         self.progress = progress
         self.poll_s = poll_s
         self.start_timeout_s = start_timeout_s
+        self.source_options = source_options
         self.run_id = uuid.uuid4().hex[:8]
         self.results = {i.name: InputResult(i.name, i.display, i.live) for i in self.inputs}
-        self.notes: list[str] = []
         self._slots: list[_Slot] = []
         self._names = (f"w{i}" for i in itertools.count())
+        self._last_job: dict[str, Job] = {}  # each input's latest attempt handed out
         self._pending: dict[Any, tuple[str, _Slot]] = {}  # object ref -> ("ready" | "task" | "stats", slot)
         self._remote_worker: Any = None  # ray.remote(Worker), made when the run starts
         self._actor_options: dict[str, Any] = {}
@@ -142,12 +155,26 @@ class ClusterRun:
             self._stop_workers()
             for r in self.results.values():
                 if r.status != "done":
+                    self._keep(r.name, "lost: the run stopped before the stream ended")
                     discard_staging(self.out, r.name)
             remove_empty_staging(self.out)
             self._wall = time.monotonic() - self._t0
             if started:
                 ray.shutdown()
         return self.report()
+
+    def _outside_out(self, inputs: list[ClusterInput]) -> list[ClusterInput]:
+        """The inputs, less files under --out: a folder given as input that holds the output root (vidseg-run
+        clips/ --out clips/results) would otherwise take the overlays of an earlier run as videos to segment."""
+        out = self.out.resolve()
+        kept = [i for i in inputs if is_url(i.source) or out not in Path(i.source).resolve().parents]
+        if len(kept) < len(inputs):
+            if not kept:
+                raise InputError(f"every input is under --out {self.out} (outputs of an earlier run); give the "
+                                 "videos, or another --out")
+            self.notes.append(f"{len(inputs) - len(kept)} files under --out {self.out} were left out (outputs of "
+                              "an earlier run, not inputs)")
+        return kept
 
     def report(self) -> ClusterReport:
         wall = self._wall if self._wall is not None else time.monotonic() - self._t0
@@ -172,16 +199,22 @@ class ClusterRun:
             except OSError as err:
                 result.status, result.error = "failed", f"{inp.display}: cannot read it: {err.strerror}"
                 return None
-            if self.resume:
+            if self.resume and not inp.live:  # a live stream has no end to resume from: a new session
                 why = check_record(self.out / inp.name, identity, options)
                 if why is None:
                     result.status, result.note = "skipped", "complete in an earlier run"
                     return None
                 if why != "not done yet":
                     result.note = f"redone: {why}"
+            if inp.live:  # an earlier run's unfinished session (its driver was killed): what it finished stays
+                for folder, frames in keep_leftovers(self.out, inp.name, identity=identity, options=options):
+                    result.sessions.append(Session(str(folder), 0, None, frames, "lost: left by an earlier run"))
             discard_staging(self.out, inp.name)
-            return Job(inp, 1, self.run_id, str(self.out), tuple(save), max_frames, options, identity)
+            return Job(inp, 1, self.run_id, str(self.out), tuple(save), max_frames, options, identity,
+                       self.source_options)
 
+        if self.resume and any(i.live for i in self.inputs):
+            self.notes.append("--resume: each live input starts a new session (a stream has no end to resume from)")
         with ThreadPoolExecutor(max_workers=8) as pool:
             return [job for job in pool.map(plan, self.inputs) if job is not None]
 
@@ -284,6 +317,9 @@ class ClusterRun:
             if slot.state != "idle" or not (queue or live):
                 continue
             job = live.popleft() if live else queue.popleft()  # a live input keeps its worker until it ends
+            if job.input.live:
+                job = replace(job, session=session_name())
+            self._last_job[job.input.name] = job
             slot.state, slot.job, slot.stats = "busy", job, None
             result = self.results[job.input.name]
             result.attempts, result.worker = job.attempt, slot.name
@@ -314,7 +350,8 @@ class ClusterRun:
                 self._lost(slot, job, err, queue, live)
                 return
             cause = getattr(err, "cause", None) or err  # a RayTaskError carries the task's own exception
-            outcome = Outcome(job.input.name, False, 0, 0.0, slot.name, error=_first_line(cause))
+            outcome = Outcome(job.input.name, False, 0, 0.0, slot.name,
+                              error=redact(_first_line(cause), source=job.input.source))
         slot.state = "idle"
         self._finish(job, outcome)
 
@@ -323,26 +360,38 @@ class ClusterRun:
         result.attempts, result.worker = job.attempt, outcome.worker
         result.frames, result.wall_s, result.notes = outcome.frames, outcome.wall_s, list(outcome.notes)
         result.finished_s = time.monotonic() - self._t0
+        if job.input.live and outcome.output:
+            ended = "stopped" if outcome.stopped else "ended" if outcome.ok else "failed"
+            result.sessions.append(Session(outcome.output, job.attempt, outcome.worker, outcome.frames, ended))
         if outcome.ok:
             result.status, result.output = "done", outcome.output
             if outcome.stopped:
                 result.note = "stream stopped with the run; outputs up to then"
         else:
-            result.status, result.error = "failed", outcome.error
+            result.status, result.error, result.output = "failed", outcome.error, outcome.output
+            if outcome.output:
+                result.note = f"outputs up to the failure kept ({outcome.frames} frames)"
 
     def _lost(self, slot: _Slot, job: Job, err: BaseException, queue: deque[Job], live: deque[Job]) -> None:
-        """A worker or its node died during `job`: discard the attempt, retry it elsewhere (bounded)."""
+        """A worker or its node died during `job`: discard the attempt (a live input's finished outputs are kept
+        as its session), retry it elsewhere (bounded)."""
         self._kill(slot)
-        why = f"attempt {job.attempt} on {slot.name} lost: {_death(err)}"
+        why = f"attempt {job.attempt} on {slot.name} lost: {death_cause(err)}"
         result = self.results[job.input.name]
-        result.retries.append(why)
-        final = self.out / job.input.name
-        record = read_record(final)
-        if (record and record.get("run_id") == self.run_id and record.get("attempt") == job.attempt
-                and check_record(final, job.identity, job.options) is None):
+        final = (find_session(self.out / job.input.name, job.session or "", self.run_id, job.attempt)
+                 if job.input.live else self.out / job.input.name)
+        record = read_record(final) if final is not None else None
+        committed = (record is not None and record.get("run_id") == self.run_id
+                     and record.get("attempt") == job.attempt
+                     and (record.get("error") or check_record(final, job.identity, job.options) is None))
+        kept = None if committed else self._keep(job.input.name, f"lost: {death_cause(err)}")
+        result.retries.append(why + (f"; its {kept.frames} finished frames kept in {Path(kept.folder).name}"
+                                     if kept else ""))
+        if committed and record is not None:
             # it died after committing: the outputs are complete; nothing to redo
-            self._finish(job, Outcome(job.input.name, True, int(record.get("frames", 0)),
-                                      float(record.get("wall_s", 0.0)), slot.name, output=str(final)))
+            self._finish(job, Outcome(job.input.name, not record.get("error"), int(record.get("frames", 0)),
+                                      float(record.get("wall_s", 0.0)), slot.name, error=record.get("error"),
+                                      output=str(final), stopped=bool(record.get("stopped"))))
         elif job.attempt <= self.max_retries:
             discard_staging(self.out, job.input.name)
             (live if job.input.live else queue).appendleft(replace(job, attempt=job.attempt + 1))
@@ -353,6 +402,22 @@ class ClusterRun:
             result.error = f"given up after {job.attempt} attempts lost to dead workers or nodes"
             result.finished_s = time.monotonic() - self._t0
         self._replace()
+
+    def _keep(self, name: str, why: str) -> Session | None:
+        """A live input's dead attempt: its finished outputs committed as its session (see the module
+        docstring); None for an offline input or when nothing whole was written."""
+        job = self._last_job.get(name)
+        if job is None or not job.input.live:
+            return None
+        kept = keep_lost_attempt(self.out, name, job.attempt, job.session or session_name(),
+                                 identity=job.identity, options=job.options,
+                                 extra={"run_id": self.run_id, "attempt": job.attempt,
+                                        "error": f"attempt {job.attempt} {why}", "session": job.session})
+        if kept is None:
+            return None
+        session = Session(str(kept[0]), job.attempt, self.results[name].worker, kept[1], why)
+        self.results[name].sessions.append(session)
+        return session
 
     def _replace(self) -> None:
         if self._spawns_left > 0:
@@ -411,20 +476,6 @@ def _ready(ray: Any, refs: list[Any], timeout: float) -> list[Any]:
 def _first_line(err: BaseException) -> str:
     text = str(err).strip().splitlines()
     return f"{type(err).__name__}: {text[0][:200] if text else ''}".rstrip(": ")
-
-
-def _death(err: BaseException) -> str:
-    """What a Ray infrastructure error means for the worker, in a few words, and its type."""
-    text, kind = str(err).lower(), type(err).__name__
-    if "node" in text and ("died" in text or "dead" in text):
-        what = "its node died"
-    elif kind == "ActorUnavailableError":
-        what = "the worker became unreachable (its process or node is gone)"
-    elif kind == "OutOfMemoryError":
-        what = "the worker was killed for memory"
-    else:
-        what = "the worker process died"
-    return f"{what} ({kind})"
 
 
 def _resources(resources: dict[str, float]) -> str:

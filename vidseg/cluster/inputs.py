@@ -9,7 +9,8 @@
 - ``.jsonl``: a manifest with per-input options, one JSON object a line:
   ``{"input": "a.mp4", "name": "a", "live": false, "max_frames": 100, "save": ["labels"]}`` (only "input" is
   required);
-- a URL (``scheme://...``) is a live input: pinned to one worker while it runs.
+- a URL (``scheme://...``) or a camera (``/dev/videoN``) is a live input: pinned to one worker while it
+  runs.
 
 Each input gets a `name`: the folder its outputs go to under ``--out``. It is the file's stem (a URL's host and
 path), filesystem-safe and credential-free; names that would collide get a short digest of the source appended,
@@ -26,9 +27,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
-from vidseg.cluster.naming import is_url, redact_url, safe_name
+from vidseg.cluster.naming import is_url, redact_url, safe_name, url_name
 from vidseg.config import SAVE_KINDS
 from vidseg.errors import InputError
 
@@ -104,6 +104,8 @@ def _expand(item: str, *, base: Path | None, depth: int, options: dict[str, Any]
         return [_make(str(v), options) for v in videos]
     if not path.exists():
         raise InputError(f"{item}: no such file or folder; check the path")
+    if str(path).startswith("/dev/"):  # a camera (V4L2): live like a URL, read where the worker runs
+        return [_make(str(path), options, live_default=True)]
     if path.suffix.lower() in MANIFEST_SUFFIXES:
         if depth > 0:
             raise InputError(f"{item}: a manifest cannot list another manifest; list the inputs themselves")
@@ -183,8 +185,7 @@ def _make(source: str, options: dict[str, Any] | None, *, live_default: bool = F
 
 def _base_name(source: str) -> str:
     if is_url(source):
-        parts = urlsplit(redact_url(source))
-        return safe_name(f"{parts.netloc}{parts.path}")
+        return url_name(source)
     return safe_name(Path(source).stem)
 
 

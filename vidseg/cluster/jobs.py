@@ -18,7 +18,8 @@ __all__ = ["Job", "Outcome", "WorkerInfo", "WorkerStats"]
 @dataclass(frozen=True)
 class Job:
     """One attempt at one input. out: the output root as the workers see it (a shared filesystem on a
-    multi-host cluster). options / identity: what the completion record stores (vidseg.cluster.record)."""
+    multi-host cluster). options / identity: what the completion record stores (vidseg.cluster.record).
+    source_options: how the worker opens the input (vidseg-run's --timeout, --reconnect, --rtsp-transport, ...)."""
 
     input: ClusterInput
     attempt: int  # 1 for the first try; a retry after a worker or node died gets the next number
@@ -28,6 +29,8 @@ class Job:
     max_frames: int | None
     options: Mapping[str, Any]
     identity: Mapping[str, Any]
+    source_options: Any = None  # vidseg.video.source.SourceOptions: time-outs, reconnects, transport (None: defaults)
+    session: str | None = None  # a live input's session folder (vidseg.cluster.sessions), named when handed out
 
 
 @dataclass(frozen=True)
@@ -45,7 +48,7 @@ class Outcome:
     dropped: int = 0
     backend: str = ""
     notes: tuple[str, ...] = ()  # fallbacks and notices of the engine for this input
-    output: str | None = None  # the committed folder
+    output: str | None = None  # the committed folder (also of a live stream that failed after frames)
     stopped: bool = False  # ended early by Worker.stop() (a live stream when the run was stopped)
 
     @property

@@ -2,11 +2,13 @@
 
     <out>/.staging/<name>.<attempt>/     outputs being written by attempt <attempt> (1, 2, ...)
     <out>/<name>/                        the complete outputs (+ _vidseg_done.json), renamed from staging
+    <out>/<name>/session-<UTC start>/    a live input's: one folder per session (vidseg.cluster.sessions)
 
 An attempt writes only into its own staging folder. When the input is finished and its record written, the
 folder is renamed to ``<out>/<name>``: a reader sees either the previous complete folder or the new one, never a
 half-written one. A worker that dies mid-input leaves its staging folder behind; it is discarded before the
-input is retried and at the end of the run, so half-written outputs never mix with a retry's.
+input is retried and at the end of the run, so half-written outputs never mix with a retry's (a live input's
+finished outputs in it are kept first, as that attempt's session: vidseg.cluster.sessions).
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ def staging_dir(out: Path, name: str, attempt: int) -> Path:
 def discard_staging(out: Path, name: str) -> list[Path]:
     """Remove every staging folder of input `name` (all attempts); returns those removed."""
     root = Path(out) / STAGING
-    pattern = re.compile(re.escape(name) + r"\.(\d+|old-\d+)")
+    pattern = re.compile(re.escape(name) + r"\.(\d+|old-\d+|kept-\d+)")
     removed = []
     with contextlib.suppress(FileNotFoundError):
         for entry in root.iterdir():

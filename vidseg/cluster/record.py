@@ -3,7 +3,8 @@
 ``<out>/<name>/_vidseg_done.json`` is written last, inside the staging folder, before the folder is renamed into
 place; so a folder under ``--out`` with a record is complete. The record holds the input's identity (source,
 size, mtime for files), the options that shape the outputs (engine config, outputs saved, frame limit), and
-every output file's size and sha256. ``--resume`` skips an input whose record matches: same input, same
+every output file's size and sha256; a live stream lost for good also has its ``error`` (its outputs are those up
+to the loss). ``--resume`` skips an input whose record matches, without an error: same input, same
 options, every output present and unchanged (checksums verified). Anything else (input edited, options changed,
 an output deleted or altered) redoes it, and the report says why.
 """
@@ -94,6 +95,8 @@ def check_record(folder: Path, identity: Mapping[str, Any], options: Mapping[str
     record = read_record(folder)
     if record is None:
         return "no completion record" if folder.exists() else "not done yet"
+    if record.get("error"):
+        return "it ended in an error (outputs up to the error only)"
     recorded = record.get("input", {})
     changed = [k for k in ("source", "size", "mtime_ns", "live") if recorded.get(k) != identity.get(k)]
     if changed:

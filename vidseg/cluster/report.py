@@ -12,10 +12,25 @@ from typing import Any
 
 from vidseg.cluster.jobs import WorkerInfo
 
-__all__ = ["InputResult", "ClusterReport", "print_report", "REPORT_NAME"]
+__all__ = ["InputResult", "Session", "ClusterReport", "print_report", "REPORT_NAME"]
 
 REPORT_NAME = "_vidseg_report.json"
 STATUSES = ("done", "skipped", "failed", "interrupted")
+
+
+@dataclass
+class Session:
+    """One session of a live input (vidseg.cluster.sessions): its folder, the attempt (0: left by an earlier run)
+    and worker that wrote it,
+    its frames, and how it ended: "ended" (the stream ended), "stopped" (the run was stopped), "failed: ..."
+    (the stream was lost for good), "lost: ..." (the worker died, or the run stopped first: only the finished
+    outputs were kept)."""
+
+    folder: str
+    attempt: int
+    worker: str | None
+    frames: int
+    ended: str
 
 
 @dataclass
@@ -23,10 +38,12 @@ class InputResult:
     """One input's fate.
 
     status: "done" (outputs complete under `output`), "skipped" (--resume found them complete), "failed" (the
-    input's own error, said once in `error`, or retries exhausted), "interrupted" (the run stopped first).
+    input's own error, said once in `error`, or retries exhausted; a live stream lost for good keeps its outputs up
+    to the loss under `output`), "interrupted" (the run stopped first).
     attempts: tries made; `retries` says why each earlier one was lost (worker or node died). started_s /
     finished_s: seconds since the run started, of the last attempt (driver clock). note: why an input was redone
-    under --resume.
+    under --resume. sessions: a live input's session folders, one per attempt that kept outputs (a worker that
+    died mid-stream leaves one with what it had finished, and the retry writes the next).
     """
 
     name: str
@@ -44,6 +61,7 @@ class InputResult:
     note: str | None = None
     started_s: float | None = None
     finished_s: float | None = None
+    sessions: list[Session] = field(default_factory=list)
 
     @property
     def fps(self) -> float:
@@ -122,7 +140,9 @@ def print_report(report: ClusterReport, *, json_path: Path | None = None, limit:
         table.add_column(column, justify="right" if column in ("attempts", "frames", "frames/s") else "left")
     rows = _ordered(report.results)
     for r in rows[:limit]:
-        said = r.error or "; ".join([*(f"retried: {why}" for why in r.retries), *([r.note] if r.note else [])])
+        said = "; ".join([*([r.error] if r.error else []), *(f"retried: {why}" for why in r.retries),
+                          *([r.note] if r.note else []),
+                          *([_sessions(r.sessions)] if r.sessions else [])])
         table.add_row(r.name, r.status, str(r.attempts), r.worker or "-", str(r.frames),
                       f"{r.fps:.1f}" if r.frames else "-", said)
     if len(rows) > limit:
@@ -137,6 +157,13 @@ def print_report(report: ClusterReport, *, json_path: Path | None = None, limit:
         console.print(f"note: {note}")
     if json_path is not None:
         console.print(f"outputs: {report.out}    report: {json_path}")
+
+
+def _sessions(sessions: Sequence[Session]) -> str:
+    """A live input's sessions in a few words (the retries say why one was lost): "sessions: A (5 frames, lost),
+    B (30 frames, ended)"."""
+    return "sessions: " + ", ".join(f"{Path(x.folder).name} ({x.frames} frames, {x.ended.split(':')[0]})"
+                                    for x in sessions)
 
 
 def _ordered(results: Sequence[InputResult]) -> list[InputResult]:

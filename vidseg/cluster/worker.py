@@ -5,10 +5,13 @@ GPU or CPU slot. Weights are loaded and compiled stages built once per worker, i
 artifacts (ONNX, TensorRT) come from the artifact cache that every worker shares (``EngineConfig.cache_dir``).
 
 `process(job)` writes the input's outputs into ``<out>/.staging/<name>.<attempt>/``, then the completion record,
-then renames the folder to ``<out>/<name>`` (vidseg.cluster.outputs). An input that fails for a reason of its own
-comes back as ``Outcome(ok=False, error=...)`` with its staging folder removed; only the death of the worker's
-process or node makes the driver retry it elsewhere. `stats()` and `stop()` may be called while `process` runs
-(the actor is created with two threads): `stop()` ends the current input at its next frame and keeps what was
+then renames the folder to ``<out>/<name>`` (vidseg.cluster.outputs); a live input's goes to a session folder of
+its own under it instead, never replacing an earlier session (vidseg.cluster.sessions). An input that fails for a
+reason of its own comes back as ``Outcome(ok=False, error=...)`` with its staging folder removed, except a live
+stream lost for good (reconnects exhausted): its outputs up to the loss are committed, with the error in the
+record, and the outcome, still failed, names the folder. Only the death of the worker's process or node makes the
+driver retry it elsewhere. `stats()` and `stop()` may be called while `process` runs (the actor is created with
+two threads): `stop()` ends the current input at its next frame and keeps what was
 written (how a live stream is ended when the run is stopped with Ctrl-C).
 """
 
@@ -20,6 +23,7 @@ import shutil
 import socket
 import threading
 import time
+import traceback
 import warnings
 from collections.abc import Callable
 from pathlib import Path
@@ -28,8 +32,10 @@ from typing import Any
 from vidseg.cluster.jobs import Job, Outcome, WorkerInfo, WorkerStats
 from vidseg.cluster.outputs import commit, probe_fps, staging_dir
 from vidseg.cluster.record import write_record
+from vidseg.cluster.sessions import commit_session, session_name
 from vidseg.config import EngineConfig
-from vidseg.errors import VidsegError
+from vidseg.errors import InputError, VidsegError
+from vidseg.video.redact import redact
 
 __all__ = ["Worker"]
 
@@ -94,17 +100,22 @@ class Worker:
         staging.mkdir(parents=True)
         self._current, self._frames, self._started = inp.name, 0, time.perf_counter()
         self._stop.clear()
-        stopped = False
+        stopped, error = False, None
         try:
             summary = self._run(job, staging)
         except _Stopped:
             summary, stopped = self.engine.summary, True
         except Exception as err:  # noqa: BLE001 - the input's own failure: reported once, not retried
-            if not isinstance(err, VidsegError):
-                log.exception("%s: %s failed", self.name, inp.display)
-            shutil.rmtree(staging, ignore_errors=True)
-            return Outcome(inp.name, False, self._frames, time.perf_counter() - self._started, self.name,
-                           error=_one_line(err))
+            if not isinstance(err, VidsegError):  # a bug or another library's error: its traceback, redacted
+                log.error("%s: %s failed\n%s", self.name, inp.display,
+                          redact(traceback.format_exc(), source=inp.source))
+            error = _one_line(err, inp.source)
+            summary = self.engine.summary
+            if not (inp.live and isinstance(err, InputError) and summary is not None and summary.frames > 0):
+                shutil.rmtree(staging, ignore_errors=True)
+                return Outcome(inp.name, False, self._frames, time.perf_counter() - self._started, self.name,
+                               error=error)
+            # a live stream lost for good: the engine closed the sinks, so what came before the loss is whole
         finally:
             self._finished_frames += self._frames
             self._current = None
@@ -113,13 +124,17 @@ class Worker:
             "run_id": job.run_id, "attempt": job.attempt, "worker": self.name, "host": socket.gethostname(),
             "frames": summary.frames, "keyframes": summary.keyframes, "dropped": summary.dropped,
             "backend": summary.backend, "notes": list(summary.fallbacks), "wall_s": round(wall, 3),
-            "stopped": stopped,
+            "stopped": stopped, **({"error": error} if error else {}),
+            **({"session": job.session} if inp.live else {}),
         })
         final = out / inp.name
-        commit(staging, final)
-        return Outcome(inp.name, True, summary.frames, wall, self.name, keyframes=summary.keyframes,
-                       dropped=summary.dropped, backend=summary.backend, notes=tuple(summary.fallbacks),
-                       output=str(final), stopped=stopped)
+        if inp.live:
+            final = commit_session(staging, final, job.session or session_name())
+        else:
+            commit(staging, final)
+        return Outcome(inp.name, error is None, summary.frames, wall, self.name, error=error,
+                       keyframes=summary.keyframes, dropped=summary.dropped, backend=summary.backend,
+                       notes=tuple(summary.fallbacks), output=str(final), stopped=stopped)
 
     def _run(self, job: Job, staging: Path):
         from vidseg.video.save import make_sinks
@@ -131,7 +146,7 @@ class Worker:
         with warnings.catch_warnings():  # the engine's notices come back in summary.fallbacks
             warnings.simplefilter("ignore", RuntimeWarning)
             return engine.run(job.input.source, sinks=sinks, callback=self._count, live=job.input.live,
-                              max_frames=job.max_frames)
+                              max_frames=job.max_frames, source_options=job.source_options)
 
     def _count(self, result: Any) -> None:
         self._frames += 1
@@ -139,8 +154,10 @@ class Worker:
             raise _Stopped
 
 
-def _one_line(err: BaseException) -> str:
-    text = " ".join(str(err).split())
+def _one_line(err: BaseException, source: str) -> str:
+    """The error in one line, without the secrets of the input's URL (an exception from another library may
+    quote it)."""
+    text = redact(" ".join(str(err).split()), source=source)
     return text if isinstance(err, VidsegError) else f"{type(err).__name__}: {text}"
 
 

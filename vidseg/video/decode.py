@@ -41,7 +41,7 @@ import numpy as np
 from vidseg.errors import InputError
 from vidseg.video.frame import Frame
 
-__all__ = ["Frame", "StreamDecoder", "VideoSource", "open_video", "MOTION_CODECS"]
+__all__ = ["Frame", "StreamDecoder", "SkippedPackets", "VideoSource", "open_video", "MOTION_CODECS"]
 
 # Decoders whose FFmpeg implementation exports AV_FRAME_DATA_MOTION_VECTORS (h264 and the mpegvideo family).
 MOTION_CODECS = frozenset(
@@ -58,13 +58,30 @@ _INTRA_ONLY = frozenset({"rawvideo", "mjpeg", "png", "bmp", "tiff", "jpeg2000", 
 _DECODER_FIELDS = frozenset({"codec", "fps", "size", "rotation", "motion_available", "length", "duration"})
 
 
+class SkippedPackets:
+    """Damaged packets a decoder skipped: how many, and the first one's time (s, -1 unknown). Constant memory: a
+    lossy UDP camera may skip packets for weeks."""
+
+    def __init__(self) -> None:
+        self.count = 0
+        self.first = -1.0
+
+    def add(self, seconds: float) -> None:
+        if self.count == 0:
+            self.first = seconds
+        self.count += 1
+
+    def __len__(self) -> int:
+        return self.count
+
+
 class StreamDecoder:
     """The decode core that file and live sources share: the video stream of an open PyAV container -> `Frame`s.
 
     It picks the video stream (a cover image is not one), configures the decoder (threads, motion export), reads
     H.264 reference bits from the packets, applies the display rotation and turns decoded pictures into frames:
     index counted from 0, pts in seconds, picture type, codec motion. A damaged packet (flagged corrupt by the
-    demuxer, or refused by the decoder as invalid data) is skipped; its time (s, -1 unknown) goes to `skipped`.
+    demuxer, or refused by the decoder as invalid data) is skipped and counted in `skipped` (`SkippedPackets`).
 
     name: how errors name the input (never a secret). hint: what to give instead when there is no video stream.
     low_delay: slice threads only: frame threads hold back one frame per thread, which a live source cannot
@@ -79,7 +96,7 @@ class StreamDecoder:
         self.name = name
         self.cell = int(cell)
         self.frames = 0
-        self.skipped: list[float] = []
+        self.skipped = SkippedPackets()
         self.last_pts: float | None = None
         self.start = 0.0
         # A cover image (attached picture, e.g. album art in an audio file) is not a video stream.
@@ -119,7 +136,7 @@ class StreamDecoder:
     def decode(self, packet) -> list[Frame]:
         """The frames a packet completes (none for a damaged packet, which is skipped)."""
         if packet.is_corrupt:  # a cut-off or damaged packet: skip it rather than decode garbage
-            self.skipped.append(_packet_time(packet))
+            self.skipped.add(_packet_time(packet))
             return []
         if self._nal_length is not None and packet.size and packet.pts is not None:
             if len(self._reference_by_pts) >= self._MAX_PENDING:  # frames that never came out
@@ -128,7 +145,7 @@ class StreamDecoder:
         try:
             return [self._make_frame(frame) for frame in self.stream.decode(packet)]
         except av.error.InvalidDataError:  # one damaged packet: the frames after it still decode
-            self.skipped.append(_packet_time(packet))
+            self.skipped.add(_packet_time(packet))
             return []
 
     def drain(self) -> list[Frame]:
@@ -300,9 +317,9 @@ class VideoSource:
         if failure is not None:
             raise _input_error(self, failure) from failure
         decoder = self._decoder
-        skipped = decoder.skipped if decoder is not None else []
+        skipped = decoder.skipped if decoder is not None else SkippedPackets()
         if skipped:
-            where = f" (first at {skipped[0]:.3f} s)" if skipped[0] >= 0 else ""
+            where = f" (first at {skipped.first:.3f} s)" if skipped.first >= 0 else ""
             if n == 0:
                 raise InputError(f"{self.path}: truncated or corrupt: no frame could be decoded; {len(skipped)} "
                                  f"packet(s) are cut off or damaged{where}; check that the file is complete")

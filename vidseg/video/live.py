@@ -27,11 +27,13 @@ from __future__ import annotations
 import errno
 import math
 import os
+import socket
 import sys
 import threading
 import time
 from collections.abc import Iterator
 from dataclasses import replace
+from urllib.parse import urlsplit
 
 import av
 
@@ -223,9 +225,15 @@ class StreamSource(FrameIterator):
     def _connect(self):
         """(container, decoder) of a new connection; a _Failure when it cannot be made."""
         url, kwargs = self._open_arguments()
+        began = time.monotonic()
         try:
             container = av.open(url, "r", **kwargs)
         except av.FFmpegError as err:
+            timeout = self.options.timeout
+            if isinstance(err, av.error.InvalidDataError) and time.monotonic() - began >= 0.9 * timeout:
+                # a server that accepts the connection and never answers: FFmpeg's RTSP demuxer, interrupted
+                # by the time-out, says "invalid data"
+                raise _Failure(f"no answer within {timeout:g} s (time-out)", fatal=False) from None
             raise self._failure(err, opening=True) from None
         except ValueError as err:  # an unknown format name
             raise _Failure(redact(str(err), source=self._url), fatal=True) from None
@@ -300,7 +308,31 @@ def _describe(err: av.FFmpegError, timeout: float, opening: bool, url: str) -> t
         return "permission denied (e.g. add yourself to the 'video' group for a camera)", True
     if isinstance(err, av.error.InvalidDataError) and opening:
         return f"the data is not a stream FFmpeg can read ({err.strerror}); check the URL and format", True
+    if opening and code == errno.EIO:  # FFmpeg says only "Input/output error" for these two
+        host = _host(url)
+        if host is None:
+            return "the URL is malformed (its host part cannot be read); check it", True
+        if host and _unresolvable(host):
+            return f"the host name {host!r} cannot be resolved: check the address and the network (DNS)", False
     return err.strerror or type(err).__name__, False
+
+
+def _host(url: str) -> str | None:
+    """The host of a URL ('' when it has none, e.g. a file path); None when the URL cannot be parsed."""
+    try:
+        return urlsplit(url).hostname or ""
+    except ValueError:
+        return None
+
+
+def _unresolvable(host: str) -> bool:
+    try:
+        socket.getaddrinfo(host, None)
+    except socket.gaierror:
+        return True
+    except OSError:
+        return False
+    return False
 
 
 def _is_char_device(path: str) -> bool:

@@ -22,8 +22,9 @@ __all__ = ["redact", "secrets", "MASK"]
 
 MASK = "***"
 
-# A URL inside free text: scheme://, then anything up to white space or a quote.
-_URL = re.compile(r"[A-Za-z][A-Za-z0-9+.\-]*://[^\s'\"<>]+")
+# A URL inside free text: scheme://, then anything up to white space or a quote, less the punctuation that ends
+# a phrase ("{url}: lost", "(see {url})."), which would otherwise be masked as part of a query value.
+_URL = re.compile(r"[A-Za-z][A-Za-z0-9+.\-]*://[^\s'\"<>]*[^\s'\"<>.,;:!?)]")
 # Query keys whose values are stream settings, never credentials (FFmpeg protocol options, camera channels).
 _PLAIN_KEYS = frozenset({
     "listen", "timeout", "rw_timeout", "listen_timeout", "pkt_size", "buffer_size", "fifo_size", "overrun_nonfatal",

@@ -27,7 +27,7 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Iterable, Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any, Protocol, runtime_checkable
@@ -162,6 +162,11 @@ class SourceOptions:
             raise ConfigError(f"video size {self.video_size!r} is not WIDTHxHEIGHT, e.g. 1280x720")
         object.__setattr__(self, "ffmpeg_options", MappingProxyType({str(k): str(v)
                                                                      for k, v in self.ffmpeg_options.items()}))
+
+    def __reduce__(self):
+        """Picklable (a read-only mapping is not): sent to other processes, e.g. cluster workers."""
+        values = [getattr(self, f.name) for f in fields(self)]
+        return type(self), tuple(dict(v) if isinstance(v, Mapping) else v for v in values)
 
 
 def source_kind(thing: Any) -> str:
