@@ -32,7 +32,8 @@ from vidseg.classes import CITYSCAPES
 from vidseg.eval.consistency import AgreementMeter
 from vidseg.eval.metrics import KeyDistanceMIoU
 from vidseg.kernels import ops
-from vidseg.models.demo import build_demo
+from vidseg.models.base import logits_to_labels
+from vidseg.models.demo import DEMO_SPEC, build_demo
 from vidseg.synthetic import SceneConfig, load_ground_truth, write_clip, write_road_set
 from vidseg.video.decode import open_video
 from vidseg.video.motion import MotionChain, resize_motion
@@ -56,8 +57,10 @@ def make_set(name: str, root: Path, clips: int, size=(256, 512)) -> list[Path]:
 
 
 def _labels(logits: torch.Tensor, size) -> np.ndarray:
-    up = F.interpolate(logits, size=size, mode="bilinear", align_corners=True)
-    return up.argmax(1)[0].numpy().astype(np.uint8)
+    """The engine's labels step for the demo's stride-8 logits (its x8 upsample, then the resize to the frame)."""
+    spec = DEMO_SPEC
+    return logits_to_labels(logits, size, align_corners=spec.logits_align_corners,
+                            upsample=spec.logits_upsample)[0].numpy()
 
 
 @torch.inference_mode()

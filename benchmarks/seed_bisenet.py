@@ -10,7 +10,8 @@ discarded (aux_mode='train' at evaluation), nn.Upsample(scale_factor=8) on the l
 vidseg runs the HR network of `arseg-bise18-cityscapes` (the same module, the same random weights: no trained
 Cityscapes BiSeNet ships with vidseg; the final 1x1 conv's bias is zeroed, because with its random bias one class
 wins every pixel and every engine would agree trivially) as its per-frame `key` stage through its runners, then
-`logits_to_labels`:
+`logits_to_labels`, as `Engine` does (the stage returns stride-8 logits; the seed's x8 upsample and the argmax run
+there, in row bands, `ModelSpec.logits_upsample`):
 
   torch       EagerRunner, channels_last, inference_mode (what engine `auto` picks on a CPU)
   bf16        EagerRunner with bf16 autocast (oneDNN bf16 convolutions; AVX512-BF16 where the CPU has it)
@@ -79,13 +80,13 @@ class TorchEngine:
     def __init__(self, stage, spec, frame_size, precision: str) -> None:
         config = EngineConfig(model=MODEL, method="per-frame", backend="torch", precision=precision, device="cpu")
         self.runner = EagerRunner({"key": stage}, config, frame_size, torch.device("cpu"))
-        self.align = spec.logits_align_corners
+        self.align, self.upsample = spec.logits_align_corners, spec.logits_upsample
 
     def __call__(self, image: np.ndarray) -> torch.Tensor:
         x = torch.from_numpy(image).permute(2, 0, 1)[None]  # the engine's DeviceIO view (channels_last)
         logits = self.runner.run("key", {"image": x})["logits"]
         logits = logits.float().contiguous(memory_format=torch.channels_last)  # as Engine._labels does
-        return logits_to_labels(logits, image.shape[:2], align_corners=self.align)[0]
+        return logits_to_labels(logits, image.shape[:2], align_corners=self.align, upsample=self.upsample)[0]
 
 
 class OrtEngine:
@@ -98,13 +99,13 @@ class OrtEngine:
         options.inter_op_num_threads = 1
         self.session = ort.InferenceSession(path, options, providers=["CPUExecutionProvider"])
         self.input = self.session.get_inputs()[0].name
-        self.align = spec.logits_align_corners
+        self.align, self.upsample = spec.logits_align_corners, spec.logits_upsample
 
     def __call__(self, image: np.ndarray) -> torch.Tensor:
         x = np.ascontiguousarray(image.transpose(2, 0, 1)[None])
         logits = torch.from_numpy(self.session.run(["logits"], {self.input: x})[0])
         logits = logits.contiguous(memory_format=torch.channels_last)
-        return logits_to_labels(logits, image.shape[:2], align_corners=self.align)[0]
+        return logits_to_labels(logits, image.shape[:2], align_corners=self.align, upsample=self.upsample)[0]
 
 
 def quantize_int8(fp32_path: Path, out_path: Path, frames: list[np.ndarray]) -> None:
@@ -131,9 +132,11 @@ def build_engines(names, stage, spec, frame_size, calib, threads, workdir: Path)
         if name in ("torch", "bf16"):
             engines[name] = TorchEngine(stage, spec, frame_size, "fp32" if name == "torch" else "bf16")
         elif name in ("onnx", "onnx-int8"):
-            from vidseg.export.onnx import onnx_artifact
+            from vidseg.export.onnx import export_onnx
 
-            path, _ = onnx_artifact(stage, *frame_size, stage_name="key", model_name=MODEL)
+            path = workdir / "key.onnx"
+            if not path.exists():  # validated against the PyTorch stage, as vidseg-export does
+                export_onnx(stage, path, *frame_size, stage_name="key")
             if name == "onnx-int8":
                 q = workdir / "key.int8.onnx"
                 if not q.exists():
@@ -152,7 +155,8 @@ def main(argv=None) -> int:
     ap.add_argument("--rounds", type=int, default=8)
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--engines", nargs="+", default=list(ENGINES), choices=ENGINES)
-    ap.add_argument("--out", default=None, help="folder for seed_bisenet_<res>.json/.md")
+    ap.add_argument("--out", default=None, help="folder for <stem>.json/.md")
+    ap.add_argument("--stem", default=None, help="record file name without suffix (default seed_bisenet_<res>)")
     args = ap.parse_args(argv)
     height, width = (int(v) for v in args.res.lower().split("x"))
     torch.set_num_threads(args.threads)
@@ -209,7 +213,7 @@ def main(argv=None) -> int:
     if args.out:
         out = Path(args.out)
         out.mkdir(parents=True, exist_ok=True)
-        stem = out / f"seed_bisenet_{height}x{width}"
+        stem = out / (args.stem or f"seed_bisenet_{height}x{width}")
         stem.with_suffix(".json").write_text(json.dumps(record, indent=2, default=str) + "\n")
         stem.with_suffix(".md").write_text(text)
         print(f"wrote {stem}.json, {stem}.md")

@@ -99,15 +99,18 @@ def test_specs_and_parameters(name):
     model = build(name)
     spec = model.spec
     camvid, imagenet, coincheung = (0.39068785, 0.40521392, 0.41434407), (0.485, 0.456, 0.406), (0.3257, 0.369, 0.3223)
-    digest = {  # arseg.md §1.1, §2.1, §6: palette, classes, C, feature/logits stride, mean, HR/LR params
-        "arseg-psp18-camvid": ("camvid12", 12, 64, 1, 1, camvid, 17_461_979, 17_463_899),
-        "arseg-bise18-camvid": ("camvid12", 12, 256, 8, 1, camvid, 13_423_012, 13_430_692),
-        "arseg-psp18-cityscapes": ("cityscapes19", 19, 512, 8, 8, imagenet, 16_779_622, 16_779_622),
-        "arseg-bise18-cityscapes": ("cityscapes19", 19, 256, 8, 1, coincheung, 13_425_721, 13_433_401),
+    # arseg.md §1.1, §2.1, §6: palette, classes, C, feature stride, mean, HR/LR params; the stages' logits stride
+    # (BiSeNet's x8 upsample is the labels step's, logits_upsample: the seed's logits are at stride 1 after it)
+    digest = {
+        "arseg-psp18-camvid": ("camvid12", 12, 64, 1, 1, 1, camvid, 17_461_979, 17_463_899),
+        "arseg-bise18-camvid": ("camvid12", 12, 256, 8, 8, 8, camvid, 13_423_012, 13_430_692),
+        "arseg-psp18-cityscapes": ("cityscapes19", 19, 512, 8, 8, 1, imagenet, 16_779_622, 16_779_622),
+        "arseg-bise18-cityscapes": ("cityscapes19", 19, 256, 8, 8, 8, coincheung, 13_425_721, 13_433_401),
     }[name]
-    palette, classes, channels, fstride, lstride, mean, hr_params, lr_params = digest
+    palette, classes, channels, fstride, lstride, upsample, mean, hr_params, lr_params = digest
     assert (spec.palette, spec.num_classes, spec.feature_channels) == (palette, classes, channels)
-    assert (spec.feature_stride, spec.logits_stride, spec.mean) == (fstride, lstride, mean)
+    assert (spec.feature_stride, spec.logits_stride, spec.logits_upsample, spec.mean) == (fstride, lstride, upsample,
+                                                                                          mean)
     assert spec.methods == ("per-frame", "arseg") and spec.lr_scale == 0.5
     assert count_params(model.hr) == hr_params and count_params(model.lr) == lr_params
     assert set(model.checkpoint_parts()) == {"hr", "lr"}
@@ -132,11 +135,11 @@ def test_full_resolution_bisenet_camvid_pair():
     image = torch.randint(0, 256, (1, 3, 720, 960), dtype=torch.uint8)
     with torch.no_grad():
         logits, features = stages["key"](image)
-        assert logits.shape == (1, 12, 720, 960) and features.shape == (1, 256, 90, 120)
+        assert logits.shape == (1, 12, 90, 120) and features.shape == (1, 256, 90, 120)  # x8 in the labels step
         motion = torch.zeros(1, 2, 90, 120)
         logits2, fused = stages["nonkey"](image, features, motion)
     assert seen["lr"].shape == (1, 256, 46, 60)  # LR feature at 360x480 (nearest x2 quirk)
-    assert logits2.shape == (1, 12, 720, 960) and fused.shape == (1, 256, 90, 120)
+    assert logits2.shape == (1, 12, 90, 120) and fused.shape == (1, 256, 90, 120)
 
 
 @pytest.mark.parametrize(

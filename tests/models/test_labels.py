@@ -94,3 +94,31 @@ def test_cuda_logits_stay_on_the_gpu():
     logits = torch.randn(1, 19, 64, 128, device="cuda")
     out = logits_to_labels(logits, (512, 1024), align_corners=False)
     assert out.device.type == "cuda" and torch.equal(out, _plain(logits, (512, 1024), False))
+    stride8 = logits[:, :, :8, :16]  # the seed's x8 (one fused resize on the GPU), then its resize to the frame
+    for size in ((64, 128), (60, 120)):
+        out = logits_to_labels(stride8, size, align_corners=True, upsample=8)
+        want = _plain(labels.upsample_logits(stride8, 8), size, True)
+        assert out.device.type == "cuda" and torch.equal(out, want)
+
+
+UPSAMPLE_CASES = [
+    ((1, 19, 64, 128), (512, 1024)),  # the x8 map is the frame: the seed's second resize is the identity (banded)
+    ((1, 12, 46, 60), (360, 480)),  # AR-Seg's LR grid at 360x480: x8 gives 368x480, resized to the frame
+    ((2, 19, 13, 17), (100, 131)),  # neither side a multiple of 8
+    ((1, 19, 16, 16), (128, 120)),  # one side the x8 map's, the other not
+]
+
+
+@pytest.mark.parametrize("shape, size", UPSAMPLE_CASES,
+                         ids=[f"{s[2]}x{s[3]}->{z[0]}x{z[1]}" for s, z in UPSAMPLE_CASES])
+@pytest.mark.parametrize("align_corners", [False, True])
+@pytest.mark.parametrize("channels_last", [False, True], ids=["nchw", "channels_last"])
+def test_upsample_composes_the_seeds_x8_with_its_resize_to_the_frame(shape, size, align_corners, channels_last):
+    g = torch.Generator().manual_seed(hash((shape, size)) % 2**31)
+    logits = torch.randn(shape, generator=g) * 4
+    if channels_last:
+        logits = logits.contiguous(memory_format=torch.channels_last)
+    x8 = torch.nn.Upsample(scale_factor=8, mode="bilinear", align_corners=False)(logits)  # the seed's network
+    assert torch.equal(labels.upsample_logits(logits, 8), x8) and labels.upsample_logits(logits, 1) is logits
+    out = logits_to_labels(logits, size, align_corners=align_corners, upsample=8)
+    assert out.shape == (shape[0], *size) and torch.equal(out, _plain(x8, size, align_corners))

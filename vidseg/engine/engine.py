@@ -45,7 +45,7 @@ from vidseg.engine.results import FrameResult, LatencyStats, RunStats, RunSummar
 from vidseg.engine.schedule import IntervalPolicy, KeyDecision, KeyframePolicy, PolicyState, frame_meta, make_policy
 from vidseg.engine.schedule import thumbnail as key_thumbnail
 from vidseg.errors import ConfigError, ShapeError, VidsegWarning
-from vidseg.models.base import VideoSegModel, logits_to_labels
+from vidseg.models.base import VideoSegModel, logits_to_labels, upsample_logits
 from vidseg.video.frame import Frame, check_image
 from vidseg.video.motion import as_motion_field
 from vidseg.video.source import SourceOptions, describe_input, open_source
@@ -445,8 +445,9 @@ class Engine:
         if logits.device.type == "cpu":
             # PyTorch's CPU argmax over dim 1 of a contiguous NCHW map is ~7x slower than over channels_last.
             logits = logits.contiguous(memory_format=torch.channels_last)
-        labels = logits_to_labels(logits, frame.size, align_corners=self.spec.logits_align_corners)
-        keep = logits if self.config.return_logits else None
+        up = self.spec.logits_upsample  # the seed's last upsample (BiSeNet's x8): banded here, in full if returned
+        labels = logits_to_labels(logits, frame.size, align_corners=self.spec.logits_align_corners, upsample=up)
+        keep = upsample_logits(logits, up) if self.config.return_logits else None
         return self.io.download(labels, keep)
 
     def _finish(self, pending: _Pending, writer: Writer | None = None, stats: RunStats | None = None) -> FrameResult:
@@ -457,8 +458,7 @@ class Engine:
             timings[t.stage] = timings.get(t.stage, 0.0) + t.seconds()
         frame = pending.frame
         result = FrameResult(
-            index=frame.index,
-            pts=frame.pts,
+            index=frame.index, pts=frame.pts,
             labels=labels[0],
             is_key=pending.decision.is_key,
             key_distance=pending.decision.key_distance,

@@ -5,8 +5,8 @@
       "model": "demo", "weights": null, "method": "arseg", "methods": ["per-frame", "arseg"],
       "format": "onnx", "precision": "fp32", "frame_size": [64, 128], "batch": 1, "dynamic_size": true,
       "spec": {"name": "demo", "num_classes": 19, "palette": "cityscapes19", "class_names": [...],
-               "mean": [...], "std": [...], "input_size": [512, 1024], "feature_stride": 8, "logits_stride": 1,
-               "logits_align_corners": true, "lr_scale": 0.5, "flow_reference": "previous", ...},
+               "mean": [...], "std": [...], "input_size": [512, 1024], "feature_stride": 8, "logits_stride": 8,
+               "logits_align_corners": true, "logits_upsample": 8, "lr_scale": 0.5, "flow_reference": "previous", ...},
       "motion": {"warp_convention": "exact"},   # how codec motion is resized and chained for this model
       "stages": {"key": {"file": "demo-key-64x128-dynhw-b1-fp32.onnx", "sha256": "...", "size": 123,
                          "inputs": [{"name": "image", "dtype": "uint8", "shape": [1, 3, "height", "width"]}],
@@ -41,8 +41,8 @@ MANIFEST_NAME = "manifest.json"
 MANIFEST_VERSION = 1
 # ModelSpec fields the engine needs, recorded as they are (mean/std also act inside stage 0)
 SPEC_FIELDS = ("name", "num_classes", "mean", "std", "scale", "channel_order", "palette", "input_size",
-               "feature_channels", "feature_stride", "logits_stride", "logits_align_corners", "lr_scale",
-               "flow_reference", "motion_convention")
+               "feature_channels", "feature_stride", "logits_stride", "logits_align_corners", "logits_upsample",
+               "lr_scale", "flow_reference", "motion_convention")
 _REEXPORT = "re-export it with vidseg-export"
 
 
@@ -164,6 +164,8 @@ def _check_schema(data: dict, path: Path) -> None:
     for key in ("mean", "std", "input_size"):
         need(spec, key, list, f"spec.{key}")
     need(spec, "logits_align_corners", bool, "spec.logits_align_corners")
+    if "logits_upsample" in spec:  # absent from older exports, whose stages upsample inside (the default, 1)
+        need(spec, "logits_upsample", int, "spec.logits_upsample")
     need(need(data, "motion", dict), "warp_convention", str, "motion.warp_convention")
     stages = need(data, "stages", dict)
     if not stages:

@@ -19,7 +19,8 @@ Stages (see `vidseg.models.base`):
 - nonkey: image (full resolution), key_features (F_I), motion (backward map in F_I's pixels, already resized to
   F_I's grid) -> logits, features = the fused feature. Inside: normalise, downscale by lr_scale with bilinear
   align_corners=True to (int(H*s), int(W*s)) as the seed, LR feature, `warp(F_I, motion, "arseg")`, CReFF, the LR
-  net's classifier with the seed's model-specific output (log-probs / raw stride-8 logits / x8 upsampled).
+  net's classifier with the seed's model-specific output (log-probs / raw stride-8 logits; BiSeNet's x8 upsample
+  is left to the labels step, `ModelSpec.logits_upsample`, in both stages).
 
 Must-match conventions kept here: the "arseg" warp convention by default (normalised by W-1 but sampled with
 align_corners=False: zero motion shifts by half a feature pixel and fades the border; `warp_convention="exact"`
@@ -39,7 +40,7 @@ from vidseg.errors import ConfigError
 from vidseg.kernels import ops
 from vidseg.kernels.reference import WARP_CONVENTIONS
 from vidseg.models.base import ModelSpec, Preprocess, Stage, VideoSegModel
-from vidseg.models.bisenet import BiSeNetV1
+from vidseg.models.bisenet import LOGITS_UPSAMPLE, BiSeNetV1
 from vidseg.models.perframe import KeyStage, PerFrameModel
 from vidseg.models.pspnet import IMAGENET_MEAN, IMAGENET_STD, PSPNetCamVid, PSPNetSemseg
 from vidseg.models.registry import register_model
@@ -206,10 +207,11 @@ ARSEG_SPECS: dict[str, ModelSpec] = {
         input_size=(720, 960),
         feature_channels=256,
         feature_stride=8,
-        logits_stride=1,
+        logits_stride=8,
+        logits_upsample=LOGITS_UPSAMPLE,
         source="THU-LYJ-Lab/AR-Seg: model/bisenet.py BiSeNetV1 / BiSeNetV1WithFuse",
-        notes="Logits are the seed's x8 bilinear (align_corners=False) upsampling; the LR feature is 46x60 at "
-        "360x480 (nearest x2 in the context path).",
+        notes="Stages return stride-8 logits; the seed's x8 bilinear (align_corners=False) upsampling happens in "
+        "the labels step. The LR feature is 46x60 at 360x480 (nearest x2 in the context path).",
         **_SEED,
     ),
     "arseg-psp18-cityscapes": ModelSpec(
@@ -237,9 +239,11 @@ ARSEG_SPECS: dict[str, ModelSpec] = {
         input_size=(1024, 2048),
         feature_channels=256,
         feature_stride=8,
-        logits_stride=1,
+        logits_stride=8,
+        logits_upsample=LOGITS_UPSAMPLE,
         source="THU-LYJ-Lab/AR-Seg: model/bisenet.py BiSeNetV1 / BiSeNetV1WithFuse (HR from CoinCheung/BiSeNet)",
-        notes="Logits are the seed's x8 bilinear (align_corners=False) upsampling.",
+        notes="Stages return stride-8 logits; the seed's x8 bilinear (align_corners=False) upsampling happens in "
+        "the labels step.",
         **_SEED,
     ),
 }

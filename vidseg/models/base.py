@@ -16,7 +16,8 @@ the names become the ONNX/TensorRT binding names. Stage names and their tensors:
 - features / key_features: float [N, C, h, w], the model's fusion feature (see `ModelSpec.feature_stride`).
 - motion, flow: float32 [N, 2, h, w] backward maps in pixels *of that grid*: for pixel p of the current frame,
   p + m(p) is where it came from in the reference frame (channel 0 = x, channel 1 = y).
-- logits, prev_logits: float [N, K, h_o, w_o]; `logits_to_labels` resizes them to the frame and takes argmax.
+- logits, prev_logits: float [N, K, h_o, w_o]; `logits_to_labels` resizes them to the frame and takes argmax
+  (after the seed's own final upsample, `ModelSpec.logits_upsample`, where the stage leaves it out).
 
 Stages are positional in `input_names` order and return a tuple in `output_names` order (what ONNX and
 torch.export need); `Stage.run(**named)` is the by-name form.
@@ -32,7 +33,7 @@ from torch import Tensor, nn
 
 from vidseg.classes import LabelSet, label_set
 from vidseg.errors import ShapeError
-from vidseg.models.labels import logits_to_labels  # re-exported: the stage contract's last step
+from vidseg.models.labels import logits_to_labels, upsample_logits  # re-exported: the stage contract's last step
 
 __all__ = [
     "ModelSpec",
@@ -40,6 +41,7 @@ __all__ = [
     "Stage",
     "VideoSegModel",
     "logits_to_labels",
+    "upsample_logits",
 ]
 
 @dataclass(frozen=True)
@@ -58,6 +60,9 @@ class ModelSpec:
     feature_stride: int = 8  # input pixels per feature pixel (1 for AR-Seg's CamVid PSPNet)
     logits_stride: int = 1  # input pixels per logits pixel of the key stage
     logits_align_corners: bool = True  # how the seed resizes logits to the label map
+    # The seed's network ends in a x`logits_upsample` bilinear upsample (align_corners=False) that the stages leave
+    # to `logits_to_labels` (BiSeNet: 8), before the resize to the label map above; 1: no such step
+    logits_upsample: int = 1
     methods: tuple[str, ...] = ("per-frame",)
     lr_scale: float = 0.5
     # flowwarp: the frame a non-keyframe's flow and warp start from: "previous" (GSVNet: the last frame's

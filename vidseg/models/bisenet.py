@@ -7,7 +7,11 @@ match the released checkpoints:
   23x30, so feat_cp8 (and the CReFF feature) is 46x60 while layer2 and the spatial path are 45x60.
 - The spatial path is resized to feat_cp8 (bilinear, align_corners=True) before the feature fusion module.
 - The CReFF/FST feature is the output of `feat_conv_out` (= `conv_out.conv`, ConvBNReLU 3x3 256->256, stride 8);
-  logits are `final_conv` (= `conv_out.conv_out`) of it, upsampled x8 bilinearly with align_corners=False.
+  the seed's logits are `final_conv` (= `conv_out.conv_out`) of it, upsampled x8 bilinearly with
+  align_corners=False. vidseg's `head` stops before that upsample and returns the stride-8 logits: the specs of
+  every BiSeNetV1 model say `logits_upsample=LOGITS_UPSAMPLE`, and `logits_to_labels` does the seed's x8 (in row
+  bands, without materialising full-size float logits) and its resize to the frame; `upsample_logits` gives the
+  seed's full-size logits where they are needed (training losses, returned logits).
   The seed registers both aliases as modules, so its files carry their keys twice; vidseg keeps one module each
   and `vidseg.models.checkpoints` folds/re-emits the aliases.
 - The aux heads `conv_out16`/`conv_out32` exist in every file (aux_mode='train', also at evaluation, where they
@@ -21,8 +25,13 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from vidseg.models.backbones import PLAIN, ResNet18, scaled, stride2_size
+from vidseg.models.labels import upsample_logits
 
-__all__ = ["BiSeNetV1", "ConvBNReLU", "ContextPath", "SpatialPath", "FeatureFusionModule", "BiSeNetOutput"]
+# The seed's x8 logits upsample that BiSeNetV1.head leaves to `logits_to_labels` (`ModelSpec.logits_upsample`).
+LOGITS_UPSAMPLE = 8
+
+__all__ = ["BiSeNetV1", "LOGITS_UPSAMPLE", "ConvBNReLU", "ContextPath", "SpatialPath", "FeatureFusionModule",
+           "BiSeNetOutput"]
 
 
 class ConvBNReLU(nn.Module):
@@ -106,7 +115,8 @@ class FeatureFusionModule(nn.Module):
 
 
 class BiSeNetOutput(nn.Module):
-    """ConvBNReLU3x3 -> conv1x1 (+bias) -> x`up_factor` bilinear (align_corners=False)."""
+    """ConvBNReLU3x3 -> conv1x1 (+bias) -> x`up_factor` bilinear (align_corners=False); the seed's full forward
+    (BiSeNetV1's main head runs its parts without the upsample, see `BiSeNetV1.head`)."""
 
     def __init__(self, cin: int, mid: int, num_classes: int, up_factor: int) -> None:
         super().__init__()
@@ -116,12 +126,8 @@ class BiSeNetOutput(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         # The seed's nn.Upsample(scale_factor=8): the same sampling positions (the scale is exactly in/out), so
-        # bit-identical, but given as a size PyTorch's CPU kernel runs 2x faster on channels_last logits.
-        return self.upsample(self.conv_out(self.conv(x)))
-
-    def upsample(self, y: Tensor) -> Tensor:
-        size = (y.shape[-2] * self.up_factor, y.shape[-1] * self.up_factor)
-        return F.interpolate(y, size=size, mode="bilinear", align_corners=False)
+        # bit-identical (see upsample_logits).
+        return upsample_logits(self.conv_out(self.conv(x)), self.up_factor)
 
 
 class BiSeNetV1(nn.Module):
@@ -159,7 +165,8 @@ class BiSeNetV1(nn.Module):
         return self.feat_conv_out(self.ffm(feat_sp, feat_cp8))
 
     def head(self, feature: Tensor) -> Tensor:
-        return self.conv_out.upsample(self.final_conv(feature))
+        """Stride-8 logits: the seed's head without its x8 upsample (`LOGITS_UPSAMPLE`, the module docstring)."""
+        return self.final_conv(feature)
 
     def forward_key(self, x: Tensor) -> tuple[Tensor, Tensor]:
         feat = self.features(x)

@@ -17,7 +17,7 @@ import torch
 from vidseg.errors import CheckpointError
 from vidseg.models.arseg import ARSegModel, CReFF
 from vidseg.models.base import ModelSpec
-from vidseg.models.bisenet import BiSeNetV1
+from vidseg.models.bisenet import LOGITS_UPSAMPLE, BiSeNetV1
 from vidseg.models.pspnet import IMAGENET_MEAN, IMAGENET_STD
 from vidseg.models.registry import register_model
 
@@ -26,7 +26,8 @@ __all__ = ["DEMO_SPEC", "DEMO_WIDTH", "demo_weights_path", "build_demo"]
 DEMO_WIDTH = 0.25
 DEMO_SPEC = ModelSpec(
     name="demo", num_classes=19, mean=IMAGENET_MEAN, std=IMAGENET_STD, palette="cityscapes19",
-    input_size=(256, 512), feature_channels=64, feature_stride=8, logits_stride=1, logits_align_corners=True,
+    input_size=(256, 512), feature_channels=64, feature_stride=8, logits_stride=8, logits_align_corners=True,
+    logits_upsample=LOGITS_UPSAMPLE,
     methods=("per-frame", "arseg"), lr_scale=0.5, builtin_weights=True,
     seed="vidseg (AR-Seg architecture, BiSeNetV1-18 x0.25)",
     source="vidseg/models/demo.py; weights: vidseg-train demo (vidseg/train/demo.py)",

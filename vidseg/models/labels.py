@@ -18,6 +18,14 @@ those clamps only touch output rows the band discards. Other scales (frame sizes
 power-of-two multiple of the logits, e.g. 1000 px from 128 logits) keep the plain composition: exactness there
 would mean re-implementing PyTorch's kernel arithmetic, whose fused-multiply-add order is a property of the
 compiled build. CUDA tensors keep the plain composition too (one fused pass on the GPU already).
+
+Seeds whose network ends in a fixed upsample (BiSeNet's x8, bilinear, align_corners=False) and whose evaluation
+then resizes that map to the frame (AR-Seg: bilinear, align_corners=True) compose two resizes. vidseg's stages stop
+before the upsample (`ModelSpec.logits_upsample`), and `logits_to_labels(..., upsample=8)` composes the same two
+steps: where the upsampled map already has the frame's size (a BiSeNet frame whose sides are multiples of 16) the
+seed's second resize is the identity, and the x8 resize runs in bands as above; at other sizes the x8 map is
+materialised (`upsample_logits`, the seed's own step) and resized to the frame as before: the old path, since two
+bilinear resizes do not fold into one and bands of the second are not exact at a non-power-of-two scale.
 """
 
 from __future__ import annotations
@@ -26,7 +34,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-__all__ = ["logits_to_labels", "banded_rows", "BAND_BYTES"]
+__all__ = ["logits_to_labels", "upsample_logits", "banded_rows", "BAND_BYTES"]
 
 # Bytes of float32 logits per band: cache-sized, so the argmax reads what the resize just wrote from cache, and
 # tall enough that the spare rows a band computes (one input row's worth above and below) cost little.
@@ -73,12 +81,33 @@ def _band_input_rows(y0: int, y1: int, factor: int, in_rows: int, align_corners:
     return i0, i1, (i1 - i0) * factor
 
 
-def logits_to_labels(logits: Tensor, size: tuple[int, int], *, align_corners: bool = True) -> Tensor:
+def upsample_logits(logits: Tensor, factor: int) -> Tensor:
+    """The seed's in-network upsample of stride-`factor` logits: x`factor` bilinear, align_corners=False.
+
+    Given as a size (the scale is then exactly 1/factor, as nn.Upsample(scale_factor=factor) samples), which
+    PyTorch's CPU kernel runs 2x faster on channels_last logits. factor 1 returns the logits as they are.
+    """
+    if factor == 1:
+        return logits
+    size = (logits.shape[-2] * factor, logits.shape[-1] * factor)
+    return F.interpolate(logits, size=size, mode="bilinear", align_corners=False)
+
+
+def logits_to_labels(logits: Tensor, size: tuple[int, int], *, align_corners: bool = True,
+                     upsample: int = 1) -> Tensor:
     """Resize logits [N,K,h,w] to size (H, W) bilinearly and take the argmax -> uint8 labels [N,H,W].
 
-    Exactly `F.interpolate(logits.float(), size, mode="bilinear", align_corners=...).argmax(1)` (no resize when
-    the size already matches), computed in row bands on the CPU where that is exact (see the module docstring).
+    Exactly `F.interpolate(upsample_logits(logits, upsample).float(), size, mode="bilinear",
+    align_corners=...).argmax(1)` (no second resize when the size already matches), computed in row bands on the
+    CPU where that is exact (see the module docstring). upsample: `ModelSpec.logits_upsample`.
     """
+    if upsample != 1:
+        h, w = logits.shape[-2:]
+        if (h * upsample, w * upsample) == (int(size[0]), int(size[1])):
+            # The seed's resize to the frame is the identity here: only its x`upsample` step is left, banded.
+            return logits_to_labels(logits, size, align_corners=False)
+        # The seed's two resizes, materialised (the path before stride-8 logits; see the module docstring).
+        logits = upsample_logits(logits.float(), upsample)
     height, width = int(size[0]), int(size[1])
     n, k, h, w = logits.shape
     factor = banded_rows(h, height, align_corners)

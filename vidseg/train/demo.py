@@ -194,7 +194,9 @@ def _lr_only_labels(model, lr_only, image: np.ndarray) -> np.ndarray:
     x = F.interpolate(x, size=(int(h * model.spec.lr_scale), int(w * model.spec.lr_scale)), mode="bilinear",
                       align_corners=True)
     logits, _ = lr_only.forward_key(x)
-    return logits_to_labels(logits, (h, w), align_corners=model.spec.logits_align_corners)[0].numpy()
+    spec = model.spec
+    return logits_to_labels(logits, (h, w), align_corners=spec.logits_align_corners,
+                            upsample=spec.logits_upsample)[0].numpy()
 
 
 def save_demo(model, path: Path, report: dict | None = None) -> Path:

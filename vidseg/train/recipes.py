@@ -17,6 +17,7 @@
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 
 import numpy as np
@@ -25,7 +26,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from vidseg.errors import ConfigError
-from vidseg.models.base import VideoSegModel
+from vidseg.models.base import VideoSegModel, upsample_logits
 from vidseg.train.data import SyntheticClips
 from vidseg.train.loop import TrainConfig, Trainer
 from vidseg.train.losses import (
@@ -73,26 +74,31 @@ def train_hr(model: VideoSegModel, data: SyntheticClips, config: TrainConfig, ou
     net = _key_net(model)
     net.requires_grad_(True)
     key = model.stages()["key"]
+    full = functools.partial(_seed_logits, model)
     rng = np.random.default_rng(config.seed)
     weight = None if class_weight is None else class_weight.to(device)
 
     def step(_: int) -> dict[str, Tensor]:
         if temporal_weight > 0:
             b = {k: v.to(device) for k, v in data.consecutive(batch, rng).items()}
-            logits, _ = key(b["image"])
-            prev_logits, _ = key(b["prev_image"])
+            logits, prev_logits = full(key(b["image"])[0]), full(key(b["prev_image"])[0])
             ce = segmentation_loss(logits, b["labels"], weight=weight)
             tc = temporal_consistency_loss(logits, prev_logits, key.preprocess(b["image"]),
                                            key.preprocess(b["prev_image"]), b["flow"], weight=temporal_weight)
             return {"loss": ce + tc, "ce": ce, "temporal": tc}
         images, labels = data.frames(batch, rng, crop, degrade=degrade)
-        logits, _ = key(images.to(device))
-        ce = segmentation_loss(logits, labels.to(device), weight=weight)
+        ce = segmentation_loss(full(key(images.to(device))[0]), labels.to(device), weight=weight)
         return {"loss": ce, "ce": ce}
 
     trainer = Trainer({"net": net}, config, out_dir, device)
     trainer.resume()
     return trainer.fit(step, progress=progress)
+
+
+def _seed_logits(model: VideoSegModel, logits: Tensor) -> Tensor:
+    """The logits the seed's network outputs (its final upsample, `ModelSpec.logits_upsample`, which the stages
+    leave to the labels step): the losses see what they saw when the network upsampled them itself."""
+    return upsample_logits(logits, model.spec.logits_upsample)
 
 
 def _hr_targets(model: VideoSegModel, images: Tensor) -> Tensor:
@@ -136,7 +142,7 @@ def train_lr_only(model: VideoSegModel, data: SyntheticClips, config: TrainConfi
         x = F.interpolate(x, size=(int(x.shape[-2] * scale), int(x.shape[-1] * scale)), mode="bilinear",
                           align_corners=True)
         logits, feat = model.lr.forward_key(x)
-        ce = segmentation_loss(logits, labels, weight=weight)
+        ce = segmentation_loss(_seed_logits(model, logits), labels, weight=weight)
         fst = feature_similarity_loss(feat, hr_feat)
         return {"loss": ce + fst, "ce": ce, "fst": fst}
 
@@ -171,6 +177,7 @@ def train_arseg(model: VideoSegModel, data: SyntheticClips, config: TrainConfig,
         key_feat = _hr_targets(model, b["key_image"])
         hr_logits, hr_feat = _hr_outputs(model, b["image"])
         logits, fused = nonkey(b["lr_image"], key_feat, b["motion"])
+        logits, hr_logits = _seed_logits(model, logits), _seed_logits(model, hr_logits)
         ce = segmentation_loss(logits, b["labels"], weight=weight)
         fst = feature_similarity_loss(fused, hr_feat)
         losses = {"loss": ce + fst, "ce": ce, "fst": fst}
