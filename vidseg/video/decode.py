@@ -166,7 +166,10 @@ class StreamDecoder:
             if side is None:
                 motion = MotionField.invalid(self.size, cell=self.cell)
             else:
-                motion = MotionField.from_vectors(side.to_ndarray(), size, cell=self.cell, rotation=self.rotation)
+                # A copy (~80 kB), read-only: PyAV's array is a view that keeps the whole decoded picture alive.
+                blocks = side.to_ndarray().copy()
+                blocks.flags.writeable = False
+                motion = MotionField.from_vectors(blocks, size, cell=self.cell, rotation=self.rotation)
         # The stream's time base: frames drained from the decoder at the end carry no time base of their own.
         if frame.pts is not None:
             pts = float(frame.pts * self._time_base)
