@@ -7,7 +7,8 @@ Encodes a short clip once (vidseg.synthetic at --height x --width, H.264 GOP 12,
 Cityscapes setting of AR-Seg), then times, per decoder thread count (0 = FFmpeg's choice):
   pyav           PyAV demux + decode only (no RGB conversion): the floor
   frames         open_video(motion=False): + RGB24 conversion, Frame objects
-  frames+motion  open_video(motion=True): + export_mvs and rasterising the vectors into MotionFields (4 px cells)
+  frames+motion  open_video(motion=True): + export_mvs, the vectors kept as MotionFields (their 4 px cell grids
+                 are made when first read: here by the MotionChain timing below, not in these rows)
 and the per-frame cost of MotionChain.push (exact on the cell grid, arseg per pixel) and of to_dense to the 1/8
 grid. Median of --repeats runs with the 20/80 % quantiles; frames/s = frames / median wall seconds; the CPU time
 (process_time, all threads) per frame is given too, as wall times on a shared machine are noisy.

@@ -21,13 +21,14 @@ Contract:
     stream's declared duration.
   * Display rotation (the stream's display matrix, multiples of 90 degrees) is applied to the image and to the
     motion field; flipped or oblique display matrices are refused.
-  * ``Frame.motion`` (with ``motion=True``) is None when there is no motion to report: the codec exports no
-    vectors (HEVC, VP9, AV1, ...; see `VideoSource.motion_available`) or the frame is an I-frame. A P/B-frame of
-    an exporting codec (H.264, MPEG-1/2/4, H.263) without side data gets an all-invalid `MotionField` ("motion
-    unknown"), told apart from "no export" by the codec and the picture type. It is intra-coded throughout
-    (FFmpeg attaches side data only when at least one block has a vector) or, with MPEG-1/2/4, it is the last
-    frame of a stream whose decoder holds a frame back: FFmpeg exports no vectors for the frame it returns at the
-    final flush (measured). An empty array never appears.
+  * ``Frame.motion`` (with ``motion=True``) holds the codec's vectors as exported (``MotionField.blocks``), put
+    on its cell grid only when first read, in the reader's thread (`MotionField`). It is None when there is no
+    motion to report: the codec exports no vectors (HEVC, VP9, AV1, ...; see `VideoSource.motion_available`) or
+    the frame is an I-frame. A P/B-frame of an exporting codec (H.264, MPEG-1/2/4, H.263) without side data gets
+    an all-invalid `MotionField` ("motion unknown"), told apart from "no export" by the codec and the picture
+    type. It is intra-coded throughout (FFmpeg attaches side data only when at least one block has a vector) or,
+    with MPEG-1/2/4, it is the last frame of a stream whose decoder holds a frame back: FFmpeg exports no vectors
+    for the frame it returns at the final flush (measured). An empty array never appears.
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ from collections.abc import Iterator
 
 import av
 import numpy as np
+from av.video.reformatter import VideoReformatter
 
 from vidseg.errors import InputError
 from vidseg.video.frame import Frame
@@ -125,6 +127,10 @@ class StreamDecoder:
             self._nal_length = (extra[4] & 3) + 1 if len(extra) > 4 and extra[0] == 1 else 0
         stream.thread_type = "SLICE" if low_delay else "AUTO"  # AUTO: frame + slice threading
         stream.thread_count = threads  # 0: FFmpeg picks (cores + 1)
+        # One converter for the stream: `VideoFrame.to_ndarray(format=...)` builds a scaler per frame, and one
+        # with automatic threads, which costs more than the conversion (0.2 ms at 960x540) and competes with
+        # the decoder's own threads. Same pixels.
+        self._reformatter = VideoReformatter()
         if motion:
             ctx.options = {"flags2": "+export_mvs"}
             # Imported here: motion math needs torch, and checking a file without motion (vidseg-run's check
@@ -166,7 +172,7 @@ class StreamDecoder:
         index = self.frames
         if index == 0:
             self._set_orientation(frame)
-        image = frame.to_ndarray(format="rgb24")
+        image = self._reformatter.reformat(frame, format="rgb24", threads=1).to_ndarray()
         k = self.rotation // 90
         if k:
             image = np.ascontiguousarray(np.rot90(image, k))
@@ -181,8 +187,10 @@ class StreamDecoder:
             if side is None:
                 motion = self._motion_field.invalid(self.size, cell=self.cell)
             else:
-                motion = self._motion_field.from_vectors(side.to_ndarray(), size, cell=self.cell,
-                                                         rotation=self.rotation)
+                # A copy (~80 kB), read-only: PyAV's array is a view that keeps the whole decoded picture alive.
+                blocks = side.to_ndarray().copy()
+                blocks.flags.writeable = False
+                motion = self._motion_field.from_vectors(blocks, size, cell=self.cell, rotation=self.rotation)
         # The stream's time base: frames drained from the decoder at the end carry no time base of their own.
         if frame.pts is not None:
             pts = float(frame.pts * self._time_base)
@@ -419,7 +427,8 @@ def open_video(path: str | os.PathLike, *, motion: bool = False, threads: int = 
     """Open a video file for decoding.
 
     motion: export the codec's motion vectors (``flags2=+export_mvs``) into ``Frame.motion`` as `MotionField`s
-        rasterised on a grid of ``cell``-pixel cells. threads: decoder threads (0 = as many as FFmpeg likes).
+        on a grid of ``cell``-pixel cells (made when first read). threads: decoder threads (0 = as many as FFmpeg
+        likes).
     Raises `InputError` when the file cannot be read as a video.
     """
     return VideoSource(path, motion=motion, threads=threads, cell=cell)

@@ -32,7 +32,8 @@ class Frame:
     image: uint8 RGB [H, W, 3] in display orientation.
     pts: presentation time in seconds, None when the source has no clock.
     pict_type: the codec's picture type 'I', 'P' or 'B'; '?' when unknown (cameras, image files, arrays).
-    motion: codec motion as a `MotionField` (backward map to the reference frame), None when there is none.
+    motion: codec motion as a `MotionField` (backward map to the reference frame), None when there is none. A
+        decoder's field holds the codec's vector array (``motion.blocks``) and makes its cell grid when first read.
     reference: whether later frames may predict from this one (H.264 B-pyramids); None when unknown.
     arrived: `time.perf_counter()` when a live source received the frame (latency is measured from it); None
         for files, which have no arrival time.

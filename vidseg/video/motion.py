@@ -50,7 +50,8 @@ keeps its list-0 (past) vector. `to_dense` resamples to any resolution, scaling 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+import threading
+from dataclasses import FrozenInstanceError
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -59,6 +60,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from vidseg.errors import ShapeError
+from vidseg.video.raster import rasterise
 
 if TYPE_CHECKING:
     from vidseg.video.frame import Frame
@@ -82,9 +84,8 @@ RESIZE_CONVENTIONS = ("exact", "arseg")
 ANCHOR_TYPES = frozenset({"I", "P"})
 
 
-@dataclass(frozen=True, eq=False)
 class MotionField:
-    """A backward motion field on a grid of square cells.
+    """A backward motion field on a grid of square cells. Immutable.
 
     vectors: float32 [2, gh, gw], (x, y) in pixels of the frame: cell (i, j) covers pixels
         [i*cell, (i+1)*cell) x [j*cell, (j+1)*cell) (clipped at the frame edge), and p + vectors[:, i, j] is where
@@ -94,62 +95,91 @@ class MotionField:
     ref: int8 [gh, gw]; -1 the vector points at a past frame, +1 at a future frame, 0 none (invalid).
     size: (H, W) of the frame, after any display rotation.
     cell: cell side in pixels (1 = per pixel).
+    blocks: the codec's own vectors when the field was made from them (`from_vectors`), else None.
+
+    A field made `from_vectors` keeps the codec's block array and rasterises it into the cell grid only when
+    vectors, valid or ref are first read, in the reader's thread, once: a decoder hands out frames without
+    paying for grids that a keyframe or a per-frame model never reads.
     """
 
-    vectors: np.ndarray
-    valid: np.ndarray
-    ref: np.ndarray
-    size: tuple[int, int]
-    cell: int
+    __slots__ = ("size", "cell", "_grid", "_blocks", "_coded", "_rotation", "_lock")
 
-    def __post_init__(self) -> None:
-        gh, gw = grid_shape(self.size, self.cell)
-        if self.vectors.shape != (2, gh, gw) or self.valid.shape != (gh, gw) or self.ref.shape != (gh, gw):
+    def __init__(self, vectors: np.ndarray, valid: np.ndarray, ref: np.ndarray, size: tuple[int, int],
+                 cell: int) -> None:
+        self._init(size, cell, (vectors, valid, ref), None, size, 0)
+        gh, gw = self.grid
+        if vectors.shape != (2, gh, gw) or valid.shape != (gh, gw) or ref.shape != (gh, gw):
             raise ShapeError(
                 f"MotionField of a {self.size[0]}x{self.size[1]} frame with {self.cell}px cells needs vectors "
-                f"[2,{gh},{gw}], valid and ref [{gh},{gw}]; got {self.vectors.shape}, {self.valid.shape}, "
-                f"{self.ref.shape}"
+                f"[2,{gh},{gw}], valid and ref [{gh},{gw}]; got {vectors.shape}, {valid.shape}, {ref.shape}"
             )
+
+    def _init(self, size, cell, grid, blocks, coded, rotation) -> None:
+        for name, value in (("size", (int(size[0]), int(size[1]))), ("cell", int(cell)), ("_grid", grid),
+                            ("_blocks", blocks), ("_coded", coded), ("_rotation", rotation),
+                            ("_lock", None if grid is not None else threading.Lock())):
+            object.__setattr__(self, name, value)
+
+    def __setattr__(self, name: str, value) -> None:
+        raise FrozenInstanceError(f"cannot assign to field {name!r}: a MotionField is immutable")
+
+    def __delattr__(self, name: str) -> None:
+        raise FrozenInstanceError(f"cannot delete field {name!r}: a MotionField is immutable")
+
+    def __reduce__(self):
+        if self._blocks is not None:
+            return _lazy_field, (self._blocks, self._coded, self.cell, self._rotation)
+        return MotionField, (*self._grid, self.size, self.cell)
+
+    def __repr__(self) -> str:
+        made = "codec blocks" + ("" if self._grid is None else ", rasterised") if self._blocks is not None else "grid"
+        return f"MotionField(size={self.size}, cell={self.cell}, grid={self.grid}, {made})"
+
+    @property
+    def vectors(self) -> np.ndarray:
+        return self._raster()[0]
+
+    @property
+    def valid(self) -> np.ndarray:
+        return self._raster()[1]
+
+    @property
+    def ref(self) -> np.ndarray:
+        return self._raster()[2]
+
+    @property
+    def blocks(self) -> np.ndarray | None:
+        """The codec's vectors as FFmpeg exported them (PyAV ``MotionVectors.to_ndarray()``: source, w, h, src_x,
+        src_y, dst_x, dst_y, flags, motion_x, motion_y, motion_scale per block and direction, in decoding order),
+        in the coded picture's orientation; None for a field not made from codec vectors."""
+        return self._blocks
+
+    def _raster(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        grid = self._grid
+        if grid is None:
+            with self._lock:  # two readers of one frame rasterise it once and share the arrays
+                grid = self._grid
+                if grid is None:
+                    vectors, ref = rasterise(self._blocks, self._coded, self.cell, self._rotation)
+                    grid = (vectors, ref != 0, ref)
+                    object.__setattr__(self, "_grid", grid)
+        return grid
 
     # ----------------------------------------------------------------------------------------------- builders
     @classmethod
     def from_vectors(
         cls, mvs: np.ndarray, size: tuple[int, int], *, cell: int = 4, rotation: int = 0
     ) -> MotionField:
-        """Rasterise FFmpeg's motion vectors (PyAV ``MotionVectors.to_ndarray()``) onto a cell grid.
+        """FFmpeg's motion vectors (PyAV ``MotionVectors.to_ndarray()``) as a field on a cell grid.
 
         size: (H, W) of the decoded (coded, unrotated) picture. rotation: the stream's display rotation in degrees
-        counter-clockwise (a multiple of 90); the field is returned in the rotated (display) frame, like the image.
-        A cell takes the vector of the block that contains its centre; list-0 (past) wins over list-1 (future).
-        One vectorised pass over all vectors, no per-vector Python.
+        counter-clockwise (a multiple of 90); the field is in the rotated (display) frame, like the image.
+        A cell takes the vector of the block that contains its centre; list-0 (past) wins over list-1 (future)
+        (`vidseg.video.raster`). The grid is made when first read; ``blocks`` holds the array as given.
         """
         if cell < 1:
             raise ShapeError(f"cell must be >= 1, got {cell}")
-        height, width = size
-        k = (rotation // 90) % 4
-        out_size = (width, height) if k % 2 else (height, width)
-        gh, gw = grid_shape(out_size, cell)
-        vectors = np.zeros((2, gh, gw), np.float32)
-        ref = np.zeros((gh, gw), np.int8)
-        if len(mvs):
-            w = mvs["w"].astype(np.int64)
-            h = mvs["h"].astype(np.int64)
-            x0 = mvs["dst_x"].astype(np.int64) - w // 2  # dst is the block centre
-            y0 = mvs["dst_y"].astype(np.int64) - h // 2
-            scale = np.maximum(mvs["motion_scale"], 1).astype(np.float32)
-            dx = mvs["motion_x"] / scale
-            dy = mvs["motion_y"] / scale
-            x0, x1, y0, y1, dx, dy = _rotate_blocks(x0, x0 + w, y0, y0 + h, dx, dy, k, width, height)
-            rows, cols, idx = _cells_of_blocks(x0, x1, y0, y1, cell, gh, gw)
-            src = np.sign(mvs["source"]).astype(np.int8)[idx]
-            # Future first, then past: a bi-predicted block ends up with its past (list-0) vector.
-            for direction in (1, -1):
-                sel = src == direction
-                r, c, i = rows[sel], cols[sel], idx[sel]
-                vectors[0, r, c] = dx[i]
-                vectors[1, r, c] = dy[i]
-                ref[r, c] = direction
-        return cls(vectors, ref != 0, ref, out_size, cell)
+        return _lazy_field(mvs, size, cell, rotation)
 
     @classmethod
     def invalid(cls, size: tuple[int, int], *, cell: int = 4) -> MotionField:
@@ -178,7 +208,7 @@ class MotionField:
     # ---------------------------------------------------------------------------------------------- queries
     @property
     def grid(self) -> tuple[int, int]:
-        return self.vectors.shape[1], self.vectors.shape[2]
+        return grid_shape(self.size, self.cell)
 
     def energy(self) -> float | None:
         """Mean |motion| over the valid cells, in percent of the frame width (the adaptive keyframe policy's
@@ -392,32 +422,13 @@ def grid_shape(size: tuple[int, int], cell: int) -> tuple[int, int]:
     return math.ceil(size[0] / cell), math.ceil(size[1] / cell)
 
 
-def _rotate_blocks(x0, x1, y0, y1, dx, dy, k: int, width: int, height: int):
-    """Block rectangles [x0,x1) x [y0,y1) and vectors of a W x H picture, rotated k*90 degrees counter-clockwise
-    (as np.rot90(image, k)): pixel (x, y) goes to (y, W-1-x) for k = 1."""
-    if k == 0:
-        return x0, x1, y0, y1, dx, dy
-    if k == 1:
-        return y0, y1, width - x1, width - x0, dy, -dx
-    if k == 2:
-        return width - x1, width - x0, height - y1, height - y0, -dx, -dy
-    return height - y1, height - y0, x0, x1, -dy, dx
-
-
-def _cells_of_blocks(x0, x1, y0, y1, cell: int, gh: int, gw: int):
-    """(rows, cols, block index) of every cell whose centre lies in a block, for all blocks at once."""
-    half = (cell - 1) / 2
-    r0 = np.maximum(np.ceil((y0 - half) / cell), 0).astype(np.int32)
-    r1 = np.minimum(np.floor((y1 - 1 - half) / cell), gh - 1).astype(np.int32)
-    c0 = np.maximum(np.ceil((x0 - half) / cell), 0).astype(np.int32)
-    c1 = np.minimum(np.floor((x1 - 1 - half) / cell), gw - 1).astype(np.int32)
-    ny = np.maximum(r1 - r0 + 1, 0)
-    nx = np.maximum(c1 - c0 + 1, 0)
-    count = ny * nx
-    idx = np.repeat(np.arange(len(count), dtype=np.int32), count)
-    local = np.arange(int(count.sum()), dtype=np.int32) - np.repeat(np.cumsum(count, dtype=np.int32) - count, count)
-    dy, dx = np.divmod(local, nx[idx])
-    return r0[idx] + dy, c0[idx] + dx, idx
+def _lazy_field(mvs: np.ndarray, size: tuple[int, int], cell: int, rotation: int) -> MotionField:
+    """A field of codec blocks, rasterised when first read (`MotionField.from_vectors`; unpickling)."""
+    field = MotionField.__new__(MotionField)
+    k = (rotation // 90) % 4
+    out = (size[1], size[0]) if k % 2 else (size[0], size[1])
+    field._init(out, cell, None, mvs, (int(size[0]), int(size[1])), k * 90)
+    return field
 
 
 def _nearest_cells(n_out: int, n_in: int, cell: int, n_cells: int) -> np.ndarray:
