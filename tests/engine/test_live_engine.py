@@ -68,18 +68,24 @@ def test_offline_mode_on_a_stream_takes_every_frame(cam_clip):
 
 
 def test_after_a_reconnect_a_new_keyframe_starts_and_earlier_results_are_kept(cam_clip):
-    eng = engine(keyframe_interval=1000)  # no interval keys: a key past frame 0 comes from the restart alone
+    eng = engine(keyframe_interval=1000)  # no interval keys: past frame 0, keys come from I-frames or the restart
     restarted, results = [], []
+
+    def restart_key():
+        return next((r for r in results if r.is_key and r.index > 0 and r.reason == "first frame"), None)
+
+    # Reconnect attempts for ~10 s: the new sender is a fresh Python process, slow to listen on a loaded machine.
+    patient = SourceOptions(timeout=5.0, reconnect=12, reconnect_delay=0.2, reconnect_max_delay=1.0)
     with tcp_sender(cam_clip) as (url, first):
-        run = eng.run(url, source_options=FAST, max_frames=300, live=False)
+        run = eng.run(url, source_options=patient, max_frames=300, live=False)
         try:
             for result in run:
                 results.append(result)
                 if result.index == 3:  # the sender has sent more by now (the reader buffers): it dies mid-stream
                     first.kill()
                     restarted.append(Sender(cam_clip, f"{url}?listen=1", "mpegts"))
-                keys = [r for r in results if r.is_key]
-                if len(keys) > 1 and result.index >= keys[1].index + 10:
+                key = restart_key()
+                if key is not None and result.index >= key.index + 10:
                     break
         finally:
             run.close()
@@ -87,11 +93,13 @@ def test_after_a_reconnect_a_new_keyframe_starts_and_earlier_results_are_kept(ca
                 sender.kill()
     assert eng.summary.reconnects == 1
     assert [r.index for r in results] == list(range(len(results)))  # every frame before the loss was kept
-    keys = [r for r in results if r.is_key]
-    assert [k.reason for k in keys] == ["first frame", "first frame"] and keys[1].index > 3
+    key = restart_key()
+    assert key is not None and key.index > 3
+    # Before it, a loaded machine may have buffered past the clip's I-frame at 25 (a motion restart key).
+    assert all(r.reason == "I-frame (motion restarts)" for r in results if r.is_key and 0 < r.index < key.index)
     assert any("source restarted" in note for note in eng.notes)
-    after = [r for r in results if r.index > keys[1].index]  # their motion chains back to the new key
-    assert len(after) == 10 and all(r.key_distance == r.index - keys[1].index and r.motion == "codec" for r in after)
+    after = [r for r in results if r.index > key.index]  # their motion chains back to the new key
+    assert len(after) == 10 and all(r.key_distance == r.index - key.index and r.motion == "codec" for r in after)
 
 
 def test_cityscapes_snippets_each_start_with_a_key_and_the_motion_fallback_is_said_once(tmp_path):
