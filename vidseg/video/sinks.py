@@ -100,8 +100,17 @@ def overlay(image, labels, palette: str | np.ndarray = "cityscapes", alpha: floa
     labels = _labels_u8(labels, image.shape[:2])
     colours, known = _lut(get_palette(palette))
     a = int(round(alpha * 256))
-    blended = (image.astype(np.uint16) * (256 - a) + colours[labels].astype(np.uint16) * a + 128) >> 8
-    return np.where(known[labels][..., None], blended.astype(np.uint8), image)
+    # (image * (256 - a) + colour * a + 128) >> 8, in place on one uint16 buffer (it runs on every frame of the
+    # overlay video, beside the model)
+    mixed = image.astype(np.uint16)
+    mixed *= 256 - a
+    mixed += (colours.astype(np.uint16) * a + 128)[labels]
+    mixed >>= 8
+    out = mixed.astype(np.uint8)
+    clear = ~known[labels]
+    if clear.any():
+        out[clear] = image[clear]
+    return out
 
 
 class _Sink:
