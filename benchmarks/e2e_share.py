@@ -7,8 +7,9 @@ falls on both alike.
 Each run is `python -m vidseg.cli.run CLIP --json J --no-progress` (the default demo model, method and saves) with
 PYTHONPATH at the checkout and VIDSEG_OUT in a temporary folder; the share is 1 - (sum of the stage calls'
 seconds) / wall seconds, from the JSON, so both checkouts are measured the same way whatever their summary holds.
-The load average (1 min) is read before and after every run. The clip is rendered once (held-out road scene, 120
-frames, GOP 30) when it is not there.
+The load average (1 min) is read before and after every run, and the run's CPU seconds (user + system, all its
+threads) are recorded: the work it did, which the machine's load does not change much.
+The clip is rendered once (held-out road scene, 120 frames, GOP 30) when it is not there.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import statistics
 import subprocess
 import sys
@@ -42,18 +44,25 @@ def run(checkout: Path, clip: Path, extra: list[str]) -> dict:
         cmd = ["nice", "-n", "5", sys.executable, "-m", "vidseg.cli.run", str(clip), "--json", str(record),
                "--no-progress", *extra]
         env = {**os.environ, "PYTHONPATH": str(checkout), "VIDSEG_OUT": str(Path(tmp) / "out")}
-        load0, start = loadavg(), time.perf_counter()
+        load0, start, cpu0 = loadavg(), time.perf_counter(), _children_cpu()
         subprocess.run(cmd, env=env, check=True, capture_output=True, cwd=tmp)
-        elapsed, load1 = time.perf_counter() - start, loadavg()
+        elapsed, load1, cpu = time.perf_counter() - start, loadavg(), _children_cpu() - cpu0
         data = json.loads(record.read_text())
         outputs = {Path(p).name: _size(Path(p)) for p in data["outputs"]}
     stages = sum(s["total_s"] for s in data["stages"].values())
     wall = data["wall_s"]
-    return {"checkout": str(checkout), "command": " ".join(cmd[4:]), "process_s": elapsed, "wall_s": wall,
+    return {"checkout": str(checkout), "command": " ".join(cmd[4:]), "process_s": elapsed, "cpu_s": cpu,
+            "wall_s": wall,
             "startup_s": data["startup_s"], "fps": data["fps"], "stages_s": stages,
             "outside_share": 1 - stages / wall, "outside_share_after_startup": 1 - stages / (wall - data["startup_s"]),
             "outside_seconds": data.get("outside_stages", {}).get("seconds"), "threads": data.get("threads"),
             "frames": data["frames"], "load_before": load0, "load_after": load1, "output_bytes": outputs}
+
+
+def _children_cpu() -> float:
+    """CPU seconds (user + system) of the finished child processes so far: the work a run did, whatever the load."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
 
 
 def _size(path: Path) -> int:
@@ -64,9 +73,9 @@ def _size(path: Path) -> int:
 
 def summarise(runs: list[dict], label: str) -> dict:
     picked = [r for r in runs if r["label"] == label]
-    keys = ("wall_s", "fps", "outside_share", "outside_share_after_startup", "startup_s")
+    keys = ("wall_s", "fps", "outside_share", "outside_share_after_startup", "startup_s", "cpu_s")
     return {k: {"median": statistics.median(r[k] for r in picked), "all": [round(r[k], 4) for r in picked]}
-            for k in keys}
+            for k in keys if all(k in r for r in picked)}
 
 
 def main() -> None:
@@ -93,7 +102,33 @@ def main() -> None:
               "old": summarise(runs, "old"), "new": summarise(runs, "new")}
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.with_suffix(".json").write_text(json.dumps(record, indent=2))
+    args.out.with_suffix(".md").write_text(markdown(record))
     print(json.dumps({k: record[k] for k in ("old", "new")}, indent=2))
+
+
+def markdown(record: dict) -> str:
+    """The runs as a table, in the order they ran, and the medians of each side."""
+    lines = [f"# vidseg-run end to end: {Path(record['clip']).name}", "",
+             "| # | code | wall s | start-up s | frames/s | outside the stages | same, after start-up | "
+             "decode wait s | labels s | write wait s | load before -> after |",
+             "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+    for i, r in enumerate(record["runs"], 1):
+        sec = r.get("outside_seconds") or {}
+        cell = [f"{sec[k]:.1f}" if k in sec else "-" for k in ("decode wait", "labels", "write wait")]
+        lines.append(f"| {i} | {r['label']} | {r['wall_s']:.1f} | {r['startup_s']:.1f} | {r['fps']:.3f} | "
+                     f"{r['outside_share']:.1%} | {r['outside_share_after_startup']:.1%} | {' | '.join(cell)} | "
+                     f"{r['load_before']:.1f} -> {r['load_after']:.1f} |")
+    lines += ["", "| code | wall s (median) | frames/s (median) | outside the stages (median) | after start-up | "
+              "CPU s (median) |", "| --- | --- | --- | --- | --- | --- |"]
+    for side in ("old", "new"):
+        m = record[side]
+        cpu = f"{m['cpu_s']['median']:.1f}" if "cpu_s" in m else "-"
+        lines.append(f"| {side} | {m['wall_s']['median']:.1f} | {m['fps']['median']:.3f} | "
+                     f"{m['outside_share']['median']:.1%} | {m['outside_share_after_startup']['median']:.1%} | "
+                     f"{cpu} |")
+    lines += ["", f"Command per run: `{record['runs'][0]['command']}` (PYTHONPATH at the checkout, VIDSEG_OUT in a "
+              "temporary folder).", ""]
+    return "\n".join(lines)
 
 
 if __name__ == "__main__":
