@@ -123,3 +123,11 @@ def test_without_a_budget_the_pipeline_threads_keep_their_priority(restore):
     main = _niceness()
     decoded = [arrival.frame for arrival in Prefetcher(_niceness() for _ in range(2))]
     assert decoded == [main, main]
+
+
+@linux
+def test_a_live_sources_decode_thread_keeps_its_priority(restore):
+    main = _niceness()
+    ThreadBudget.for_cores(2).apply()
+    seen = [arrival.prepared for arrival in Prefetcher([0], live=True, prepare=lambda _: _niceness())]
+    assert seen == [main]

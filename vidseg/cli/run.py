@@ -11,10 +11,9 @@ video and the label maps are saved. A progress bar runs while frames are process
 keyframes, frames/s, latency per frame type, time per stage call, drops (live mode), every fallback taken and
 the share of each class, the share of the wall time outside the model stages, and where the results are. The
 CPU cores are shared out by the thread budget (`vidseg.threads`): the model's threads, the decoder's and the
-overlay encoder's, unless --threads / --decode-threads / --encode-threads (or OMP_NUM_THREADS) fix them.
-Errors print one line; a run that fails part-way (a
-truncated file) prints its summary first. Ctrl-C stops the run; the outputs written so far are flushed and
-playable.
+overlay encoder's, unless --threads / --decode-threads / --encode-threads (or OMP_NUM_THREADS) fix them. Errors
+print one line; a run that fails part-way (a truncated file) prints its summary first. Ctrl-C stops the run; the
+outputs written so far are flushed and playable.
 
     vidseg-run INPUTS... --cluster [local|auto|ray://HOST:PORT] [--resume] [--workers N]
 

@@ -16,9 +16,10 @@
   On CPU it is a no-op wrapper.
 - `Writer` feeds the sinks from its own thread.
 
-Both threads lower their own priority under the applied thread budget (`vidseg.threads`), so that the model's
-threads never wait on them, and count the time the consumer waited on them (`Prefetcher.waited`,
-`Writer.blocked`): the run summary's time outside the model stages.
+Both threads lower their own priority under the applied thread budget (`vidseg.threads`; a live source's decode
+thread excepted: it must keep up with the arrivals), so that the model's threads never wait on them, and count the
+time the consumer waited on them (`Prefetcher.waited`, `Writer.blocked`): the run summary's time outside the model
+stages.
 
 An exception in a worker thread is carried to the consumer and re-raised there, after the items delivered before
 it; nothing is swallowed or merely printed inside a thread.
@@ -88,7 +89,7 @@ class Prefetcher:
         self.pace = pace
         self.dropped = 0
         self.waited = 0.0  # seconds the consumer waited for a frame
-        self._nice = side_nice()
+        self._nice = 0 if live else side_nice()  # a live source must keep up with its arrivals
         self._frames = frames
         self._prepare = prepare
         self._stop = threading.Event()

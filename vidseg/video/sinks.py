@@ -143,18 +143,18 @@ class _Sink:
 class OverlayVideoSink(_Sink):
     """An H.264 video (PyAV, libx264, yuv420p) of the frames with label colours alpha-blended on top.
 
-    path: output file (.mp4, .mkv, ...). fps: nominal frame rate. Frames written with ``pts`` (seconds) are shown
-    at those times, relative to the first, so a variable-frame-rate source (phones, network cameras) keeps its
-    timing; without it frame ``index`` is shown at ``index / fps`` (dropped frames keep the timing either way).
-    palette / alpha: see `overlay`. crf: x264 quality (lower = better); preset: x264's speed preset (veryfast: a
-    third of medium's CPU time at a slightly larger file, which matters beside a model on a small CPU); threads:
-    the encoder's threads (0: its own choice, about 1.5 per core; `vidseg.threads` budgets them).
-    An odd frame width or height is padded by
-    one replicated pixel row / column (4:2:0 needs even sizes). When ``image`` is None the colour labels alone are
-    written. The video is created at the first write, at that frame's size; a later frame of another size (a
-    stream that changed resolution) is scaled to it. Until the sink closes, the file is ``<stem>.part<suffix>``
-    (`vidseg.video.encode.VideoWriter`), so a crashed process leaves nothing under ``path``. ``path`` may also be
-    a stream URL (rtsp://, rtmp://, udp://, tcp://, srt://): the overlay then goes out live (`VideoWriter`).
+    path: output file (.mp4, .mkv, ...). fps: nominal frame rate. Frames written with ``pts`` (seconds) are shown at
+    those times, relative to the first, so a variable-frame-rate source (phones, network cameras) keeps its timing;
+    without it frame ``index`` is shown at ``index / fps`` (dropped frames keep the timing either way). palette /
+    alpha: see `overlay`. crf: x264 quality (lower = better); preset: x264's speed preset (veryfast: a third of
+    medium's CPU time, about the same file size on road footage, which matters beside a model on a small CPU);
+    threads: the encoder's threads (0: its own choice, about 1.5 per core; `vidseg.threads` budgets them). An odd
+    frame width or height is padded by one replicated pixel row / column (4:2:0 needs even sizes). When ``image`` is
+    None the colour labels alone are written. The video is created at the first write, at that frame's size; a later
+    frame of another size (a stream that changed resolution) is scaled to it. Until the sink closes, the file is
+    ``<stem>.part<suffix>`` (`vidseg.video.encode.VideoWriter`), so a crashed process leaves nothing under ``path``.
+    ``path`` may also be a stream URL (rtsp://, rtmp://, udp://, tcp://, srt://): the overlay then goes out live
+    (`VideoWriter`).
     """
 
     def __init__(self, path: str | os.PathLike, *, fps: float | Fraction = 25, palette: str | np.ndarray = "cityscapes",
