@@ -33,6 +33,7 @@ def test_smoke_suite_writes_json_markdown_png(smoke):
     md = (out / f"{stem}.md").read_text()
     assert "| demo arseg torch fp32 L4 s0.5 |" in md and "## Speed-ups" in md and "load average" in md
     assert payload["end_to_end"] and payload["end_to_end"][0]["decode_fps"] > 0
+    assert 0 < payload["end_to_end"][0]["outside_stages_share"] < 1
 
 
 def test_speedups_come_from_interleaved_paired_rounds(smoke):

@@ -185,3 +185,20 @@ def test_closed_sink_refuses_writes(tmp_path):
     sink.close()  # idempotent
     with pytest.raises(InputError, match="closed"):
         sink.write(0, None, _labels())
+
+
+def test_overlay_equals_the_blend_formula_everywhere():
+    """out = (image * (256 - a) + colour * a + 128) >> 8 on classes; the image itself on ignore and unknown ids."""
+    rng = np.random.default_rng(3)
+    image = rng.integers(0, 256, (37, 53, 3), dtype=np.uint8)
+    labels = rng.integers(0, 21, (37, 53)).astype(np.uint8)
+    labels[:5] = 255
+    palette = get_palette("cityscapes")
+    for alpha in (0.0, 0.37, 0.5, 1.0):
+        a = int(round(alpha * 256))
+        colours = np.zeros((256, 3), np.int64)
+        colours[: len(palette)] = palette
+        expect = (image.astype(np.int64) * (256 - a) + colours[labels] * a + 128) >> 8
+        known = labels < len(palette)
+        expect = np.where(known[..., None], expect, image).astype(np.uint8)
+        np.testing.assert_array_equal(overlay(image, labels, palette, alpha), expect)

@@ -352,11 +352,13 @@ def measure_end_to_end(case: BenchCase, path: Path, *, rounds: int = 2, device: 
     model, notes = build_bench_model(case)
     engine = Engine(case.engine_config(device), model=model)
     needs_motion = engine.needs_motion
+    outside: list[float] = []  # per pipeline round: share of its wall time outside the model stages
 
     def pipeline_round() -> float:
         with tempfile.TemporaryDirectory() as tmp:
             t0 = time.perf_counter()
             n = sum(1 for _ in engine.run(str(path), sinks=[LabelPNGSink(tmp)]))
+            outside.append(engine.summary.outside_share)
             return (time.perf_counter() - t0) / n
 
     def decode_round() -> float:
@@ -374,6 +376,7 @@ def measure_end_to_end(case: BenchCase, path: Path, *, rounds: int = 2, device: 
         "pipeline_fps": 1.0 / float(np.median(times["pipeline"])),
         "decode_fps": 1.0 / float(np.median(times["decode"])),
         "pipeline_over_decode": ratio.to_dict(),
+        "outside_stages_share": float(np.median(outside[1:])),  # the timed rounds (the first one warmed up)
         "motion_export": needs_motion,
         "rounds": len(times["pipeline"]),
         "notes": notes + [n for n in engine.notes if n not in notes],

@@ -40,6 +40,7 @@ E2E_COLUMNS = (
     ("pipeline_fps", "pipeline frames/s", "{:.1f}"),
     ("decode_fps", "decode-only frames/s", "{:.1f}"),
     ("pipeline_over_decode_str", "pipeline / decode [q20-q80]", "{}"),
+    ("outside_stages_share", "outside the model stages", "{:.0%}"),
     ("motion_export", "motion export", "{}"),
 )
 ACCURACY_COLUMNS = (

@@ -4,14 +4,16 @@
                [--engine auto|torch|compile|onnx|aoti|trt] [--precision fp32|fp16|bf16]
                [--keyframe-interval L | --keyframes gop|adaptive] [--lr-scale 0.5]
                [--save overlay,labels,npz|none] [--out DIR] [--json PATH] [--device cpu|cuda] [--live]
-               [--list-models] [--demo]
+               [--threads N] [--decode-threads N] [--encode-threads N] [--list-models] [--demo]
 
 Results go to a new numbered folder (vidseg-out/run1, run2, ...) unless --out names one; by default the overlay
 video and the label maps are saved. A progress bar runs while frames are processed, then a summary table: frames,
 keyframes, frames/s, latency per frame type, time per stage call, drops (live mode), every fallback taken and
-the share of each class, and where the results are. Errors print one line; a run that fails part-way (a
-truncated file) prints its summary first. Ctrl-C stops the run; the outputs written so far are flushed and
-playable.
+the share of each class, the share of the wall time outside the model stages, and where the results are. The
+CPU cores are shared out by the thread budget (`vidseg.threads`): the model's threads, the decoder's and the
+overlay encoder's, unless --threads / --decode-threads / --encode-threads (or OMP_NUM_THREADS) fix them. Errors
+print one line; a run that fails part-way (a truncated file) prints its summary first. Ctrl-C stops the run; the
+outputs written so far are flushed and playable.
 
     vidseg-run INPUTS... --cluster [local|auto|ray://HOST:PORT] [--resume] [--workers N]
 
@@ -22,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import os
 import sys
 import warnings
 from pathlib import Path
@@ -31,9 +34,10 @@ from vidseg.cli.outputs import SAVE_KINDS, check_file_target, output_dir, parse_
 from vidseg.cli.sources import add_source_arguments, check_input, open_input, output_stem
 from vidseg.config import BACKENDS, METHODS, PRECISIONS, EngineConfig
 from vidseg.errors import ConfigError, InputError, VidsegError, VidsegWarning
+from vidseg.threads import ThreadBudget
 from vidseg.video.save import make_sinks, sink_paths
 
-__all__ = ["main", "build_parser", "SAVE_KINDS"]
+__all__ = ["main", "build_parser", "thread_budget", "SAVE_KINDS"]
 
 DEMO_SIZE = (256, 512)
 DEMO_FRAMES = 48
@@ -90,6 +94,12 @@ def build_parser() -> argparse.ArgumentParser:
                    "(a live input starts a new session)")
     p.add_argument("--workers", type=int, metavar="N", help="with --cluster: at most N workers (default: one per "
                    "GPU, else per CPU)")
+    threads = p.add_argument_group("threads (default: the thread budget shares out the physical cores)")
+    threads.add_argument("--threads", type=int, metavar="N",
+                         help="the model's CPU threads (default: OMP_NUM_THREADS, else the cores the budget gives it)")
+    threads.add_argument("--decode-threads", type=int, metavar="N", help="FFmpeg decoder threads (0: FFmpeg's choice)")
+    threads.add_argument("--encode-threads", type=int, metavar="N",
+                         help="overlay encoder threads (0: the encoder's choice)")
     add_source_arguments(p)
     return p
 
@@ -137,17 +147,29 @@ def main(argv: list[str] | None = None) -> int:
 def _start(args: argparse.Namespace, save: tuple[str, ...], stream: str | None, out: Path | None) -> int:
     from vidseg.engine.engine import Engine, load_model
 
+    budget = thread_budget(args).apply()
     config = _config(args).replace(return_logits="probs" in save)
     engine = Engine(config, model=load_model(config))  # method None: the model's keyframe method
-    source = open_input(str(_demo_clip(out)) if args.demo else args.input, args, motion=engine.needs_motion)
+    source = open_input(str(_demo_clip(out)) if args.demo else args.input, args, motion=engine.needs_motion,
+                        threads=budget.decode)
     try:
         target = stream or out
         sinks = make_sinks(save, target, output_stem(source), palette=engine.spec.palette, fps=source.fps,
-                           alpha=args.alpha, num_classes=engine.spec.num_classes) if target is not None else []
+                           alpha=args.alpha, num_classes=engine.spec.num_classes,
+                           encode_threads=budget.encode) if target is not None else []
     except BaseException:
         source.close()
         raise
     return _run(engine, source, sinks, out, getattr(source, "length", None), args)
+
+
+def thread_budget(args: argparse.Namespace) -> ThreadBudget:
+    """The run's thread budget: the physical cores shared out, around what the command line (or OMP_NUM_THREADS,
+    for the model's threads) fixed."""
+    torch_threads = args.threads
+    if torch_threads is None and os.environ.get("OMP_NUM_THREADS", "").strip().isdigit():
+        torch_threads = int(os.environ["OMP_NUM_THREADS"]) or None
+    return ThreadBudget.for_cores(torch=torch_threads, decode=args.decode_threads, encode=args.encode_threads)
 
 
 def _config(args: argparse.Namespace) -> EngineConfig:
@@ -196,6 +218,7 @@ def _run(engine, source, sinks: list, out: Path | None, total: int | None, args:
     from tqdm import tqdm
 
     from vidseg.cli.summary import print_summary, summary_record, write_json
+    from vidseg.threads import applied
 
     if args.max_frames is not None and total is not None:
         total = min(total, args.max_frames)
@@ -225,8 +248,10 @@ def _run(engine, source, sinks: list, out: Path | None, total: int | None, args:
     if summary is not None and summary.frames:
         print_summary(summary, outputs, class_names=class_names)
         if args.json is not None:
+            budget = applied()
             write_json(args.json, summary_record(summary, config=engine.config, outputs=outputs,
-                                                 class_names=class_names))
+                                                 class_names=class_names,
+                                                 extra={"threads": budget.record()} if budget else None))
         if out is not None and outputs:
             print(f"results saved to {out}", file=sys.stderr)
     if interrupted:

@@ -10,6 +10,7 @@ opening the input, and a safe stem for output names.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import re
 from pathlib import Path
@@ -89,9 +90,10 @@ def check_input(text: str) -> None:
         raise InputError(f"{text}: no such file; check the path")
 
 
-def open_input(text: str, args: argparse.Namespace, *, motion: bool) -> Source:
-    """The input opened as a `Source` with the command line's source options."""
-    return open_source(text, motion=motion, options=source_options(args))
+def open_input(text: str, args: argparse.Namespace, *, motion: bool, threads: int = 0) -> Source:
+    """The input opened as a `Source` with the command line's source options (threads: a file's decoder threads,
+    0: FFmpeg's choice)."""
+    return open_source(text, motion=motion, options=dataclasses.replace(source_options(args), threads=threads))
 
 
 def output_stem(source: Any) -> str:

@@ -49,6 +49,10 @@ def print_summary(summary: RunSummary, outputs: Sequence[Any] = (), *, class_nam
         calls = summary.stage_calls.get(stage, 0)
         table.add_row(f"stage {stage}", f"{summary.stage_ms_per_call(stage):.1f} ms per call, {calls} calls, "
                                         f"{seconds:.3f} s total")
+    if summary.wall_s > 0:
+        parts = ", ".join(f"{k} {v:.2f} s" for k, v in summary.outside_breakdown().items() if v >= 0.005)
+        table.add_row("outside stages", f"{summary.outside_share:.0%} of the wall time" + (f" ({parts})" if parts
+                                                                                           else ""))
     if summary.motion:
         table.add_row("motion", ", ".join(f"{k} {n}" for k, n in summary.motion.items()) + " non-keyframes")
     table.add_row("dropped", str(summary.dropped))
@@ -87,6 +91,8 @@ def summary_record(summary: RunSummary, *, config: Any = None, outputs: Sequence
         "stages": {stage: {"calls": summary.stage_calls.get(stage, 0), "total_s": seconds,
                            "ms_per_call": _number(summary.stage_ms_per_call(stage))}
                    for stage, seconds in summary.stage_s.items()},
+        "outside_stages": {"share": _number(summary.outside_share),
+                           "seconds": summary.outside_breakdown()},
         "dropped": summary.dropped,
         "reconnects": summary.reconnects,
         "motion": dict(summary.motion),

@@ -110,7 +110,7 @@ class Engine:
         self.summary: RunSummary | None = None
         self._runner: Runner | None = None
         self.engine_choice = ""  # what --engine auto measured and chose (empty when a backend was named)
-        self._build_s = 0.0  # seconds spent building the runner during the current run
+        self._build_s = self._labels_s = 0.0  # seconds building the runner / turning logits into labels, this run
         self._built_at = 0.0  # perf_counter when the runner was last built (latency never counts the build)
         self._live: dict[Hashable, tuple[_Stream, int]] = {}  # process_frame's streams: state, next index
 
@@ -255,7 +255,7 @@ class Engine:
         delivered (or at least written) before an error surfaces; sinks and sources are always closed and the
         summary is always set. live None: config.live, or whether the source is live."""
         stats = RunStats()
-        self._fallbacks, self._notified, self._build_s = [], set(), 0.0
+        self._fallbacks, self._notified, self._build_s, self._labels_s = [], set(), 0.0, 0.0
         writers = [Writer(s) if s else None for s in sink_lists]
         streams = [self._new_stream() for _ in sources]
         prefetchers: list[Prefetcher] = []
@@ -309,8 +309,14 @@ class Engine:
                         writer.close()
                     except BaseException as err:  # noqa: BLE001
                         error = error or err
-            reconnects = sum(getattr(s, "reconnects", 0) for s in opened_sources)
-            self.summary = self._summary(name, stats, prefetchers, interrupted, reconnects)
+            self.summary = stats.summary(
+                source=name, method=self.method.name, policy=self.policy.describe(), interrupted=interrupted,
+                backend=self._runner.describe() if self._runner is not None else self.config.backend,
+                dropped=sum(p.dropped for p in prefetchers), fallbacks=tuple(self._fallbacks),
+                startup_s=self._build_s, lr_scale=self.method.lr_scale, engine_choice=self.engine_choice,
+                reconnects=sum(getattr(s, "reconnects", 0) for s in opened_sources),
+                outside={"decode wait": sum(p.waited for p in prefetchers), "labels": self._labels_s,
+                         "write wait": sum(w.blocked for w in writers if w is not None)})
         if error is not None:
             if not isinstance(error, GeneratorExit):
                 log.error("run over %s stopped after %d frames: %s", name, stats.frames, error)
@@ -442,13 +448,16 @@ class Engine:
         stream.size = size
 
     def _labels(self, logits: Tensor, frame: Frame) -> Download:
+        start = time.perf_counter()
         if logits.device.type == "cpu":
             # PyTorch's CPU argmax over dim 1 of a contiguous NCHW map is ~7x slower than over channels_last.
             logits = logits.contiguous(memory_format=torch.channels_last)
         up = self.spec.logits_upsample  # the seed's last upsample (BiSeNet's x8): banded here, in full if returned
         labels = logits_to_labels(logits, frame.size, align_corners=self.spec.logits_align_corners, upsample=up)
         keep = upsample_logits(logits, up) if self.config.return_logits else None
-        return self.io.download(labels, keep)
+        download = self.io.download(labels, keep)
+        self._labels_s += time.perf_counter() - start  # host time (on CUDA: issuing the work)
+        return download
 
     def _finish(self, pending: _Pending, writer: Writer | None = None, stats: RunStats | None = None) -> FrameResult:
         labels, logits = pending.download.wait()
@@ -482,19 +491,3 @@ class Engine:
         self._notified.add(message)
         self._fallbacks.append(message)
         warnings.warn(message, VidsegWarning, stacklevel=3)
-
-    def _summary(self, source: str, stats: RunStats, prefetchers: Sequence[Prefetcher], interrupted: bool,
-                 reconnects: int = 0) -> RunSummary:
-        return stats.summary(
-            source=source,
-            method=self.method.name,
-            backend=self._runner.describe() if self._runner is not None else self.config.backend,
-            policy=self.policy.describe(),
-            dropped=sum(p.dropped for p in prefetchers),
-            fallbacks=tuple(self._fallbacks),
-            interrupted=interrupted,
-            startup_s=self._build_s,
-            lr_scale=self.method.lr_scale,
-            reconnects=reconnects,
-            engine_choice=self.engine_choice,
-        )

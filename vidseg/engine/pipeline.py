@@ -16,6 +16,11 @@
   On CPU it is a no-op wrapper.
 - `Writer` feeds the sinks from its own thread.
 
+Both threads lower their own priority under the applied thread budget (`vidseg.threads`; a live source's decode
+thread excepted: it must keep up with the arrivals), so that the model's threads never wait on them, and count the
+time the consumer waited on them (`Prefetcher.waited`, `Writer.blocked`): the run summary's time outside the model
+stages.
+
 An exception in a worker thread is carried to the consumer and re-raised there, after the items delivered before
 it; nothing is swallowed or merely printed inside a thread.
 """
@@ -36,6 +41,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from vidseg.threads import lower_thread_priority, side_nice
 from vidseg.video.frame import Frame
 
 __all__ = ["Arrival", "Prefetcher", "Writer", "DeviceIO", "Download", "WorkerError", "frame_time"]
@@ -82,6 +88,8 @@ class Prefetcher:
         self._interrupt = interrupt
         self.pace = pace
         self.dropped = 0
+        self.waited = 0.0  # seconds the consumer waited for a frame
+        self._nice = 0 if live else side_nice()  # a live source must keep up with its arrivals
         self._frames = frames
         self._prepare = prepare
         self._stop = threading.Event()
@@ -96,6 +104,7 @@ class Prefetcher:
     # producer side -------------------------------------------------------------------------------------------
     def _produce(self) -> None:
         final: object = _END
+        lower_thread_priority(self._nice)
         try:
             for frame in self._frames:
                 if self._stop.is_set():
@@ -153,7 +162,9 @@ class Prefetcher:
     # consumer side -------------------------------------------------------------------------------------------
     def __iter__(self) -> Iterator[Arrival]:
         while True:
+            start = time.perf_counter()
             item = self._take()
+            self.waited += time.perf_counter() - start
             if item is _END:
                 return
             if isinstance(item, _Failure):
@@ -225,10 +236,14 @@ class Writer:
         self._queue: queue.Queue = queue.Queue(maxsize=max(1, depth))
         self._error: BaseException | None = None
         self._closed = False
+        self.blocked = 0.0  # seconds `put` waited for room in the queue
+        self.busy = 0.0  # seconds the thread spent in the sinks' write
+        self._nice = side_nice()
         self._thread = threading.Thread(target=self._work, name="vidseg-writer", daemon=True)
         self._thread.start()
 
     def _work(self) -> None:
+        lower_thread_priority(self._nice)
         while True:
             item = self._queue.get()
             if item is _END:
@@ -236,16 +251,20 @@ class Writer:
             if self._error is not None:
                 continue  # keep draining so put() never blocks; the error is raised by the consumer
             index, image, labels, extra = item
+            start = time.perf_counter()
             try:
                 for sink, keywords in zip(self.sinks, self._keywords, strict=True):
                     sink.write(index, image, labels, **{k: v for k, v in extra.items() if k in keywords})
             except BaseException as err:  # carried to the consumer
                 self._error = err
+            self.busy += time.perf_counter() - start
 
     def put(self, index: int, image: np.ndarray, labels: np.ndarray, pts: float | None = None,
             logits: np.ndarray | None = None) -> None:
         self._raise()
+        start = time.perf_counter()
         self._queue.put((index, image, labels, {"pts": pts, "logits": logits}))
+        self.blocked += time.perf_counter() - start
 
     def _raise(self) -> None:
         if self._error is not None:
@@ -253,10 +272,12 @@ class Writer:
             raise err
 
     def close(self) -> None:
-        """Flush what was queued, close the sinks (even after an error), re-raise a write error."""
+        """Flush what was queued, close the sinks (even after an error), re-raise a write error. The wait counts
+        in `blocked`."""
         if self._closed:
             return
         self._closed = True
+        start = time.perf_counter()  # the consumer waits for the queue to drain and the files to close
         self._queue.put(_END)
         self._thread.join()
         errors = []
@@ -265,6 +286,7 @@ class Writer:
                 sink.close()
             except BaseException as err:  # noqa: BLE001 - every sink gets closed; the first error is raised
                 errors.append(err)
+        self.blocked += time.perf_counter() - start
         self._raise()
         if errors:
             raise errors[0]

@@ -127,10 +127,26 @@ class RunSummary:
     engine_choice: str = ""  # what --engine auto measured and chose
     reconnects: int = 0  # times a live source reopened a lost stream
     motion: Mapping[str, int] = field(default_factory=dict)  # non-keyframes per motion source ("codec", "flow", ...)
+    # seconds the run loop spent outside the model stages, by cause: "decode wait" (for the next frame), "labels"
+    # (logits -> label maps), "write wait" (for room in the writer's queue and the files' closing)
+    outside: Mapping[str, float] = field(default_factory=dict)
 
     @property
     def fps(self) -> float:
         return self.frames / self.wall_s if self.wall_s > 0 else float("nan")
+
+    @property
+    def outside_share(self) -> float:
+        """Share of the wall time outside the model stages (start-up, waits, labels, the loop's own work): what
+        the pipeline around the model costs, 0..1."""
+        return 1.0 - sum(self.stage_s.values()) / self.wall_s if self.wall_s > 0 else float("nan")
+
+    def outside_breakdown(self) -> dict[str, float]:
+        """Seconds outside the model stages by cause: start-up, the `outside` causes, and "other" (the rest of
+        the loop: policy, method preparation, results)."""
+        parts = {"startup": self.startup_s, **self.outside}
+        parts["other"] = max(0.0, self.wall_s - sum(self.stage_s.values()) - sum(parts.values()))
+        return parts
 
     def stage_ms_per_call(self, stage: str) -> float:
         """Mean milliseconds of one call of `stage` (total time over its calls, not over all frames)."""

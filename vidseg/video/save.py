@@ -34,10 +34,11 @@ def default_root() -> Path:
 
 
 def make_sinks(save: Sequence[str], out: Path | str, stem: str, *, palette: str, fps: float | None,
-               num_classes: int | None = None, alpha: float = 0.5) -> list[Any]:
+               num_classes: int | None = None, alpha: float = 0.5, encode_threads: int = 0) -> list[Any]:
     """The sinks for the kinds asked for, writing `out/<stem>_*`, and the overlay's legend PNG beside it when the
     palette names a label set vidseg knows with `num_classes` classes (the model's). When `out` is a stream URL
-    (a str: rtsp://, rtmp://, udp://, tcp://, srt://), the overlay alone, sent there live."""
+    (a str: rtsp://, rtmp://, udp://, tcp://, srt://), the overlay alone, sent there live. encode_threads: the
+    overlay encoder's threads (0: its own choice; `vidseg.threads.ThreadBudget.encode`)."""
     if not save:
         return []
     from vidseg.video.sinks import PALETTES, LabelPNGSink, NPZSink, OverlayVideoSink
@@ -45,7 +46,7 @@ def make_sinks(save: Sequence[str], out: Path | str, stem: str, *, palette: str,
     sinks: list[Any] = []
     if "overlay" in save:
         target = out if isinstance(out, str) else out / f"{stem}_overlay.mp4"
-        sinks.append(OverlayVideoSink(target, fps=fps or 25.0, alpha=alpha,
+        sinks.append(OverlayVideoSink(target, fps=fps or 25.0, alpha=alpha, threads=encode_threads,
                                       palette=palette if palette in PALETTES else "cityscapes"))
         if isinstance(out, str):
             return sinks

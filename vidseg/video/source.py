@@ -132,6 +132,7 @@ class SourceOptions:
         for (yuyv422, mjpeg, h264; `v4l2-ctl --list-formats` lists them).
     format: FFmpeg's demuxer to force (stdin: mpegts, matroska, h264, ...; like ffmpeg's -f).
     ffmpeg_options: more FFmpeg input options, e.g. {"rtsp_flags": "listen"} to receive a pushed RTSP stream.
+    threads: files: FFmpeg decoder threads (0: FFmpeg's choice, cores + 1; `vidseg.threads` budgets them).
     """
 
     timeout: float = 10.0
@@ -144,6 +145,7 @@ class SourceOptions:
     input_format: str | None = None
     format: str | None = None
     ffmpeg_options: Mapping[str, str] = field(default_factory=dict)
+    threads: int = 0
 
     def __post_init__(self) -> None:
         if not self.timeout > 0:
@@ -216,7 +218,7 @@ def open_source(thing: Any, *, motion: bool = False, options: SourceOptions | No
         text = os.fspath(thing)
         if text.lower().startswith("file://"):
             text = text[len("file://"):]
-        return open_video(text, motion=motion)
+        return open_video(text, motion=motion, threads=options.threads)
     if isinstance(thing, np.ndarray):
         arrays = thing[None] if thing.ndim == 3 else thing
         return IterableSource(list(arrays), name=describe_input(thing))
