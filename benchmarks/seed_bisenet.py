@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import argparse
 import datetime
-import json
 import os
 import platform
 import sys
@@ -44,6 +43,7 @@ import torch.nn.functional as F
 
 from vidseg.bench.env import environment
 from vidseg.bench.harness import decode_all, prepare_clip
+from vidseg.bench.report import write_record
 from vidseg.bench.stats import paired_ratio, summarize
 from vidseg.config import EngineConfig
 from vidseg.engine.backends.eager import EagerRunner
@@ -211,12 +211,9 @@ def main(argv=None) -> int:
     text = "\n".join(lines) + "\n"
     print(text)
     if args.out:
-        out = Path(args.out)
-        out.mkdir(parents=True, exist_ok=True)
-        stem = out / (args.stem or f"seed_bisenet_{height}x{width}")
-        stem.with_suffix(".json").write_text(json.dumps(record, indent=2, default=str) + "\n")
-        stem.with_suffix(".md").write_text(text)
-        print(f"wrote {stem}.json, {stem}.md")
+        stem = Path(args.out) / (args.stem or f"seed_bisenet_{height}x{width}")
+        written = write_record(stem, record, text.rstrip("\n"))
+        print(f"wrote {written[0]}, {written[1]}")
     return 0
 
 

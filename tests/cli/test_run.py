@@ -9,25 +9,10 @@ import numpy as np
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "engine"))
-from engine_tiny import TinyModel, encode_clip, make_frames  # noqa: E402
+from engine_tiny import encode_clip, make_frames  # noqa: E402
 
 from vidseg.cli import run as cli  # noqa: E402
 from vidseg.models.registry import list_models  # noqa: E402
-
-
-@pytest.fixture
-def clip(tmp_path) -> Path:
-    return encode_clip(tmp_path / "street.mp4", make_frames(10), gop=5)
-
-
-@pytest.fixture
-def tiny(monkeypatch):
-    """Every model name resolves to the tiny model."""
-    import vidseg.engine.engine as engine_module
-
-    model = TinyModel()
-    monkeypatch.setattr(engine_module, "load_model", lambda config: model)
-    return model
 
 
 def test_run_writes_every_output_and_prints_the_summary(clip, tiny, tmp_path, capsys):

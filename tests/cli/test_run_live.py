@@ -15,7 +15,7 @@ from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "engine"))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from engine_tiny import TinyModel, encode_clip, make_frames  # noqa: E402
+from engine_tiny import encode_clip, make_frames  # noqa: E402
 from video.loopback import Sender, free_port, http_server, mpegts_of, rtsp_server, stdin_fed_with  # noqa: E402
 
 from vidseg.cli import run as cli  # noqa: E402
@@ -28,15 +28,6 @@ TOKEN = "tok-8c1d4e9f"
 def cam_clip(tmp_path_factory) -> Path:
     """2 s of 64x96 H.264 at 25 fps, an I-frame every 25 frames."""
     return encode_clip(tmp_path_factory.mktemp("live") / "cam.mp4", make_frames(50), gop=25)
-
-
-@pytest.fixture
-def tiny(monkeypatch):
-    import vidseg.engine.engine as engine_module
-
-    model = TinyModel()
-    monkeypatch.setattr(engine_module, "load_model", lambda config: model)
-    return model
 
 
 ARGS = ["--model", "tiny", "--method", "arseg", "--device", "cpu", "--no-progress", "--timeout", "10"]

@@ -13,7 +13,6 @@ import pytest
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "engine"))
-from engine_tiny import TinyModel, encode_clip, make_frames  # noqa: E402
 
 from vidseg import threads  # noqa: E402
 from vidseg.cli import run as cli  # noqa: E402
@@ -25,20 +24,6 @@ def restore():
     yield
     torch.set_num_threads(before)
     threads._APPLIED = applied
-
-
-@pytest.fixture
-def clip(tmp_path) -> Path:
-    return encode_clip(tmp_path / "street.mp4", make_frames(10), gop=5)
-
-
-@pytest.fixture
-def tiny(monkeypatch):
-    import vidseg.engine.engine as engine_module
-
-    model = TinyModel()
-    monkeypatch.setattr(engine_module, "load_model", lambda config: model)
-    return model
 
 
 @pytest.fixture
