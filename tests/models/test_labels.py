@@ -106,6 +106,7 @@ UPSAMPLE_CASES = [
     ((1, 12, 46, 60), (360, 480)),  # AR-Seg's LR grid at 360x480: x8 gives 368x480, resized to the frame
     ((2, 19, 13, 17), (100, 131)),  # neither side a multiple of 8
     ((1, 19, 16, 16), (128, 120)),  # one side the x8 map's, the other not
+    ((1, 19, 68, 120), (540, 960)),  # the demo at 960x540: x8 gives 544 rows
 ]
 
 
@@ -122,3 +123,16 @@ def test_upsample_composes_the_seeds_x8_with_its_resize_to_the_frame(shape, size
     assert torch.equal(labels.upsample_logits(logits, 8), x8) and labels.upsample_logits(logits, 1) is logits
     out = logits_to_labels(logits, size, align_corners=align_corners, upsample=8)
     assert out.shape == (shape[0], *size) and torch.equal(out, _plain(x8, size, align_corners))
+
+
+def test_the_reused_maps_of_the_two_resizes_give_each_frame_its_own_labels():
+    """The seed's two resizes write into maps this thread reuses: frames of other sizes, under inference mode and
+    outside it, each get exactly their plain composition."""
+    g = torch.Generator().manual_seed(7)
+    frames = [((1, 19, 13, 17), (100, 131)), ((1, 19, 68, 120), (540, 960)), ((1, 19, 13, 17), (100, 131))]
+    for i, (shape, size) in enumerate(frames * 2):
+        logits = (torch.randn(shape, generator=g) * 4).contiguous(memory_format=torch.channels_last)
+        want = _plain(labels.upsample_logits(logits, 8), size, True)
+        with torch.inference_mode(i % 2 == 0):
+            out = logits_to_labels(logits, size, align_corners=True, upsample=8)
+        assert torch.equal(out, want)

