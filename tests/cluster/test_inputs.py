@@ -7,8 +7,9 @@ import json
 import pytest
 
 from vidseg.cluster.inputs import ClusterInput, expand_inputs
-from vidseg.cluster.naming import is_url, redact_url, safe_name
+from vidseg.cluster.naming import is_url, safe_name
 from vidseg.errors import InputError
+from vidseg.video.redact import redact
 
 
 def _touch(path):
@@ -96,7 +97,7 @@ def test_urls_are_live_and_named_without_credentials():
     for shown in (found.name, found.display):
         assert "hunter2" not in shown and "s3cret" not in shown and "admin" not in shown
     assert found.name == "cam-7.depot_554_live_main"
-    assert redact_url(url) == "rtsp://***@cam-7.depot:554/live/main?token=***&channel=2"  # as vidseg-run shows it
+    assert redact(url) == "rtsp://***@cam-7.depot:554/live/main?token=***&channel=2"  # as vidseg-run shows it
     assert is_url(url) and not is_url("C:\\videos\\a.mp4") and not is_url("clips/a.mp4")
     assert safe_name("../..//etc") == "etc" and safe_name("...") == "input"
 
@@ -110,7 +111,7 @@ def test_urls_are_live_and_named_without_credentials():
 def test_any_query_value_that_may_be_a_token_stays_out_of_names_and_reports(url):
     """The cluster shows URLs as vidseg-run does: a query key it does not know as harmless is masked."""
     (found,) = expand_inputs([url])
-    for shown in (found.name, found.display, redact_url(url)):
+    for shown in (found.name, found.display, redact(url)):
         assert "SECRETPART" not in shown
     assert "SECRETPART" not in json.dumps([found.display, found.name])
 

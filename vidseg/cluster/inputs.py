@@ -28,9 +28,10 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from vidseg.cluster.naming import is_url, redact_url, safe_name, url_name
+from vidseg.cluster.naming import is_url, safe_name, url_name
 from vidseg.config import SAVE_KINDS
 from vidseg.errors import InputError
+from vidseg.video.redact import redact
 
 __all__ = ["ClusterInput", "expand_inputs", "VIDEO_SUFFIXES"]
 
@@ -60,7 +61,7 @@ class ClusterInput:
     @property
     def display(self) -> str:
         """How the input is shown in progress lines and reports (a URL without its credentials)."""
-        return redact_url(self.source) if is_url(self.source) else self.source
+        return redact(self.source) if is_url(self.source) else self.source
 
 
 def expand_inputs(items: Iterable[str | os.PathLike | ClusterInput], *, live: bool = False) -> list[ClusterInput]:

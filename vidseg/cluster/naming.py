@@ -1,9 +1,9 @@
 """Printable and filesystem-safe names for inputs, without credentials.
 
 A live URL may carry a password (``rtsp://user:pass@cam/stream``) or a signed token in its query
-(``?token=...``, ``?jwt=...``). Reports, progress lines and output folder names show `redact_url`'s form, never
-the original: the rules are `vidseg.video.redact`'s (user info and every query value but well-known stream
-parameters masked), so that a cluster run shows a URL exactly as a single `vidseg-run` does.
+(``?token=...``, ``?jwt=...``). Reports, progress lines and output folder names show it as
+`vidseg.video.redact.redact` does (user info and every query value but well-known stream parameters masked),
+never the original, so that a cluster run shows a URL exactly as a single `vidseg-run` does.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import re
 
 from vidseg.video.redact import redact
 
-__all__ = ["is_url", "redact_url", "url_name", "safe_name"]
+__all__ = ["is_url", "url_name", "safe_name"]
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
 _SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9+.\-]+://")  # a one-letter scheme is a drive: C://x
@@ -24,14 +24,9 @@ def is_url(text: str) -> bool:
     return _SCHEME.match(text) is not None
 
 
-def redact_url(url: str) -> str:
-    """The URL with its user info and secret query values masked (`vidseg.video.redact.redact`)."""
-    return redact(url)
-
-
 def url_name(url: str) -> str:
     """The folder name of a URL's outputs: its host, port and path, without user info or query."""
-    rest = redact_url(url).split("://", 1)[1]
+    rest = redact(url).split("://", 1)[1]
     rest = re.split(r"[?#]", rest, maxsplit=1)[0].rsplit("@", 1)[-1]
     return safe_name(rest)
 

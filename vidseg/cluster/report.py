@@ -21,10 +21,9 @@ STATUSES = ("done", "skipped", "failed", "interrupted")
 @dataclass
 class Session:
     """One session of a live input (vidseg.cluster.sessions): its folder, the attempt (0: left by an earlier run)
-    and worker that wrote it,
-    its frames, and how it ended: "ended" (the stream ended), "stopped" (the run was stopped), "failed: ..."
-    (the stream was lost for good), "lost: ..." (the worker died, or the run stopped first: only the finished
-    outputs were kept)."""
+    and worker that wrote it, its frames, and how it ended: "ended" (the stream ended), "stopped" (the run was
+    stopped), "failed: ..." (the stream was lost for good), "lost: ..." (the worker died, or the run stopped
+    first: only the finished outputs were kept)."""
 
     folder: str
     attempt: int

@@ -330,8 +330,8 @@ def _unresolvable(host: str) -> bool:
         socket.getaddrinfo(host, None)
     except socket.gaierror:
         return True
-    except OSError:
-        return False
+    except OSError:  # another failure (no network at all): not the name's fault
+        pass
     return False
 
 
