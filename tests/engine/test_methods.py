@@ -126,7 +126,7 @@ def test_arseg_without_codec_motion_falls_back_to_flow_and_says_so_once(hevc_cli
     ]
     for result, labels in zip(results, expected, strict=True):
         np.testing.assert_array_equal(result.labels, labels)
-    assert summary.stage_s.keys() == {"key", "flow", "nonkey"}
+    assert summary.stage_s.keys() == {"key", "flow", "nonkey", "labels"}
 
 
 def test_arseg_without_codec_motion_or_flow_stage_uses_zero_motion(hevc_clip):

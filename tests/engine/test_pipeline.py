@@ -313,8 +313,8 @@ def test_callback_form_returns_the_summary_and_logits_on_request():
     summary = engine.run(make_frames(5), callback=seen.append)
     assert summary.frames == 5 and summary.keyframes == 2 and len(seen) == 5
     assert seen[0].logits.shape == (5, 16, 24)
-    assert set(seen[0].timings) == {"key"} and seen[0].timings["key"] > 0
-    assert set(seen[1].timings) == {"flow", "refine"}
+    assert set(seen[0].timings) == {"key", "labels"} and seen[0].timings["key"] > 0
+    assert set(seen[1].timings) == {"flow", "refine", "labels"}
     assert summary.latency["all"].count == 5 and summary.fps > 0
 
 

@@ -51,6 +51,31 @@ def test_warp_on_cpu_is_the_reference_for_nchw_input():
     assert ops.implementation("cpu", "warp") == "cpu" and ops.implementation("cpu", "creff") == "cpu"
 
 
+def test_plain_eager_calls_equal_the_dispatched_ops():
+    """Eager calls skip the dispatcher (see `ops._direct_kernel`) and must give exactly what it would."""
+    key, lr, motion = _fusion_inputs()
+    key, lr = (t.contiguous(memory_format=torch.channels_last) for t in (key, lr))
+    with torch.inference_mode():
+        warped = ops.warp(key, motion, "arseg")
+        assert torch.equal(warped, torch.ops.vidseg.warp(key, motion, "arseg"))
+        assert torch.equal(ops.creff(lr, warped, warped, lr, 3), torch.ops.vidseg.creff(lr, warped, warped, lr, 3))
+
+
+def test_an_eager_run_does_not_import_the_compiler():
+    """The custom op's wrapper imports torch._dynamo on its first call (~1.6 s of start-up on a CPU); an engine
+    that never compiles must not pay it."""
+    import subprocess
+    import sys
+
+    code = ("import sys, torch\nfrom vidseg.kernels import ops\n"
+            "x = torch.randn(1, 4, 6, 7).contiguous(memory_format=torch.channels_last)\n"
+            "with torch.inference_mode():\n"
+            "    w = ops.warp(x, torch.randn(1, 2, 3, 4), 'arseg')\n"
+            "    ops.creff(x, w, w, x, 3)\n"
+            "assert 'torch._dynamo' not in sys.modules, 'torch._dynamo was imported'\n")
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=120)
+
+
 @pytest.mark.parametrize("channels_last", [False, True], ids=["nchw", "channels_last"])
 def test_outputs_have_the_layout_the_fake_promises(channels_last):
     # The fakes promise the input's memory format (x for warp, residual for creff); the real kernels must agree.

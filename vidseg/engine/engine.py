@@ -40,7 +40,7 @@ from vidseg.engine.backends.base import Runner
 from vidseg.engine.loading import load_model
 from vidseg.engine.methods import Method, MethodState, method_for
 from vidseg.engine.pipeline import Arrival, DeviceIO, Download, Prefetcher, Writer, frame_time
-from vidseg.engine.plans import StageTiming, execute_plans
+from vidseg.engine.plans import StageTiming, execute_plans, wall_timer
 from vidseg.engine.results import FrameResult, LatencyStats, RunStats, RunSummary
 from vidseg.engine.schedule import IntervalPolicy, KeyDecision, KeyframePolicy, PolicyState, frame_meta, make_policy
 from vidseg.engine.schedule import thumbnail as key_thumbnail
@@ -110,7 +110,7 @@ class Engine:
         self.summary: RunSummary | None = None
         self._runner: Runner | None = None
         self.engine_choice = ""  # what --engine auto measured and chose (empty when a backend was named)
-        self._build_s = self._labels_s = 0.0  # seconds building the runner / turning logits into labels, this run
+        self._build_s = 0.0  # seconds building the runner, this run
         self._built_at = 0.0  # perf_counter when the runner was last built (latency never counts the build)
         self._live: dict[Hashable, tuple[_Stream, int]] = {}  # process_frame's streams: state, next index
 
@@ -255,7 +255,7 @@ class Engine:
         delivered (or at least written) before an error surfaces; sinks and sources are always closed and the
         summary is always set. live None: config.live, or whether the source is live."""
         stats = RunStats()
-        self._fallbacks, self._notified, self._build_s, self._labels_s = [], set(), 0.0, 0.0
+        self._fallbacks, self._notified, self._build_s = [], set(), 0.0
         writers = [Writer(s) if s else None for s in sink_lists]
         streams = [self._new_stream() for _ in sources]
         prefetchers: list[Prefetcher] = []
@@ -315,7 +315,7 @@ class Engine:
                 dropped=sum(p.dropped for p in prefetchers), fallbacks=tuple(self._fallbacks),
                 startup_s=self._build_s, lr_scale=self.method.lr_scale, engine_choice=self.engine_choice,
                 reconnects=sum(getattr(s, "reconnects", 0) for s in opened_sources),
-                outside={"decode wait": sum(p.waited for p in prefetchers), "labels": self._labels_s,
+                outside={"decode wait": sum(p.waited for p in prefetchers),
                          "write wait": sum(w.blocked for w in writers if w is not None)})
         if error is not None:
             if not isinstance(error, GeneratorExit):
@@ -374,7 +374,7 @@ class Engine:
                               decision.reason, plan.describe())
                 raise
             return [
-                _Pending(arrivals[i].frame, decisions[j], self._labels(logits[j], arrivals[i].frame), timings[j],
+                _Pending(arrivals[i].frame, decisions[j], *self._labels(logits[j], arrivals[i].frame, timings[j]),
                          self._latency_origin(arrivals[i], started, live), i, plans[j].motion)
                 for j, i in enumerate(ids)
             ]
@@ -447,17 +447,19 @@ class Engine:
             self._restart(stream)
         stream.size = size
 
-    def _labels(self, logits: Tensor, frame: Frame) -> Download:
-        start = time.perf_counter()
+    def _labels(self, logits: Tensor, frame: Frame, timings: list[StageTiming]
+                ) -> tuple[Download, list[StageTiming]]:
+        """Start the label maps' download, and time their making as the frame's "labels" stage: the seed's last
+        upsample and argmax, model work that the stages leave to this step so that it can run banded."""
+        stop = (self.io.timer() or wall_timer)()
         if logits.device.type == "cpu":
             # PyTorch's CPU argmax over dim 1 of a contiguous NCHW map is ~7x slower than over channels_last.
             logits = logits.contiguous(memory_format=torch.channels_last)
         up = self.spec.logits_upsample  # the seed's last upsample (BiSeNet's x8): banded here, in full if returned
         labels = logits_to_labels(logits, frame.size, align_corners=self.spec.logits_align_corners, upsample=up)
         keep = upsample_logits(logits, up) if self.config.return_logits else None
-        download = self.io.download(labels, keep)
-        self._labels_s += time.perf_counter() - start  # host time (on CUDA: issuing the work)
-        return download
+        reading = stop()
+        return self.io.download(labels, keep), [*timings, StageTiming("labels", reading)]
 
     def _finish(self, pending: _Pending, writer: Writer | None = None, stats: RunStats | None = None) -> FrameResult:
         labels, logits = pending.download.wait()

@@ -18,9 +18,10 @@ class FrameResult:
     """One frame's answer.
 
     labels: uint8 [H, W] class ids at the frame's size. is_key / key_distance / reason: the policy's decision.
-    timings: stage name -> seconds spent in that stage for this frame. latency: seconds until its labels were on
-    the host, from the frame's arrival in a live run (a camera or stream's packet read, a paced file's release),
-    else from the start of its processing; never counting the one-off engine start-up. logits: float [K, h, w]
+    timings: stage name -> seconds spent in that stage for this frame ("labels": logits to label maps).
+    latency: seconds until its labels were on the host, from the frame's arrival in a live run (a camera or
+    stream's packet read, a paced file's release), else from the start of its processing; never counting the
+    one-off engine start-up. logits: float [K, h, w]
     when the config asks for them. stream: the source's position in `run_many`, or the ``stream`` key given to
     `process_frame` (0 otherwise). motion: where a non-keyframe's motion came from ("codec" vectors, the "flow"
     stage, "zero" motion), "" for keyframes and methods without motion.
@@ -127,8 +128,8 @@ class RunSummary:
     engine_choice: str = ""  # what --engine auto measured and chose
     reconnects: int = 0  # times a live source reopened a lost stream
     motion: Mapping[str, int] = field(default_factory=dict)  # non-keyframes per motion source ("codec", "flow", ...)
-    # seconds the run loop spent outside the model stages, by cause: "decode wait" (for the next frame), "labels"
-    # (logits -> label maps), "write wait" (for room in the writer's queue and the files' closing)
+    # seconds the run loop spent outside the model stages, by cause: "decode wait" (for the next frame) and "write
+    # wait" (for room in the writer's queue and the files' closing); the labels step is a stage ("labels")
     outside: Mapping[str, float] = field(default_factory=dict)
 
     @property
@@ -137,7 +138,7 @@ class RunSummary:
 
     @property
     def outside_share(self) -> float:
-        """Share of the wall time outside the model stages (start-up, waits, labels, the loop's own work): what
+        """Share of the wall time outside the model stages (start-up, waits, the loop's own work): what
         the pipeline around the model costs, 0..1."""
         return 1.0 - sum(self.stage_s.values()) / self.wall_s if self.wall_s > 0 else float("nan")
 

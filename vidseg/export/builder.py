@@ -24,6 +24,7 @@ import dataclasses
 import os
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from importlib.metadata import version
 from pathlib import Path
 from types import ModuleType
 
@@ -32,7 +33,7 @@ import torch
 from vidseg.errors import ConfigError, ExportError, InputError
 from vidseg.export.cache import ArtifactCache, ArtifactKey, file_sha256, stage_key
 from vidseg.export.files import ExportFolder
-from vidseg.export.formats import get_format
+from vidseg.export.formats import DEFAULT_OPSET, get_format
 from vidseg.export.stageio import BATCH, StageIO, TensorDecl, dtype_name
 from vidseg.models.base import Stage
 
@@ -163,15 +164,12 @@ class ArtifactBuilder:
         r = self.request
         height, width = r.frame_size
         if kind == "onnx":
-            import onnx
-            import onnxscript
-
-            from vidseg.export.onnx import DEFAULT_OPSET
-
+            # The exporters' versions from their metadata: importing them costs ~1.4 s, which `--engine auto`
+            # would pay at every start just to see whether ONNX artifacts are in the cache.
             return stage_key("onnx", stage, stage_name=name, model_name=r.model_name, height=height, width=width,
                              batch=r.batch, dynamic_batch=r.dynamic_batch, precision="fp32",
-                             dynamic_size=r.dynamic_size, opset=DEFAULT_OPSET, onnx=onnx.__version__,
-                             onnxscript=onnxscript.__version__)
+                             dynamic_size=r.dynamic_size, opset=DEFAULT_OPSET, onnx=version("onnx"),
+                             onnxscript=version("onnxscript"))
         from vidseg.export.aoti import device_label
 
         return stage_key("aoti", stage, stage_name=name, model_name=r.model_name, height=height, width=width,

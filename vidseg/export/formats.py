@@ -10,7 +10,9 @@ from dataclasses import dataclass
 
 from vidseg.errors import ConfigError
 
-__all__ = ["FORMATS", "ExportFormat", "format_table", "get_format", "print_formats", "print_table"]
+__all__ = ["DEFAULT_OPSET", "FORMATS", "ExportFormat", "format_table", "get_format", "print_formats", "print_table"]
+
+DEFAULT_OPSET = 20  # the ONNX opset exported: TensorRT 10.0 parses opsets 9-20, 10.15 up to 24
 
 
 @dataclass(frozen=True)

@@ -41,6 +41,7 @@ from torch import Tensor
 
 from vidseg.errors import ExportError
 from vidseg.export.files import is_write_error
+from vidseg.export.formats import DEFAULT_OPSET
 from vidseg.export.program import BATCH_DIM_NAME, example_inputs, export_stage
 from vidseg.export.stageio import axis_name
 from vidseg.export.trt_check import check_trt_ops, graph_operators, opset_of
@@ -49,7 +50,6 @@ from vidseg.models.base import Stage
 
 __all__ = ["DEFAULT_OPSET", "DYNAMIC_CHECK_GROWTH", "OnnxExport", "export_onnx", "second_size"]
 
-DEFAULT_OPSET = 20  # TensorRT 10.0 parses opsets 9-20, 10.15 up to 24
 DYNAMIC_CHECK_GROWTH = (32, 64)  # a dynamic-size export is also validated at (H + 32, W + 64)
 
 

@@ -5,7 +5,8 @@ torch.compile and torch.export see one opaque node with a fake (meta) implementa
 Triton kernels on CUDA (`vidseg.kernels.triton`, imported on the first CUDA call, when Triton is installed), to the
 CPU kernels on CPU (creff: `vidseg.kernels.cpu`, GEMMs over channels-last strips; warp: `vidseg.kernels.cpu_warp`,
 a channels-last gather, grid_sample for NCHW), and to the reference elsewhere; `implementation(device, op)` says
-which one runs. While exporting to ONNX (the flag is set by both the TorchScript and the dynamo exporter), or when
+which one runs. Plain eager calls (nothing tracing) go straight to the kernel the dispatcher would pick
+(`_direct_kernel`). While exporting to ONNX (the flag is set by both the TorchScript and the dynamo exporter), or when
 autograd needs a gradient, they call the reference composition directly, which lowers to standard operators
 (GridSample, Pad, Mul, ReduceSum, Softmax).
 An ExportedProgram that already holds vidseg:: nodes is lowered by `vidseg.export.program`, which decomposes them
@@ -24,6 +25,7 @@ from types import ModuleType
 
 import torch
 from torch import Tensor
+from torch.utils import _python_dispatch
 
 from vidseg.kernels import cpu, cpu_warp, reference
 from vidseg.kernels.layout import in_format_of, memory_format_of
@@ -103,10 +105,31 @@ def _use_reference(*tensors: Tensor) -> bool:
     return torch.is_grad_enabled() and any(t.requires_grad for t in tensors)
 
 
+_DIRECT = {"warp": {"cpu": _warp_cpu, "cuda": _warp_cuda}, "creff": {"cpu": _creff_cpu, "cuda": _creff_cuda}}
+
+
+def _direct_kernel(op: str, *tensors: Tensor):
+    """The kernel the dispatcher would run for plain eager tensors, to be called directly; None while anything
+    traces (torch.compile, torch.export, jit, a dispatch or function mode) or for tensor subclasses, which must see
+    the custom op. Why: torch.library wraps each kernel so that its first call imports torch._dynamo, ~1.6 s of
+    every run's start-up on a CPU, for an engine that never compiles."""
+    if torch.compiler.is_compiling() or torch.jit.is_tracing() or torch._C._is_torch_function_mode_enabled():
+        return None
+    if _python_dispatch._get_current_dispatch_mode() is not None:
+        return None
+    device = tensors[0].device.type
+    if any(type(t) is not torch.Tensor or t.device.type != device for t in tensors):
+        return None
+    return _DIRECT[op].get(device)
+
+
 def warp(x: Tensor, motion: Tensor, convention: str = "exact") -> Tensor:
     """Backward bilinear warp (semantics: `vidseg.kernels.reference.warp`); keeps x's memory format."""
     if _use_reference(x, motion):
         return reference.warp(x, motion, convention)
+    kernel = _direct_kernel("warp", x, motion)
+    if kernel is not None:
+        return kernel(x, motion, convention)
     return torch.ops.vidseg.warp(x, motion, convention)
 
 
@@ -115,4 +138,7 @@ def creff(q: Tensor, k: Tensor, v: Tensor, residual: Tensor, window: int = 7) ->
     memory format."""
     if _use_reference(q, k, v, residual):
         return reference.creff(q, k, v, residual, window)
+    kernel = _direct_kernel("creff", q, k, v, residual)
+    if kernel is not None:
+        return kernel(q, k, v, residual, window)
     return torch.ops.vidseg.creff(q, k, v, residual, window)
