@@ -39,6 +39,8 @@ def test_the_split_for_n_cores(cores, split):
     budget = ThreadBudget.for_cores(cores)
     assert (budget.torch, budget.decode, budget.encode, budget.side_nice) == split
     assert budget.cores == cores
+    # the overlay's encoder takes half the CPU per frame while it shares the model's cores
+    assert budget.encode_preset == ("superfast" if budget.side_nice else "veryfast")
 
 
 def test_what_the_user_fixed_stays_fixed():

@@ -56,9 +56,13 @@ def test_the_budget_reaches_torch_the_decoder_and_the_encoder(clip, tiny, opened
 
     monkeypatch.setattr(vidseg.device, "physical_cores", lambda: 2)
     record = run(clip, tmp_path / "a")
-    assert record["threads"] == {"cores": 2, "torch": 2, "decode": 1, "encode": 1, "side_nice": threads.SIDE_NICE}
+    assert record["threads"] == {"cores": 2, "torch": 2, "decode": 1, "encode": 1, "side_nice": threads.SIDE_NICE,
+                                 "encode_preset": "superfast"}
     assert torch.get_num_threads() == 2
     assert opened[-1] == 1
+    # x264 writes its settings into the stream: superfast searches motion with "dia" at subpel level 1.
+    overlay = next((tmp_path / "a").glob("*_overlay.mp4")).read_bytes()
+    assert b"me=dia subme=1" in overlay
 
     record = run(clip, tmp_path / "b", "--threads", "1", "--decode-threads", "3", "--encode-threads", "0")
     assert record["threads"]["torch"] == 1 and torch.get_num_threads() == 1

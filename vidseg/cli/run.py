@@ -156,7 +156,8 @@ def _start(args: argparse.Namespace, save: tuple[str, ...], stream: str | None, 
         target = stream or out
         sinks = make_sinks(save, target, output_stem(source), palette=engine.spec.palette, fps=source.fps,
                            alpha=args.alpha, num_classes=engine.spec.num_classes,
-                           encode_threads=budget.encode) if target is not None else []
+                           encode_threads=budget.encode, encode_preset=budget.encode_preset
+                           ) if target is not None else []
     except BaseException:
         source.close()
         raise

@@ -34,11 +34,12 @@ def default_root() -> Path:
 
 
 def make_sinks(save: Sequence[str], out: Path | str, stem: str, *, palette: str, fps: float | None,
-               num_classes: int | None = None, alpha: float = 0.5, encode_threads: int = 0) -> list[Any]:
+               num_classes: int | None = None, alpha: float = 0.5, encode_threads: int = 0,
+               encode_preset: str = "veryfast") -> list[Any]:
     """The sinks for the kinds asked for, writing `out/<stem>_*`, and the overlay's legend PNG beside it when the
     palette names a label set vidseg knows with `num_classes` classes (the model's). When `out` is a stream URL
-    (a str: rtsp://, rtmp://, udp://, tcp://, srt://), the overlay alone, sent there live. encode_threads: the
-    overlay encoder's threads (0: its own choice; `vidseg.threads.ThreadBudget.encode`)."""
+    (a str: rtsp://, rtmp://, udp://, tcp://, srt://), the overlay alone, sent there live. encode_threads,
+    encode_preset: the overlay encoder's threads (0: its own choice) and x264 preset (`vidseg.threads`)."""
     if not save:
         return []
     from vidseg.video.sinks import PALETTES, LabelPNGSink, NPZSink, OverlayVideoSink
@@ -47,7 +48,7 @@ def make_sinks(save: Sequence[str], out: Path | str, stem: str, *, palette: str,
     if "overlay" in save:
         target = out if isinstance(out, str) else out / f"{stem}_overlay.mp4"
         sinks.append(OverlayVideoSink(target, fps=fps or 25.0, alpha=alpha, threads=encode_threads,
-                                      palette=palette if palette in PALETTES else "cityscapes"))
+                                      preset=encode_preset, palette=palette if palette in PALETTES else "cityscapes"))
         if isinstance(out, str):
             return sinks
         legend = legend_of(palette, num_classes)
