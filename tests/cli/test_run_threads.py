@@ -112,3 +112,22 @@ def test_the_labels_written_do_not_depend_on_the_budget(clip, tiny, tmp_path):
     for folder in (a, b):
         with av.open(str(folder / "street_overlay.mp4")) as video:
             assert sum(1 for _ in video.decode(video=0)) == 10
+
+
+@pytest.mark.parametrize(("given", "expected"), [(None, "PASSIVE"), ("ACTIVE", "ACTIVE")])
+def test_the_console_scripts_choose_passive_openmp_waits_before_torch_loads(given, expected):
+    """OpenMP reads its wait policy once, when torch loads: the CLI must set it before any torch import (under
+    load from another process, spinning waits made a run 18x slower), and keep what the user set."""
+    import os
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if k != "OMP_WAIT_POLICY"}
+    if given:
+        env["OMP_WAIT_POLICY"] = given
+    code = ("import os, sys\nimport vidseg.cli.run, vidseg.cli.bench, vidseg.cli.export, vidseg.cli.train\n"
+            "assert 'torch' not in sys.modules, 'torch was loaded before the wait policy was set'\n"
+            "print(os.environ['OMP_WAIT_POLICY'])\n")
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == expected
