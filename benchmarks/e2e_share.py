@@ -38,12 +38,12 @@ def loadavg() -> float:
     return float(Path("/proc/loadavg").read_text().split()[0])
 
 
-def run(checkout: Path, clip: Path, extra: list[str]) -> dict:
+def run(checkout: Path, clip: Path, extra: list[str], env_extra: dict[str, str] | None = None) -> dict:
     with tempfile.TemporaryDirectory() as tmp:
         record = Path(tmp) / "run.json"
         cmd = ["nice", "-n", "5", sys.executable, "-m", "vidseg.cli.run", str(clip), "--json", str(record),
                "--no-progress", *extra]
-        env = {**os.environ, "PYTHONPATH": str(checkout), "VIDSEG_OUT": str(Path(tmp) / "out")}
+        env = {**os.environ, "PYTHONPATH": str(checkout), "VIDSEG_OUT": str(Path(tmp) / "out"), **(env_extra or {})}
         load0, start, cpu0 = loadavg(), time.perf_counter(), _children_cpu()
         subprocess.run(cmd, env=env, check=True, capture_output=True, cwd=tmp)
         elapsed, load1, cpu = time.perf_counter() - start, loadavg(), _children_cpu() - cpu0
@@ -51,8 +51,8 @@ def run(checkout: Path, clip: Path, extra: list[str]) -> dict:
         outputs = {Path(p).name: _size(Path(p)) for p in data["outputs"]}
     stages = sum(s["total_s"] for s in data["stages"].values())
     wall = data["wall_s"]
-    return {"checkout": str(checkout), "command": " ".join(cmd[4:]), "process_s": elapsed, "cpu_s": cpu,
-            "wall_s": wall,
+    return {"checkout": str(checkout), "env": env_extra or {}, "command": " ".join(cmd[4:]), "process_s": elapsed,
+            "cpu_s": cpu, "wall_s": wall,
             "startup_s": data["startup_s"], "fps": data["fps"], "stages_s": stages,
             "outside_share": 1 - stages / wall, "outside_share_after_startup": 1 - stages / (wall - data["startup_s"]),
             "outside_seconds": data.get("outside_stages", {}).get("seconds"), "threads": data.get("threads"),
@@ -85,15 +85,19 @@ def main() -> None:
     p.add_argument("--clip", type=Path, default=Path(tempfile.gettempdir()) / "vidseg_e2e_road_960x540.mp4")
     p.add_argument("--pairs", type=int, default=3)
     p.add_argument("--out", type=Path, required=True, help="results stem (.json and .md are written)")
+    p.add_argument("--old-env", action="append", default=[], metavar="KEY=VALUE",
+                   help="environment of the old side's runs (repeatable), e.g. OMP_WAIT_POLICY=ACTIVE")
+    p.add_argument("--new-env", action="append", default=[], metavar="KEY=VALUE", help="the same for the new side")
     p.add_argument("extra", nargs="*", help="more vidseg-run arguments (after --)")
     args = p.parse_args()
+    envs = {"old": dict(kv.split("=", 1) for kv in args.old_env), "new": dict(kv.split("=", 1) for kv in args.new_env)}
     if not args.clip.exists():
         render(args.clip, 120, 30)
     runs = []
     for i in range(args.pairs):  # old, new, new, old, ...: neither side always runs first
         order = [("old", args.old), ("new", args.new)]
         for label, checkout in order if i % 2 == 0 else order[::-1]:
-            result = {"label": label, **run(checkout.resolve(), args.clip, args.extra)}
+            result = {"label": label, **run(checkout.resolve(), args.clip, args.extra, envs[label])}
             runs.append(result)
             print(f"{label}: {result['wall_s']:.1f} s, {result['fps']:.2f} frames/s, outside the stages "
                   f"{result['outside_share']:.1%}, load {result['load_before']:.1f} -> {result['load_after']:.1f}",
@@ -110,11 +114,11 @@ def markdown(record: dict) -> str:
     """The runs as a table, in the order they ran, and the medians of each side."""
     lines = [f"# vidseg-run end to end: {Path(record['clip']).name}", "",
              "| # | code | wall s | start-up s | frames/s | outside the stages | same, after start-up | "
-             "decode wait s | labels s | write wait s | load before -> after |",
-             "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+             "decode wait s | labels s | write wait s | other s | load before -> after |",
+             "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
     for i, r in enumerate(record["runs"], 1):
         sec = r.get("outside_seconds") or {}
-        cell = [f"{sec[k]:.1f}" if k in sec else "-" for k in ("decode wait", "labels", "write wait")]
+        cell = [f"{sec[k]:.1f}" if k in sec else "-" for k in ("decode wait", "labels", "write wait", "other")]
         lines.append(f"| {i} | {r['label']} | {r['wall_s']:.1f} | {r['startup_s']:.1f} | {r['fps']:.3f} | "
                      f"{r['outside_share']:.1%} | {r['outside_share_after_startup']:.1%} | {' | '.join(cell)} | "
                      f"{r['load_before']:.1f} -> {r['load_after']:.1f} |")
@@ -127,7 +131,12 @@ def markdown(record: dict) -> str:
                      f"{m['outside_share']['median']:.1%} | {m['outside_share_after_startup']['median']:.1%} | "
                      f"{cpu} |")
     lines += ["", f"Command per run: `{record['runs'][0]['command']}` (PYTHONPATH at the checkout, VIDSEG_OUT in a "
-              "temporary folder).", ""]
+              "temporary folder)."]
+    for side in ("old", "new"):
+        env = next((r["env"] for r in record["runs"] if r["label"] == side and r.get("env")), None)
+        if env:
+            lines.append(f"Environment of the {side} runs: " + ", ".join(f"{k}={v}" for k, v in env.items()) + ".")
+    lines.append("")
     return "\n".join(lines)
 
 
