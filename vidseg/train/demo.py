@@ -63,9 +63,9 @@ class DemoRecipe:
     frames_per_scene: int = 24
     gop: int = 12
     batch: int = 8
-    steps_hr: int = 1500
+    steps_hr: int = 4000
     steps_lr: int = 600
-    steps_arseg: int = 2500
+    steps_arseg: int = 5000
     class_balanced: bool = True  # CE weights ~ frequency^-1/2, so poles, signs and people are learnt too
     lr_hr: float = 0.05
     lr_lr: float = 0.02
