@@ -48,6 +48,22 @@ def test_an_engine_that_cannot_be_built_says_so_from_info(tmp_path):
         worker.info()
 
 
+def test_a_worker_process_waits_passively_in_openmp():
+    """A Ray worker is a fresh process that loads torch in Worker.__init__: the wait policy must be set first."""
+    import os
+    import subprocess
+    import sys
+
+    code = ("import os, sys\nfrom vidseg.cluster.worker import Worker\nfrom vidseg.config import EngineConfig\n"
+            "assert 'torch' not in sys.modules\n"
+            "Worker('w0', EngineConfig(model='no-such-model', device='cpu'), threads=1)\n"
+            "print(os.environ['OMP_WAIT_POLICY'])\n")
+    env = {k: v for k, v in os.environ.items() if k != "OMP_WAIT_POLICY"}
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "PASSIVE"
+
+
 def test_an_error_that_quotes_the_url_loses_its_secrets():
     from vidseg.cluster.worker import _one_line
 

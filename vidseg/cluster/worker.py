@@ -53,6 +53,9 @@ class Worker:
 
     def __init__(self, name: str, config: EngineConfig, *, model_factory: Callable[[], Any] | None = None,
                  threads: int | None = None) -> None:
+        # A Ray worker is a fresh process: choose OpenMP's wait policy before torch loads, as the console scripts
+        # do (`vidseg.cli`); nodes are often shared, where spinning waits cost a run most of its speed.
+        os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
         import torch
 
         self.name = name
