@@ -35,6 +35,7 @@ from vidseg.cluster.record import write_record
 from vidseg.cluster.sessions import commit_session, session_name
 from vidseg.config import EngineConfig
 from vidseg.errors import InputError, VidsegError
+from vidseg.threads import wait_passively_in_openmp
 from vidseg.video.redact import redact
 
 __all__ = ["Worker"]
@@ -53,9 +54,7 @@ class Worker:
 
     def __init__(self, name: str, config: EngineConfig, *, model_factory: Callable[[], Any] | None = None,
                  threads: int | None = None) -> None:
-        # A Ray worker is a fresh process: choose OpenMP's wait policy before torch loads, as the console scripts
-        # do (`vidseg.cli`); nodes are often shared, where spinning waits cost a run most of its speed.
-        os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+        wait_passively_in_openmp()  # a Ray worker is a fresh process: before torch loads in it
         import torch
 
         self.name = name
