@@ -9,7 +9,8 @@ from vidseg.train.demo import DemoRecipe, train_demo
 
 def test_demo_recipe_runs_end_to_end_and_saves_loadable_weights(tmp_path):
     recipe = DemoRecipe(size=(64, 128), crop=(64, 128), train_scenes=1, eval_scenes=1, frames_per_scene=13,
-                        batch=2, steps_hr=2, steps_lr=1, steps_arseg=1, eval_frames=13, city_scenes=1)
+                        batch=2, steps_hr=2, steps_lr=1, steps_arseg=1, eval_frames=13, city_scenes=1,
+                        city_train_scenes=1)
     report = train_demo(tmp_path, recipe, progress=False)
     methods = report["methods"]
     assert set(methods) == {"HR per-frame", "LR-only 0.5x", "AR-Seg 0.5x"}

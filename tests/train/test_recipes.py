@@ -3,6 +3,7 @@
 import pytest
 import torch
 
+from vidseg.errors import ConfigError
 from vidseg.models.demo import build_demo
 from vidseg.train.data import SyntheticClips
 from vidseg.train.loop import TrainConfig
@@ -69,3 +70,12 @@ def test_pairs_degrade_the_non_keyframe_for_the_lr_branch_only(clips):
     assert b["lr_image"].shape == b["image"].shape and b["lr_image"].dtype == torch.uint8
     differs = [(b["lr_image"][i].float() - b["image"][i].float()).abs().mean() > 1.0 for i in range(8)]
     assert sum(differs) >= 6
+
+
+def test_clips_of_two_scene_kinds_mix_into_one_set_of_the_same_shape(clips, tmp_path):
+    road = SyntheticClips(tmp_path, seeds=[0], size=(64, 128), num_frames=13, scenes="road")
+    road.extend(clips)
+    assert len(road.clips) == 2 and road.clips[1] is clips.clips[0]
+    other = SyntheticClips(tmp_path, seeds=[0], size=(64, 128), num_frames=13, gop=6)
+    with pytest.raises(ConfigError, match="cannot mix"):
+        road.extend(other)

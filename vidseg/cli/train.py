@@ -75,7 +75,8 @@ def _demo(args: argparse.Namespace) -> int:
     recipe = DemoRecipe()
     if args.quick:
         recipe = DemoRecipe(size=(128, 256), crop=(64, 128), train_scenes=2, eval_scenes=1, eval_frames=24,
-                            city_scenes=1, frames_per_scene=14, batch=2, steps_hr=4, steps_lr=2, steps_arseg=2)
+                            city_scenes=1, city_train_scenes=1, frames_per_scene=14, batch=2, steps_hr=4, steps_lr=2,
+                            steps_arseg=2)
     changes = {k: v for k, v in (("steps_hr", args.steps_hr), ("steps_lr", args.steps_lr),
                                  ("steps_arseg", args.steps_arseg), ("train_scenes", args.scenes)) if v is not None}
     if changes:

@@ -76,6 +76,13 @@ class SyntheticClips:
                 write_clip(path, config, num_frames, gop=gop, bframes=0, bitrate=rate)
             self.clips.append(_decode_clip(path, chain_mode, with_flow))
 
+    def extend(self, other: SyntheticClips) -> None:
+        """Sample from other's clips too (same frame size and GOP): one training set from several scene kinds."""
+        if (other.size, other.gop) != (self.size, self.gop):
+            raise ConfigError(f"cannot mix clips of size {other.size}, GOP {other.gop} into clips of size "
+                              f"{self.size}, GOP {self.gop}")
+        self.clips.extend(other.clips)
+
     def class_weights(self, num_classes: int, *, power: float = 0.5, clip: tuple[float, float] = (0.25, 8.0)
                       ) -> Tensor:
         """Cross-entropy class weights ~ frequency^-power (mean 1 over present classes, clipped): small classes

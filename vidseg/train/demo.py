@@ -3,7 +3,8 @@
 Recipe (AR-Seg's, at demo scale, on vidseg's synthetic roads; every clip H.264-encoded with GOP 12 and decoded
 with its codec motion, as the engine will see video):
   0. Data: `train_scenes` road clips of `vidseg.synthetic.road_clip`'s training split (city, suburb and rural
-     roads, each with its own lighting, camera effects and bitrate).
+     roads, each with its own lighting, camera effects and bitrate), plus `city_train_scenes` default street scenes
+     (`SceneConfig`, the kind the city set holds out), so neither renderer's look is all the networks know.
   1. HR net per frame (class-balanced cross-entropy, poly LR, flips, photometric jitter, random crops, camera and
      codec degradations of strength `degrade`, `vidseg.train.augment`).
   2. LR branch alone on 0.5x frames with the HR classifier copied and frozen, CE + FST on its feature
@@ -56,6 +57,7 @@ class DemoRecipe:
     crop: tuple[int, int] = (128, 256)
     scenes: str = "road"  # "road" (road_clip's training split) or "city" (the first demo's default streets)
     train_scenes: int = 40
+    city_train_scenes: int = 12  # default street scenes (seeds 0.., the city set holds out 1000..) mixed into training
     eval_scenes: int = 12  # realistic held-out clips
     eval_frames: int = 48
     eval_gop: int = 30
@@ -88,6 +90,10 @@ def train_demo(out_dir: str | Path, recipe: DemoRecipe = DemoRecipe(), *, device
     data = SyntheticClips(out / "clips", seeds=range(recipe.train_scenes), size=recipe.size,
                           num_frames=recipe.frames_per_scene, gop=recipe.gop, progress=progress,
                           scenes=recipe.scenes)
+    if recipe.city_train_scenes and recipe.scenes != "city":
+        data.extend(SyntheticClips(out / "clips", seeds=range(recipe.city_train_scenes), size=recipe.size,
+                                   num_frames=recipe.frames_per_scene, gop=recipe.gop, progress=progress,
+                                   scenes="city"))
     model = build_demo(pretrained=False)
     seconds: dict[str, float] = {}
     t0 = time.perf_counter()
