@@ -15,6 +15,8 @@ there, in row bands, `ModelSpec.logits_upsample`):
 
   torch       EagerRunner, channels_last, inference_mode (what engine `auto` picks on a CPU)
   bf16        EagerRunner with bf16 autocast (oneDNN bf16 convolutions; AVX512-BF16 where the CPU has it)
+  aoti        the stage's validated fp32 AOTInductor package, its 3x3 stride-1 convolutions as Winograd
+              F(4x4, 3x3) (vidseg.kernels.winograd); compiled once (minutes), cached in --cache-dir
   onnx        the stage's validated fp32 ONNX artifact on ONNX Runtime's CPU EP, one intra-op thread
   onnx-int8   that artifact quantised statically by ONNX Runtime (QDQ, per-channel int8 weights, uint8
               activations calibrated on the benchmark frames), CPU EP, one thread
@@ -46,12 +48,12 @@ from vidseg.bench.harness import decode_all, prepare_clip
 from vidseg.bench.report import write_record
 from vidseg.bench.stats import paired_ratio, summarize
 from vidseg.config import EngineConfig
-from vidseg.engine.backends.eager import EagerRunner
+from vidseg.engine.backends.base import runner_class
 from vidseg.models.base import logits_to_labels
 from vidseg.models.registry import build
 
 MODEL = "arseg-bise18-cityscapes"
-ENGINES = ("torch", "bf16", "onnx", "onnx-int8")
+ENGINES = ("torch", "bf16", "aoti", "onnx", "onnx-int8")
 
 
 class SeedBiSeNet:
@@ -76,10 +78,13 @@ class SeedBiSeNet:
         return out.argmax(1)[0].to(torch.uint8)
 
 
-class TorchEngine:
-    def __init__(self, stage, spec, frame_size, precision: str) -> None:
-        config = EngineConfig(model=MODEL, method="per-frame", backend="torch", precision=precision, device="cpu")
-        self.runner = EagerRunner({"key": stage}, config, frame_size, torch.device("cpu"))
+class RunnerEngine:
+    """The per-frame `key` stage through one of vidseg's runners, then the labels step as `Engine` runs it."""
+
+    def __init__(self, stage, spec, frame_size, backend: str, precision: str, cache_dir: Path) -> None:
+        config = EngineConfig(model=MODEL, method="per-frame", backend=backend, precision=precision, device="cpu",
+                              cache_dir=str(cache_dir))
+        self.runner = runner_class(backend)({"key": stage}, config, frame_size, torch.device("cpu"))
         self.align, self.upsample = spec.logits_align_corners, spec.logits_upsample
 
     def __call__(self, image: np.ndarray) -> torch.Tensor:
@@ -126,11 +131,14 @@ def quantize_int8(fp32_path: Path, out_path: Path, frames: list[np.ndarray]) -> 
                     activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8)
 
 
-def build_engines(names, stage, spec, frame_size, calib, threads, workdir: Path) -> dict:
+def build_engines(names, stage, spec, frame_size, calib, threads, workdir: Path, cache_dir: Path) -> dict:
     engines = {}
     for name in names:
         if name in ("torch", "bf16"):
-            engines[name] = TorchEngine(stage, spec, frame_size, "fp32" if name == "torch" else "bf16")
+            engines[name] = RunnerEngine(stage, spec, frame_size, "torch", "fp32" if name == "torch" else "bf16",
+                                         cache_dir)
+        elif name == "aoti":
+            engines[name] = RunnerEngine(stage, spec, frame_size, "aoti", "fp32", cache_dir)
         elif name in ("onnx", "onnx-int8"):
             from vidseg.export.onnx import export_onnx
 
@@ -155,6 +163,8 @@ def main(argv=None) -> int:
     ap.add_argument("--rounds", type=int, default=8)
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--engines", nargs="+", default=list(ENGINES), choices=ENGINES)
+    ap.add_argument("--cache-dir", default=None, help="artifact cache (default: a temporary folder; the AOTInductor "
+                    "package takes minutes to compile, so keep one between runs)")
     ap.add_argument("--out", default=None, help="folder for <stem>.json/.md")
     ap.add_argument("--stem", default=None, help="record file name without suffix (default seed_bisenet_<res>)")
     args = ap.parse_args(argv)
@@ -171,8 +181,9 @@ def main(argv=None) -> int:
         clip = prepare_clip(Path(tmp), (height, width), args.frames, gop=args.frames)
         frames = [f.image for f in decode_all(clip, motion=False)][: args.frames]
         seed = SeedBiSeNet(net, spec.mean, spec.std)
+        cache_dir = Path(args.cache_dir or Path(tmp) / "cache")
         engines = {"seed": seed, **build_engines(args.engines, stage, spec, (height, width), frames, args.threads,
-                                                 Path(tmp))}
+                                                 Path(tmp), cache_dir)}
         reference = [seed(f) for f in frames]
         agreement = {}
         for name, engine in engines.items():

@@ -59,3 +59,28 @@ def test_aoti_refuses_reduced_precision_on_cpu(tiny_stages, tmp_path):
         runner_class("aoti")({"key": tiny_stages["key"]}, config, (H, W), torch.device("cpu"))
     with pytest.raises(ConfigError, match="int8"):
         runner_class("aoti")({"key": tiny_stages["key"]}, config.replace(precision="int8"), (H, W), torch.device("cpu"))
+
+
+@pytest.mark.slow  # one AOTInductor compilation
+def test_cpu_package_computes_3x3_convolutions_by_winograd_and_matches_the_direct_stage(tiny_stages, tmp_path):
+    from vidseg.export.aoti import compile_aoti, load_aoti
+
+    stage = tiny_stages["refine"]  # its `mix` is a 3x3 stride-1 convolution
+    lines = []
+    report = compile_aoti(stage, tmp_path / "refine.pt2", H, W, stage_name="refine", log=lines.append)
+    assert any("Winograd F(4x4, 3x3)" in line for line in lines)
+    assert report.validation.passed  # against the direct convolution of the unmodified stage
+    inputs = [torch.randn(s) if d.is_floating_point else validation_frames(H, W, count=1)
+              for s, d in stage.input_shapes(H, W).values()]
+    with torch.no_grad():
+        (want,) = stage(*inputs)
+    (got,) = load_aoti(tmp_path / "refine.pt2")(*inputs)
+    torch.testing.assert_close(got, want, atol=1e-4, rtol=1e-4)
+    assert type(stage.mix) is torch.nn.Conv2d  # the caller's stage is left as it was
+
+
+def test_cpu_packages_are_keyed_by_their_convolution_algorithm(tiny_stages, tmp_path):
+    cache = ArtifactCache(tmp_path)
+    cpu = ArtifactBuilder(BuildRequest("aoti", (H, W), model_name="demo"), cache)._key("refine", tiny_stages["refine"],
+                                                                                         "aoti")
+    assert cpu.fields["conv"] == "winograd-f4x4"
