@@ -35,7 +35,7 @@ def test_only_3x3_stride1_pad1_ungrouped_convolutions_are_replaced():
     x = torch.randn(1, 3, 17, 19)
     with torch.no_grad():
         ref = net(x)
-        assert use_winograd(net) == 2
+        assert use_winograd(net, min_channels=1) == 2
         out = net(x)
     assert isinstance(net[0], WinogradConv2d) and isinstance(net[6][0], WinogradConv2d)
     assert not any(isinstance(net[i], WinogradConv2d) for i in (2, 3, 4, 5))
@@ -43,6 +43,7 @@ def test_only_3x3_stride1_pad1_ungrouped_convolutions_are_replaced():
     with pytest.raises(ValueError, match="3x3 stride-1"):
         WinogradConv2d(nn.Conv2d(8, 8, 3, stride=2, padding=1))
     assert not winograd_eligible(nn.Conv2d(8, 8, 3, padding=1, padding_mode="reflect"))
+    assert use_winograd(nn.Sequential(nn.Conv2d(64, 128, 3, padding=1))) == 0  # too narrow to pay
 
 
 def test_bisenet_labels_are_unchanged():
@@ -52,7 +53,7 @@ def test_bisenet_labels_are_unchanged():
     x = torch.randn(1, 3, 64, 128)
     with torch.inference_mode():
         ref = net.forward_key(x)[0]
-        assert use_winograd(net) == 20
+        assert use_winograd(net, min_channels=1) == 20
         out = net.forward_key(x)[0]
     assert float((out - ref).abs().max()) <= 1e-5 * float(ref.abs().max())
     assert torch.equal(out.argmax(1), ref.argmax(1))

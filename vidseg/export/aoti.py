@@ -41,12 +41,16 @@ from vidseg.models.base import Stage
 __all__ = ["AOTI_DTYPES", "AotiExport", "check_precision", "compile_aoti", "device_label", "load_aoti", "validate_aoti"]
 
 AOTI_DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
-CPU_CONV_ALGORITHM = "winograd-f4x4"  # part of the packages' cache key: a change of algorithm rebuilds them
+CPU_CONV_ALGORITHM = "winograd-f4x4"  # with its layer rule, part of the packages' cache key: a change rebuilds them
 
 
 def conv_algorithm(device: torch.device, dtype: torch.dtype) -> str:
     """How a package on device computes 3x3 stride-1 convolutions: Winograd on a CPU in fp32, else direct."""
-    return CPU_CONV_ALGORITHM if device.type == "cpu" and dtype == torch.float32 else "direct"
+    if device.type != "cpu" or dtype != torch.float32:
+        return "direct"
+    from vidseg.kernels.winograd import MIN_CHANNELS
+
+    return f"{CPU_CONV_ALGORITHM}-c{MIN_CHANNELS}"
 
 
 @dataclass(frozen=True)
