@@ -94,19 +94,20 @@ def compile_aoti(
     dtype = check_precision(precision, device)
     name = stage_name or type(stage).__name__
     target = copy.deepcopy(stage).eval().to(device=device, dtype=dtype)
-    compiled = target
+    compiled, options = target, {}
     if conv_algorithm(device, dtype) != "direct":
-        from vidseg.kernels.winograd import use_winograd
+        from vidseg.kernels.winograd import INDUCTOR_OPTIONS, use_winograd
 
         compiled = copy.deepcopy(target)
         if use_winograd(compiled):
             log(f"aoti: stage {name!r}: 3x3 convolutions as Winograd F(4x4, 3x3)")
+            options = INDUCTOR_OPTIONS
     start = time.perf_counter()
     program = export_stage(compiled, height, width, batch=batch, dynamic_batch=dynamic_batch, device=device,
                            dtype=dtype)
     log(f"aoti: compiling stage {name!r} for {device} ({precision}); this takes a while")
     try:
-        out = torch._inductor.aoti_compile_and_package(program, package_path=str(path))
+        out = torch._inductor.aoti_compile_and_package(program, package_path=str(path), inductor_configs=options)
     except Exception as err:
         raise ExportError(f"AOTInductor could not compile stage {name!r}: {type(err).__name__}: {err}") from err
     seconds = time.perf_counter() - start

@@ -28,9 +28,14 @@ __all__ = ["WinogradConv2d", "use_winograd", "winograd_eligible"]
 
 TILE = 4  # output tile edge: F(4x4, 3x3) reads 6x6 input tiles
 # The transforms cost ~1/C_in + 1/C_out of the products' time, so narrow layers lose: in AOTInductor packages on a
-# 2-core AVX2 CPU, two ResNet blocks ran 2.2x faster at 256 channels (32x64), 1.3x at 128 (64x128) and 0.6x at 64
-# (128x256) than with the direct convolution.
+# 2-core AVX2 CPU, two ResNet blocks ran 2.4x faster at 256 channels (32x64), 1.8x at 128 (64x128) and 0.7x at 64
+# (128x256) than with the direct convolution (with INDUCTOR_OPTIONS).
 MIN_CHANNELS = 128
+# Inductor options for a graph holding these layers: materialise every intermediate that is read more than once.
+# By default Inductor inlines the producer of a convolution's input (batch norm, ReLU, residual add) into all 36
+# transform outputs, recomputing it at every read and writing megabytes of C++: those blocks ran 1.3-1.8x slower
+# and took 3x longer to compile (ResNet blocks at 64-256 channels; direct convolutions were unaffected).
+INDUCTOR_OPTIONS = {"realize_opcount_threshold": 1, "realize_reads_threshold": 1}
 
 # Filter transform G (6x3) for the interpolation points 0, 1, -1, 2, -2 and infinity.
 _G = torch.tensor([[1 / 4, 0, 0],
