@@ -57,3 +57,23 @@ def test_bisenet_labels_are_unchanged():
         out = net.forward_key(x)[0]
     assert float((out - ref).abs().max()) <= 1e-5 * float(ref.abs().max())
     assert torch.equal(out.argmax(1), ref.argmax(1))
+
+
+@pytest.mark.parametrize("model", ["arseg-bise18-cityscapes", "arseg-psp18-cityscapes", "etc-psp18-cityscapes",
+                                   "gsvnet-swiftnet18-flownets", "sanet-tiny", "swnet-seq", "demo"])
+def test_every_family_s_stages_run_with_winograd_layers(model):
+    """What an aoti package on a CPU computes: no stage may reach into a swapped convolution's weights."""
+    import copy
+
+    from vidseg.export.validate import validation_inputs
+    from vidseg.models.registry import build
+
+    torch.manual_seed(0)
+    for name, stage in build(model).eval().stages().items():
+        swapped = copy.deepcopy(stage)
+        use_winograd(swapped, min_channels=1)
+        inputs = validation_inputs(stage, 64, 128)[0]
+        with torch.inference_mode():
+            for want, got in zip(stage(*inputs), swapped(*inputs), strict=True):
+                scale = float(want.abs().max()) if want.is_floating_point() else 0.0
+                torch.testing.assert_close(got, want, rtol=0, atol=2e-5 * max(scale, 1e-3), msg=f"{model} {name}")
