@@ -15,8 +15,8 @@ there, in row bands, `ModelSpec.logits_upsample`):
 
   torch       EagerRunner, channels_last, inference_mode (what engine `auto` picks on a CPU)
   bf16        EagerRunner with bf16 autocast (oneDNN bf16 convolutions; AVX512-BF16 where the CPU has it)
-  aoti        the stage's validated fp32 AOTInductor package, its 3x3 stride-1 convolutions as Winograd
-              F(4x4, 3x3) (vidseg.kernels.winograd); compiled once (minutes), cached in --cache-dir
+  aoti        the stage's validated fp32 AOTInductor package, its 3x3 stride-1 convolutions of >= 128 channels
+              as Winograd F(4x4, 3x3) (vidseg.kernels.winograd); compiled once (minutes), cached in --cache-dir
   onnx        the stage's validated fp32 ONNX artifact on ONNX Runtime's CPU EP, one intra-op thread
   onnx-int8   that artifact quantised statically by ONNX Runtime (QDQ, per-channel int8 weights, uint8
               activations calibrated on the benchmark frames), CPU EP, one thread

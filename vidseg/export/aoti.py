@@ -10,9 +10,10 @@ Precision: fp32 on any device; fp16/bf16 on CUDA (the stage is exported with its
 that dtype; uint8 frames stay uint8). A package is compiled for one device type and fixed frame size, and a
 dynamic batch if asked for. `vidseg.export.builder` caches packages and writes them into export folders.
 
-On a CPU in fp32 the stage's 3x3 stride-1 convolutions are compiled as Winograd F(4x4, 3x3)
-(`vidseg.kernels.winograd`, `CPU_CONV_ALGORITHM`): 4x fewer multiply-adds in those layers, validated against the
-direct convolution of the original stage. GPUs keep the direct convolution (cuDNN picks its own algorithms).
+On a CPU in fp32 the stage's 3x3 stride-1 convolutions with at least `MIN_CHANNELS` input and output channels
+are compiled as Winograd F(4x4, 3x3) (`vidseg.kernels.winograd`, `CPU_CONV_ALGORITHM`): 4x fewer multiply-adds in
+those layers, validated against the direct convolution of the original stage. GPUs keep the direct convolution
+(cuDNN picks its own algorithms).
 """
 
 from __future__ import annotations
