@@ -45,6 +45,7 @@ from vidseg.engine.results import FrameResult, LatencyStats, RunStats, RunSummar
 from vidseg.engine.schedule import IntervalPolicy, KeyDecision, KeyframePolicy, PolicyState, frame_meta, make_policy
 from vidseg.engine.schedule import thumbnail as key_thumbnail
 from vidseg.errors import ConfigError, ShapeError, VidsegWarning
+from vidseg.heap import retain_large_buffers
 from vidseg.models.base import VideoSegModel, logits_to_labels, upsample_logits
 from vidseg.video.frame import Frame, check_image
 from vidseg.video.motion import as_motion_field
@@ -106,6 +107,8 @@ class Engine:
         self.policy: KeyframePolicy = (make_policy(self.config, motion_guided=self.method.uses_motion)
                                        if self.method.uses_keyframes else IntervalPolicy(1))
         self.device = resolve_device(self.config.device)
+        if self.device.type == "cpu":
+            retain_large_buffers()  # activations reused frame after frame, not page-faulted in again (vidseg.heap)
         self.io = DeviceIO(self.device, channels_last=self.config.channels_last)
         self.summary: RunSummary | None = None
         self._runner: Runner | None = None
