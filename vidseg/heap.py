@@ -3,8 +3,9 @@
 A CPU model allocates and frees the same large tensors every frame (a 64-channel map at 256x512 is 32 MiB).
 glibc serves an allocation above its mmap threshold (adaptive, at most 32 MiB by default) with a fresh mapping
 and unmaps it on free, so every frame page-faults its activations in again and the kernel zeroes each page
-first: on our 2-core VM BiSeNet-18 at 512x1024 ran 1.16x faster through its AOTInductor package and 1.22x
-faster eagerly once those buffers stayed in the heap (interleaved rounds in one process, the other core busy).
+first: on our 2-core VM BiSeNet-18 at 512x1024 (one thread) ran 1.71x faster in the seed's own eager code and
+1.16x faster through vidseg's AOTInductor package once those buffers stayed in the heap
+(benchmarks/seed_bisenet.py, its seed-heap row).
 Raising the mmap and trim thresholds keeps them there: the process holds its peak footprint, which the next
 frame needs again anyway.
 
