@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import argparse
 import datetime
+import multiprocessing
 import os
 import platform
 import sys
@@ -89,11 +90,10 @@ class SeedProcess:
     speed the seed's eager code up too. Times are taken inside the seed's process, per round over all frames."""
 
     def __init__(self, net: torch.nn.Module, mean, std, frames: list[np.ndarray], threads: int) -> None:
-        import multiprocessing
-
-        self.conn, child = multiprocessing.get_context("spawn").Pipe()
-        self.process = multiprocessing.get_context("spawn").Process(
-            target=_seed_worker, args=(child, net.state_dict(), mean, std, frames, threads), daemon=True)
+        spawn = multiprocessing.get_context("spawn")  # a fresh interpreter: nothing of this process's heap
+        self.conn, child = spawn.Pipe()
+        self.process = spawn.Process(target=_seed_worker, args=(child, net.state_dict(), mean, std, frames, threads),
+                                     daemon=True)
         self.process.start()
         child.close()
 
