@@ -83,8 +83,9 @@ def test_cpu_package_computes_3x3_convolutions_by_winograd_and_matches_the_direc
     assert type(stage.mix) is torch.nn.Conv2d  # the caller's stage is left as it was
 
 
-def test_cpu_packages_are_keyed_by_their_convolution_algorithm(tiny_stages, tmp_path):
+def test_cpu_packages_are_keyed_by_their_convolution_algorithm_and_creff_lowering(tiny_stages, tmp_path):
     cache = ArtifactCache(tmp_path)
     cpu = ArtifactBuilder(BuildRequest("aoti", (H, W), model_name="demo"), cache)._key("refine", tiny_stages["refine"],
                                                                                          "aoti")
-    assert cpu.fields["conv"] == "winograd-f4x4-c128"
+    assert cpu.fields["conv"] == "winograd-f4x4-c128-realize_reads_threshold=1"  # the Inductor options too
+    assert cpu.fields["creff"] == "channels-last"  # packages built from the NCHW composition are not reused

@@ -157,6 +157,16 @@ def test_torch_compile_sees_the_custom_ops():
     torch.testing.assert_close(out, _fusion_reference(*args), rtol=1e-5, atol=1e-5)  # CPU kernel: fp32 tolerance
 
 
+def test_inductor_decompositions_lower_creff_over_contiguous_channels():
+    # What AOTInductor packages are compiled from: no vidseg:: op left, and the program computes the reference.
+    from vidseg.export.program import INDUCTOR_DECOMPOSITIONS
+
+    args = _fusion_inputs()
+    program = torch.export.export(_Fusion().eval(), args).run_decompositions(dict(INDUCTOR_DECOMPOSITIONS))
+    assert not [n for n in program.graph.nodes if getattr(n.target, "namespace", None) == "vidseg"]
+    torch.testing.assert_close(program.module()(*args), _fusion_reference(*args), rtol=1e-5, atol=1e-5)
+
+
 def _check_onnx(model_proto, args, expected):
     assert {node.domain for node in model_proto.graph.node} <= {"", "ai.onnx"}
     op_types = {node.op_type for node in model_proto.graph.node}

@@ -4,7 +4,8 @@ The package holds the compiled kernels and the weights; `torch._inductor.aoti_lo
 model code. vidseg's custom ops are decomposed to their reference composition before compilation
 (`vidseg.export.program.export_stage`): a package that kept `vidseg::warp` / `vidseg::creff` calls would need
 `vidseg.kernels.ops` imported (the op registrations) in every process that loads it, which defeats the point of
-a self-contained artifact. Inductor fuses the composition into its own kernels instead.
+a self-contained artifact. Inductor fuses the composition into its own kernels instead; CReFF's is the one summed
+over contiguous channels (`INDUCTOR_DECOMPOSITIONS`), which Inductor vectorises.
 
 Precision: fp32 on any device; fp16/bf16 on CUDA (the stage is exported with its weights and float inputs in
 that dtype; uint8 frames stay uint8). A package is compiled for one device type and fixed frame size, and a
@@ -29,7 +30,7 @@ import torch
 from torch import Tensor
 
 from vidseg.errors import ConfigError, ExportError
-from vidseg.export.program import export_stage
+from vidseg.export.program import INDUCTOR_DECOMPOSITIONS, export_stage
 from vidseg.export.validate import (
     LOGIT_TOLERANCE,
     REDUCED_TOLERANCE,
@@ -42,16 +43,19 @@ from vidseg.models.base import Stage
 __all__ = ["AOTI_DTYPES", "AotiExport", "check_precision", "compile_aoti", "device_label", "load_aoti", "validate_aoti"]
 
 AOTI_DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
-CPU_CONV_ALGORITHM = "winograd-f4x4"  # with its layer rule, part of the packages' cache key: a change rebuilds them
+# With its layer rule and Inductor options, part of the packages' cache key: a change rebuilds them.
+CPU_CONV_ALGORITHM = "winograd-f4x4"
+CREFF_LOWERING = "channels-last"  # how packages compute CReFF (INDUCTOR_DECOMPOSITIONS); part of the cache key
 
 
 def conv_algorithm(device: torch.device, dtype: torch.dtype) -> str:
     """How a package on device computes 3x3 stride-1 convolutions: Winograd on a CPU in fp32, else direct."""
     if device.type != "cpu" or dtype != torch.float32:
         return "direct"
-    from vidseg.kernels.winograd import MIN_CHANNELS
+    from vidseg.kernels.winograd import INDUCTOR_OPTIONS, MIN_CHANNELS
 
-    return f"{CPU_CONV_ALGORITHM}-c{MIN_CHANNELS}"
+    options = "".join(f"-{name}={value}" for name, value in sorted(INDUCTOR_OPTIONS.items()))
+    return f"{CPU_CONV_ALGORITHM}-c{MIN_CHANNELS}{options}"
 
 
 @dataclass(frozen=True)
@@ -105,10 +109,13 @@ def compile_aoti(
             options = INDUCTOR_OPTIONS
     start = time.perf_counter()
     program = export_stage(compiled, height, width, batch=batch, dynamic_batch=dynamic_batch, device=device,
-                           dtype=dtype)
+                           dtype=dtype, decompositions=INDUCTOR_DECOMPOSITIONS)
     log(f"aoti: compiling stage {name!r} for {device} ({precision}); this takes a while")
     try:
-        out = torch._inductor.aoti_compile_and_package(program, package_path=str(path), inductor_configs=options)
+        # A copy: aoti_compile_and_package adds its own entries to the dict it is given, and INDUCTOR_OPTIONS is
+        # also part of the packages' cache key.
+        out = torch._inductor.aoti_compile_and_package(program, package_path=str(path),
+                                                       inductor_configs=dict(options))
     except Exception as err:
         raise ExportError(f"AOTInductor could not compile stage {name!r}: {type(err).__name__}: {err}") from err
     seconds = time.perf_counter() - start

@@ -170,12 +170,13 @@ class ArtifactBuilder:
                              batch=r.batch, dynamic_batch=r.dynamic_batch, precision="fp32",
                              dynamic_size=r.dynamic_size, opset=DEFAULT_OPSET, onnx=version("onnx"),
                              onnxscript=version("onnxscript"))
-        from vidseg.export.aoti import AOTI_DTYPES, conv_algorithm, device_label
+        from vidseg.export.aoti import AOTI_DTYPES, CREFF_LOWERING, conv_algorithm, device_label
 
         conv = conv_algorithm(r.torch_device, AOTI_DTYPES.get(r.precision, torch.float32))
         return stage_key("aoti", stage, stage_name=name, model_name=r.model_name, height=height, width=width,
                          batch=r.batch, dynamic_batch=r.dynamic_batch, precision=r.precision,
-                         device=device_label(r.torch_device), **({} if conv == "direct" else {"conv": conv}))
+                         device=device_label(r.torch_device), creff=CREFF_LOWERING,
+                         **({} if conv == "direct" else {"conv": conv}))
 
     # -- per format ------------------------------------------------------------------------------------------
 

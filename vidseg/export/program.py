@@ -11,7 +11,7 @@ inside it (TensorRT and Inductor fuse the composition themselves).
 from __future__ import annotations
 
 import warnings
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import torch
 from torch import Tensor
@@ -21,7 +21,8 @@ from vidseg.kernels import ops as _ops  # noqa: F401  (registers the vidseg:: cu
 from vidseg.kernels import reference
 from vidseg.models.base import Stage
 
-__all__ = ["REFERENCE_DECOMPOSITIONS", "BATCH_DIM_NAME", "example_inputs", "export_stage", "remaining_custom_ops"]
+__all__ = ["REFERENCE_DECOMPOSITIONS", "INDUCTOR_DECOMPOSITIONS", "BATCH_DIM_NAME",
+           "example_inputs", "export_stage", "remaining_custom_ops"]
 
 BATCH_DIM_NAME = "batch"
 
@@ -30,6 +31,9 @@ REFERENCE_DECOMPOSITIONS = {
     torch.ops.vidseg.warp.default: reference.warp,
     torch.ops.vidseg.creff.default: reference.creff,
 }
+# For Inductor (AOTInductor packages): creff summed over contiguous channels, which Inductor vectorises (2-3.5x
+# faster on a CPU than the NCHW composition); ONNX keeps the reference, whose runtimes pick their own layouts.
+INDUCTOR_DECOMPOSITIONS = {**REFERENCE_DECOMPOSITIONS, torch.ops.vidseg.creff.default: reference.creff_channels_last}
 
 
 def example_inputs(
@@ -60,8 +64,10 @@ def export_stage(
     max_batch: int = 64,
     device: torch.device | str = "cpu",
     dtype: torch.dtype = torch.float32,
+    decompositions: Mapping = REFERENCE_DECOMPOSITIONS,
 ) -> torch.export.ExportedProgram:
-    """torch.export `stage` for frames of height x width, vidseg ops decomposed; batch static or dynamic.
+    """torch.export `stage` for frames of height x width, vidseg ops decomposed (by `decompositions`); batch
+    static or dynamic.
 
     A dynamic batch is traced with an example batch of at least 2 (torch.export specialises a size of 1).
     dynamic_size: the spatial dimensions of every 4-D input are dynamic; a stage whose code fixes one (a
@@ -80,7 +86,7 @@ def export_stage(
         with torch.no_grad(), warnings.catch_warnings():
             warnings.filterwarnings("ignore", message=".*LeafSpec", category=FutureWarning)  # torch-internal
             program = torch.export.export(stage, args, dynamic_shapes=dynamic_shapes, strict=False)
-            return program.run_decompositions(REFERENCE_DECOMPOSITIONS)
+            return program.run_decompositions(dict(decompositions))
     except Exception as err:  # torch.export raises many types; all mean "this stage does not export"
         if dynamic_size:
             raise ExportError(

@@ -33,9 +33,12 @@ TILE = 4  # output tile edge: F(4x4, 3x3) reads 6x6 input tiles
 MIN_CHANNELS = 128
 # Inductor options for a graph holding these layers: materialise every intermediate that is read more than once.
 # By default Inductor inlines the producer of a convolution's input (batch norm, ReLU, residual add) into all 36
-# transform outputs, recomputing it at every read and writing megabytes of C++: those blocks ran 1.3-1.8x slower
+# transform outputs, recomputing it at every read and writing megabytes of C++: those blocks ran up to 1.5x slower
 # and took 3x longer to compile (ResNet blocks at 64-256 channels; direct convolutions were unaffected).
-INDUCTOR_OPTIONS = {"realize_opcount_threshold": 1, "realize_reads_threshold": 1}
+# Not realize_opcount_threshold=1 as well: it gained the blocks nothing (46 ms either way, two 256-channel blocks
+# at 32x64) but materialised every pointwise step of other fused code, e.g. each of CReFF's 49 window products
+# and partial sums: its attention ran 1.2 s instead of 55 ms (benchmarks/results/cpu-2c-2026-12-07-inductor-options.md).
+INDUCTOR_OPTIONS = {"realize_reads_threshold": 1}
 
 # Filter transform G (6x3) for the interpolation points 0, 1, -1, 2, -2 and infinity.
 _G = torch.tensor([[1 / 4, 0, 0],
