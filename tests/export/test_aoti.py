@@ -89,3 +89,6 @@ def test_cpu_packages_are_keyed_by_their_convolution_algorithm_and_creff_lowerin
                                                                                          "aoti")
     assert cpu.fields["conv"] == "winograd-f4x4-c128-realize_reads_threshold=1"  # the Inductor options too
     assert cpu.fields["creff"] == "channels-last"  # packages built from the NCHW composition are not reused
+    onnx = ArtifactBuilder(BuildRequest("onnx", (H, W), model_name="demo"), cache)._key("refine",
+                                                                                         tiny_stages["refine"], "onnx")
+    assert onnx.fields["creff"] == "channels-last"

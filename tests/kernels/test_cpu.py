@@ -143,7 +143,7 @@ def test_scratch_made_under_inference_mode_is_not_reused_outside_it():
 @pytest.mark.parametrize("shape, window", [((2, 5, 13, 29), 7), ((1, 3, 5, 6), 9), ((2, 4, 9, 11), 1)])
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float16, torch.bfloat16], ids=str)
 def test_channels_last_composition_is_the_reference(shape, window, dtype):
-    # reference.creff_channels_last is what AOTInductor packages compile (vidseg.export.program): the same sums
+    # reference.creff_channels_last is what exported artifacts carry (vidseg.export.program): the same sums
     # over channels in another order, the same roundings to q's and the residual's dtypes.
     q, k, v, r = _inputs(shape, dtype, scale=0.5, seed=3)
     out = reference.creff_channels_last(q, k, v, r, window)

@@ -16,7 +16,7 @@ OP_TARGETS = {"vidseg.warp.default", "vidseg.creff.default"}
 # Operators of the ONNX standard domain that the reference compositions lower to (all in TensorRT's parser).
 STANDARD_ONNX = {
     "Add", "Cast", "Concat", "Constant", "Div", "Expand", "Gather", "GridSample", "Mul", "Pad", "Range",
-    "ReduceSum", "Reshape", "Shape", "Slice", "Softmax", "Sub", "Unsqueeze",
+    "ReduceSum", "Reshape", "Shape", "Slice", "Softmax", "Sub", "Transpose", "Unsqueeze",
 }  # fmt: skip
 
 
@@ -157,12 +157,13 @@ def test_torch_compile_sees_the_custom_ops():
     torch.testing.assert_close(out, _fusion_reference(*args), rtol=1e-5, atol=1e-5)  # CPU kernel: fp32 tolerance
 
 
-def test_inductor_decompositions_lower_creff_over_contiguous_channels():
-    # What AOTInductor packages are compiled from: no vidseg:: op left, and the program computes the reference.
-    from vidseg.export.program import INDUCTOR_DECOMPOSITIONS
+def test_export_decompositions_lower_creff_over_contiguous_channels():
+    # What every artifact is made from: no vidseg:: op left, and the program computes the reference.
+    from vidseg.export.program import REFERENCE_DECOMPOSITIONS
 
+    assert REFERENCE_DECOMPOSITIONS[torch.ops.vidseg.creff.default] is reference.creff_channels_last
     args = _fusion_inputs()
-    program = torch.export.export(_Fusion().eval(), args).run_decompositions(dict(INDUCTOR_DECOMPOSITIONS))
+    program = torch.export.export(_Fusion().eval(), args).run_decompositions(REFERENCE_DECOMPOSITIONS)
     assert not [n for n in program.graph.nodes if getattr(n.target, "namespace", None) == "vidseg"]
     torch.testing.assert_close(program.module()(*args), _fusion_reference(*args), rtol=1e-5, atol=1e-5)
 

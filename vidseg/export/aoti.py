@@ -4,8 +4,8 @@ The package holds the compiled kernels and the weights; `torch._inductor.aoti_lo
 model code. vidseg's custom ops are decomposed to their reference composition before compilation
 (`vidseg.export.program.export_stage`): a package that kept `vidseg::warp` / `vidseg::creff` calls would need
 `vidseg.kernels.ops` imported (the op registrations) in every process that loads it, which defeats the point of
-a self-contained artifact. Inductor fuses the composition into its own kernels instead; CReFF's is the one summed
-over contiguous channels (`INDUCTOR_DECOMPOSITIONS`), which Inductor vectorises.
+a self-contained artifact. Inductor fuses the composition into its own kernels instead (CReFF's sums run over
+contiguous channels, which Inductor vectorises).
 
 Precision: fp32 on any device; fp16/bf16 on CUDA (the stage is exported with its weights and float inputs in
 that dtype; uint8 frames stay uint8). A package is compiled for one device type and fixed frame size, and a
@@ -30,7 +30,7 @@ import torch
 from torch import Tensor
 
 from vidseg.errors import ConfigError, ExportError
-from vidseg.export.program import INDUCTOR_DECOMPOSITIONS, export_stage
+from vidseg.export.program import export_stage
 from vidseg.export.validate import (
     LOGIT_TOLERANCE,
     REDUCED_TOLERANCE,
@@ -45,7 +45,6 @@ __all__ = ["AOTI_DTYPES", "AotiExport", "check_precision", "compile_aoti", "devi
 AOTI_DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
 # With its layer rule and Inductor options, part of the packages' cache key: a change rebuilds them.
 CPU_CONV_ALGORITHM = "winograd-f4x4"
-CREFF_LOWERING = "channels-last"  # how packages compute CReFF (INDUCTOR_DECOMPOSITIONS); part of the cache key
 
 
 def conv_algorithm(device: torch.device, dtype: torch.dtype) -> str:
@@ -109,7 +108,7 @@ def compile_aoti(
             options = INDUCTOR_OPTIONS
     start = time.perf_counter()
     program = export_stage(compiled, height, width, batch=batch, dynamic_batch=dynamic_batch, device=device,
-                           dtype=dtype, decompositions=INDUCTOR_DECOMPOSITIONS)
+                           dtype=dtype)
     log(f"aoti: compiling stage {name!r} for {device} ({precision}); this takes a while")
     try:
         # A copy: aoti_compile_and_package adds its own entries to the dict it is given, and INDUCTOR_OPTIONS is

@@ -161,6 +161,8 @@ class ArtifactBuilder:
 
     def _key(self, name: str, stage: Stage, kind: str):
         """The cache key of one stage's "onnx" artifact (also the first step of a TensorRT build) or "aoti" one."""
+        from vidseg.export.program import CREFF_LOWERING
+
         r = self.request
         height, width = r.frame_size
         if kind == "onnx":
@@ -169,8 +171,8 @@ class ArtifactBuilder:
             return stage_key("onnx", stage, stage_name=name, model_name=r.model_name, height=height, width=width,
                              batch=r.batch, dynamic_batch=r.dynamic_batch, precision="fp32",
                              dynamic_size=r.dynamic_size, opset=DEFAULT_OPSET, onnx=version("onnx"),
-                             onnxscript=version("onnxscript"))
-        from vidseg.export.aoti import AOTI_DTYPES, CREFF_LOWERING, conv_algorithm, device_label
+                             onnxscript=version("onnxscript"), creff=CREFF_LOWERING)
+        from vidseg.export.aoti import AOTI_DTYPES, conv_algorithm, device_label
 
         conv = conv_algorithm(r.torch_device, AOTI_DTYPES.get(r.precision, torch.float32))
         return stage_key("aoti", stage, stage_name=name, model_name=r.model_name, height=height, width=width,

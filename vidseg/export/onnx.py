@@ -13,7 +13,7 @@ attention-composition nodes. Should that fail, the TorchScript exporter is tried
 `vidseg.kernels.ops` sees `torch.onnx.is_in_onnx_export()` and calls the reference composition); which
 exporter produced the file, and why the first failed, are recorded in the report. The warp becomes a standard
 `GridSample` (align_corners 0 for the "exact"/"arseg" conventions, 1 for "gsvnet"), CReFF becomes
-Pad/Slice/Mul/ReduceSum/Softmax: no custom domain, no plugin.
+Pad/Transpose/Slice/Mul/ReduceSum/Softmax, summed over contiguous channels: no custom domain, no plugin.
 
 Every export is then checked with `onnx.checker` (full check, with shape inference), its bindings compared with
 the stage's declared names, checked against TensorRT's operator set (`vidseg.export.trt_check`), and validated

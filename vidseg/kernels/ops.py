@@ -8,7 +8,7 @@ a channels-last gather, grid_sample for NCHW), and to the reference elsewhere; `
 which one runs. Plain eager calls (nothing tracing) go straight to the kernel the dispatcher would pick
 (`_direct_kernel`). While exporting to ONNX (the flag is set by both the TorchScript and the dynamo exporter), or when
 autograd needs a gradient, they call the reference composition directly, which lowers to standard operators
-(GridSample, Pad, Mul, ReduceSum, Softmax).
+(GridSample, Pad, Transpose, Mul, ReduceSum, Softmax; CReFF's sums over contiguous channels while exporting).
 An ExportedProgram that already holds vidseg:: nodes is lowered by `vidseg.export.program`, which decomposes them
 to the reference.
 
@@ -137,7 +137,9 @@ def creff(q: Tensor, k: Tensor, v: Tensor, residual: Tensor, window: int = 7) ->
     """CReFF aggregation plus residual (semantics: `vidseg.kernels.reference.creff`); keeps the residual's
     memory format."""
     if _use_reference(q, k, v, residual):
-        return reference.creff(q, k, v, residual, window)
+        # ONNX gets the composition every exported artifact carries (`vidseg.export.program`); autograd the reference.
+        lowering = reference.creff_channels_last if torch.onnx.is_in_onnx_export() else reference.creff
+        return lowering(q, k, v, residual, window)
     kernel = _direct_kernel("creff", q, k, v, residual)
     if kernel is not None:
         return kernel(q, k, v, residual, window)

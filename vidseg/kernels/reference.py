@@ -132,8 +132,8 @@ def creff_channels_last(q: Tensor, k: Tensor, v: Tensor, residual: Tensor, windo
     channels, where the NCHW composition's sums stride by H*W. At C=256, 64x128 on one CPU core, compiled by
     Inductor: 31 ms against 61 (channels_last inputs) and 93 against 109 (NCHW inputs); with the three depthwise
     convolutions before it and the packages' options, 42-57 ms against 63
-    (benchmarks/results/cpu-2c-2026-12-07-inductor-options.md). AOTInductor packages carry this one
-    (`vidseg.export.program.INDUCTOR_DECOMPOSITIONS`)."""
+    (benchmarks/results/cpu-2c-2026-12-07-inductor-options.md). In ONNX Runtime (CPU, one thread) 287 ms
+    against 745. Every exported artifact carries this one (`vidseg.export.program.REFERENCE_DECOMPOSITIONS`)."""
     _check_attention_args(q, k, v, window)
     if residual.shape != q.shape:
         raise ShapeError(f"creff residual {tuple(residual.shape)} must match q {tuple(q.shape)}")
