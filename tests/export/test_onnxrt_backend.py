@@ -111,3 +111,19 @@ def test_artifact_with_other_bindings_is_refused(tiny_stages, cache_dir, runner,
     config = EngineConfig(backend="onnx", device="cpu", cache_dir=str(cache_dir))
     with pytest.raises(ShapeError, match="declares"):
         OnnxRuntimeRunner({"flow": stage}, config, (H, W), CPU)
+
+
+def test_cpu_sessions_take_no_more_threads_than_torch_may_use():
+    # The process's compute budget (vidseg-run's thread budget, vidseg-bench --threads) is torch's thread count;
+    # ONNX Runtime must not run on more cores than that (nor on more than the physical cores).
+    from vidseg.device import physical_cores
+    from vidseg.export.ort_session import session_options
+
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        assert session_options(on_cpu=True).intra_op_num_threads == 1
+        torch.set_num_threads(physical_cores() + 3)
+        assert session_options(on_cpu=True).intra_op_num_threads == physical_cores()
+    finally:
+        torch.set_num_threads(before)

@@ -92,7 +92,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--rounds", type=int, help="interleaved timed rounds per configuration")
     p.add_argument("--input", help="a video for the end-to-end and model-only frames (default: a synthetic clip)")
     p.add_argument("--device", choices=("cpu", "cuda"), help="default: cuda when available")
-    p.add_argument("--threads", type=int, help="torch CPU threads (default: torch's own choice)")
+    p.add_argument("--threads", type=int, help="CPU threads of torch and ONNX Runtime (default: torch's own choice)")
     p.add_argument("--out", type=Path, help="folder for the json, md and png (default: a new vidseg-out/benchN)")
     p.add_argument("--no-accuracy", action="store_true", help="skip mIoU / TC on synthetic clips")
     p.add_argument("--no-e2e", action="store_true", help="skip the end-to-end measurement")

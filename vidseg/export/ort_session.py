@@ -42,14 +42,15 @@ def np_to_torch_dtype(dtype: np.dtype) -> torch.dtype:
 
 
 def session_options(*, on_cpu: bool) -> ort.SessionOptions:
-    """Full graph optimisation, sequential execution; on the CPU one intra-op thread per physical core (SMT
-    siblings do not help convolutions); on a GPU no per-node fallback to the CPU."""
+    """Full graph optimisation, sequential execution; on a GPU no per-node fallback to the CPU. On the CPU as many
+    intra-op threads as torch may use (the process's compute budget: vidseg-run's thread budget, vidseg-bench
+    --threads), at most one per physical core (SMT siblings do not help convolutions)."""
     options = ort.SessionOptions()
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
     options.inter_op_num_threads = 1
     if on_cpu:
-        options.intra_op_num_threads = physical_cores()
+        options.intra_op_num_threads = max(1, min(physical_cores(), torch.get_num_threads()))
     else:
         options.add_session_config_entry("session.disable_cpu_ep_fallback", "1")
     return options
