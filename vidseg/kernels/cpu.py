@@ -57,7 +57,7 @@ from torch import Tensor
 
 from vidseg.errors import ShapeError
 from vidseg.kernels.layout import memory_format_of
-from vidseg.kernels.reference import _check_attention_args
+from vidseg.kernels.reference import _check_creff_args
 
 __all__ = ["creff", "TILE_WIDTH", "STRIP_BYTES"]
 
@@ -135,9 +135,7 @@ def creff(
     output has residual's dtype. `tile_width` query pixels per row tile; `rows_per_step` map rows per strip
     (default: as many as fit in STRIP_BYTES).
     """
-    _check_attention_args(q, k, v, window)
-    if residual.shape != q.shape:
-        raise ShapeError(f"creff residual {tuple(residual.shape)} must match q {tuple(q.shape)}")
+    _check_creff_args(q, k, v, residual, window)
     tw = tile_width
     if tw < 1 or (rows_per_step is not None and rows_per_step < 1):
         raise ShapeError(f"creff tile_width and rows_per_step must be >= 1, got {tile_width}, {rows_per_step}")

@@ -97,6 +97,13 @@ def _check_attention_args(q: Tensor, k: Tensor, v: Tensor, window: int) -> None:
         )
 
 
+def _check_creff_args(q: Tensor, k: Tensor, v: Tensor, residual: Tensor, window: int) -> None:
+    """What every creff implementation requires: `_check_attention_args`, and a residual of q's shape."""
+    _check_attention_args(q, k, v, window)
+    if residual.shape != q.shape:
+        raise ShapeError(f"creff residual {tuple(residual.shape)} must match q {tuple(q.shape)}")
+
+
 def local_attention(q: Tensor, k: Tensor, v: Tensor, window: int = 7) -> Tensor:
     """CReFF aggregation: softmax over the window x window neighbourhood of q.k, weighted sum of v."""
     _check_attention_args(q, k, v, window)
@@ -119,8 +126,7 @@ def local_attention(q: Tensor, k: Tensor, v: Tensor, window: int = 7) -> Tensor:
 
 def creff(q: Tensor, k: Tensor, v: Tensor, residual: Tensor, window: int = 7) -> Tensor:
     """AR-Seg's fusion: residual + local_attention(q, k, v)."""
-    if residual.shape != q.shape:
-        raise ShapeError(f"creff residual {tuple(residual.shape)} must match q {tuple(q.shape)}")
+    _check_creff_args(q, k, v, residual, window)
     return (residual.float() + local_attention(q, k, v, window).float()).to(residual.dtype)
 
 
@@ -134,9 +140,7 @@ def creff_channels_last(q: Tensor, k: Tensor, v: Tensor, residual: Tensor, windo
     convolutions before it and the packages' options, 42-57 ms against 63
     (benchmarks/results/cpu-2c-2026-12-07-inductor-options.md). In ONNX Runtime (CPU, one thread) 287 ms
     against 745. Every exported artifact carries this one (`vidseg.export.program.REFERENCE_DECOMPOSITIONS`)."""
-    _check_attention_args(q, k, v, window)
-    if residual.shape != q.shape:
-        raise ShapeError(f"creff residual {tuple(residual.shape)} must match q {tuple(q.shape)}")
+    _check_creff_args(q, k, v, residual, window)
     height, width = q.shape[-2:]
     r = window // 2
     qh = q.float().permute(0, 2, 3, 1)

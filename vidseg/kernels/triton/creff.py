@@ -142,9 +142,7 @@ def creff(
     window, mismatched shapes, an unsupported dtype, tensors on different devices, or an image (C*H*W) beyond
     the int32 index range. `tile` (rows, columns; powers of two) and `num_warps` tune the launch.
     """
-    reference._check_attention_args(q, k, v, window)
-    if residual.shape != q.shape:
-        raise ShapeError(f"creff residual {tuple(residual.shape)} must match q {tuple(q.shape)}")
+    reference._check_creff_args(q, k, v, residual, window)
     if window > MAX_WINDOW:
         raise ShapeError(
             f"creff kernel: window {window} exceeds MAX_WINDOW={MAX_WINDOW} (scores are held in registers); "
