@@ -455,12 +455,13 @@ class Engine:
         """Start the label maps' download, and time their making as the frame's "labels" stage: the seed's last
         upsample and argmax, model work that the stages leave to this step so that it can run banded."""
         stop = (self.io.timer() or wall_timer)()
-        if logits.device.type == "cpu":
-            # PyTorch's CPU argmax over dim 1 of a contiguous NCHW map is ~7x slower than over channels_last.
-            logits = logits.contiguous(memory_format=torch.channels_last)
         up = self.spec.logits_upsample  # the seed's last upsample (BiSeNet's x8): banded here, in full if returned
         labels = logits_to_labels(logits, frame.size, align_corners=self.spec.logits_align_corners, upsample=up)
-        keep = upsample_logits(logits, up) if self.config.return_logits else None
+        keep = None
+        if self.config.return_logits:
+            if logits.device.type == "cpu":  # PyTorch's CPU resize runs 2x faster on channels_last
+                logits = logits.contiguous(memory_format=torch.channels_last)
+            keep = upsample_logits(logits, up)
         reading = stop()
         return self.io.download(labels, keep), [*timings, StageTiming("labels", reading)]
 

@@ -17,8 +17,9 @@ registered as per-frame models (`psp18-camvid`, `bise18-camvid`, `psp18-cityscap
 Stages (see `vidseg.models.base`):
 - key:    image -> logits, features = F_I, the HR net's CReFF feature of the keyframe.
 - nonkey: image (full resolution), key_features (F_I), motion (backward map in F_I's pixels, already resized to
-  F_I's grid) -> logits, features = the fused feature. Inside: normalise, downscale by lr_scale with bilinear
-  align_corners=True to (int(H*s), int(W*s)) as the seed, LR feature, `warp(F_I, motion, "arseg")`, CReFF, the LR
+  F_I's grid) -> logits, features = the fused feature. Inside: downscale by lr_scale with bilinear
+  align_corners=True to (int(H*s), int(W*s)) as the seed, then normalise (the seed normalises first: equal up to
+  rounding, on a quarter of the pixels), LR feature, `warp(F_I, motion, "arseg")`, CReFF, the LR
   net's classifier with the seed's model-specific output (log-probs / raw stride-8 logits; BiSeNet's x8 upsample
   is left to the labels step, `ModelSpec.logits_upsample`, in both stages).
 
@@ -102,11 +103,13 @@ class NonKeyStage(Stage):
         self._channels = feature_channels
 
     def forward(self, image: Tensor, key_features: Tensor, motion: Tensor) -> tuple[Tensor, Tensor]:
-        x = self.preprocess(image)
+        # The seed normalises, then downscales; this downscales, then normalises (`Preprocess.to_float`).
+        x = self.preprocess.to_float(image)
         # The seed's (int(H*s), int(W*s)) with align_corners=True, given as a scale factor: the same output size
         # and, with align_corners=True, the same samples (the scale then only sets the size), but an exported graph
         # keeps it as a scale, so it runs at any frame size (ONNX --dynamic).
-        x = F.interpolate(x, scale_factor=self.lr_scale, mode="bilinear", align_corners=True)
+        x = self.preprocess.normalise(F.interpolate(x, scale_factor=self.lr_scale, mode="bilinear",
+                                                    align_corners=True))
         lr_feat = self.lr.features(x)
         warped = ops.warp(key_features, motion, self.warp_convention)
         fused = self.lr.fuse_attention(warped, lr_feat)

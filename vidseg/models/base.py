@@ -98,9 +98,16 @@ class Preprocess(nn.Module):
         self.bgr = spec.channel_order.upper() == "BGR"
 
     def forward(self, image: Tensor) -> Tensor:
+        return self.normalise(self.to_float(image))
+
+    def to_float(self, image: Tensor) -> Tensor:
+        """The first half: float pixels in the network's channel order, not yet normalised. A stage that resizes the
+        frame first (AR-Seg's non-key stage) resizes these and normalises the smaller map: the same values up to
+        rounding (a bilinear resize commutes with the per-channel affine map), and two fewer full-size passes."""
         x = image.to(self.inv_std.dtype)
-        if self.bgr:
-            x = x.flip(1)
+        return x.flip(1) if self.bgr else x
+
+    def normalise(self, x: Tensor) -> Tensor:
         return x * self.inv_std - self.shift
 
 
