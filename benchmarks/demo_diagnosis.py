@@ -8,6 +8,8 @@ For every non-keyframe (keyframe = the clip's I-frame, GOP 12, d = 1..11) of eac
   AR codec    LR branch + CReFF with the codec motion chained to the key (what the engine's arseg gives)
   AR oracle   the same with the ground-truth flow to the key (motion error removed)
   AR zero     the same with zero motion
+  AR fresh    the same fed the frame's own HR feature with zero motion: no motion error and no staleness, so
+              the ceiling of the LR branch + CReFF (what fusion loses even with the perfect key feature)
   warp codec  the key's HR feature warped by the codec motion, through the classifier (no LR branch at all)
   warp oracle the same with the ground-truth flow
   LR alone    the LR branch's own feature through the classifier (CReFF's residual input: what the LR sees)
@@ -38,7 +40,7 @@ from vidseg.synthetic import SceneConfig, load_ground_truth, write_clip, write_r
 from vidseg.video.decode import open_video
 from vidseg.video.motion import MotionChain, resize_motion
 
-VARIANTS = ("HR", "AR codec", "AR oracle", "AR zero", "warp codec", "warp oracle", "LR alone")
+VARIANTS = ("HR", "AR codec", "AR oracle", "AR zero", "AR fresh", "warp codec", "warp oracle", "LR alone")
 SKY, ROAD = CITYSCAPES.classes.index("sky"), CITYSCAPES.classes.index("road")
 
 
@@ -105,6 +107,7 @@ def diagnose(model, clips: list[Path]) -> dict:
                     "AR codec": _labels(model.lr.fused_head(fused), size),
                     "AR oracle": _labels(nonkey(image, key_feat, oracle)[0], size),
                     "AR zero": _labels(nonkey(image, key_feat, torch.zeros_like(codec))[0], size),
+                    "AR fresh": _labels(nonkey(image, hr_feat, torch.zeros_like(codec))[0], size),
                     "warp codec": _labels(model.lr.fused_head(warped), size),
                     "warp oracle": _labels(model.lr.fused_head(ops.warp(key_feat, oracle, "exact")), size),
                     "LR alone": _labels(model.lr.fused_head(lr_up), size),

@@ -63,3 +63,19 @@ def test_compare_uses_paired_rounds_not_totals():
     # per-round ratios 2, 2, 1.11 -> median 2; the ratio of totals would be 12 / 10 = 1.2
     assert row["speedup"]["median"] == pytest.approx(2.0)
     assert row["gmacs_predicted"] == pytest.approx(4.0) and row["realised"] == pytest.approx(0.5)
+
+
+def test_random_weights_are_the_same_in_every_run_so_artifacts_are_reused():
+    import torch
+
+    from vidseg.bench.harness import build_bench_model
+    from vidseg.export.cache import stage_fingerprint
+
+    case = BenchCase("psp18-camvid")
+    torch.manual_seed(1)
+    first, notes = build_bench_model(case)
+    torch.manual_seed(2)  # another caller state: the bench's weights must not depend on it
+    second, _ = build_bench_model(case)
+    assert "random weights" in notes[0]
+    assert stage_fingerprint(first.stages()["key"]) == stage_fingerprint(second.stages()["key"])
+    assert torch.initial_seed() == 2  # the caller's generator is left as it was
