@@ -147,3 +147,51 @@ def test_cache_folder_that_cannot_be_created_is_a_config_error(tmp_path):
     cache = ArtifactCache(tmp_path / "file" / "cache", log=lambda line: None)
     with pytest.raises(ConfigError, match=r"artifact cache folder .*file/cache/trt cannot be created"):
         cache.get_or_build(_key(), ".engine", FakeBuilder())
+
+
+def test_the_least_recently_used_artifacts_go_when_the_cache_is_over_its_limit(tmp_path):
+    import os
+
+    lines = []
+    size = 1000
+    cache = ArtifactCache(tmp_path, log=lines.append, max_bytes=int(2.5 * (size + 600)))  # ~2 artifacts + sidecars
+    build = FakeBuilder(payload=b"x" * (size - 1))
+    a, _ = cache.get_or_build(_key(graph="a"), ".engine", build)
+    b, _ = cache.get_or_build(_key(graph="b"), ".engine", build)
+    for i, path in enumerate((a, b)):  # a older than b
+        os.utime(path.with_name(path.name + ".json"), (1000 + i, 1000 + i))
+    assert cache.get_or_build(_key(graph="a"), ".engine", build)[1] is None  # a hit: a is now the most recent
+    c, _ = cache.get_or_build(_key(graph="c"), ".engine", build)
+    assert a.exists() and c.exists() and not b.exists() and not b.with_name(b.name + ".json").exists()
+    assert sum("removed" in line and b.name in line and "VIDSEG_CACHE_MAX_GB" in line for line in lines) == 1
+    # An artifact larger than the whole limit is still kept once built (the others make room).
+    tiny = ArtifactCache(tmp_path, log=lines.append, max_bytes=10)
+    d, _ = tiny.get_or_build(_key(graph="d"), ".engine", build)
+    assert d.exists() and not a.exists() and not c.exists()
+    assert (tmp_path / "trt").is_dir()
+
+
+def test_cache_limit_comes_from_the_environment(monkeypatch, tmp_path):
+    from vidseg.errors import ConfigError
+    from vidseg.export.cache import cache_limit_bytes
+
+    monkeypatch.delenv("VIDSEG_CACHE_MAX_GB", raising=False)
+    assert cache_limit_bytes() == 20 * 2**30
+    monkeypatch.setenv("VIDSEG_CACHE_MAX_GB", "0.5")
+    assert ArtifactCache(tmp_path).max_bytes == 2**29
+    monkeypatch.setenv("VIDSEG_CACHE_MAX_GB", "0")
+    assert ArtifactCache(tmp_path).max_bytes is None
+    monkeypatch.setenv("VIDSEG_CACHE_MAX_GB", "lots")
+    with pytest.raises(ConfigError, match="VIDSEG_CACHE_MAX_GB='lots' is not a number"):
+        cache_limit_bytes()
+
+
+def test_files_without_a_sidecar_are_not_artifacts_and_stay(tmp_path):
+    (tmp_path / "trt").mkdir()
+    timing = tmp_path / "trt" / "timing-sm_90.cache"
+    timing.write_bytes(b"t" * 5000)
+    decision = tmp_path / "auto-0123.json"
+    decision.write_text("{}")
+    cache = ArtifactCache(tmp_path, log=lambda line: None, max_bytes=1)
+    cache.get_or_build(_key(), ".engine", FakeBuilder())
+    assert timing.exists() and decision.exists()

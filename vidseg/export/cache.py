@@ -12,6 +12,11 @@ is still verified before use: sidecar present and parsable, same key, same size,
 (a truncated copy, a half-written build, an edited file) is reported, deleted and rebuilt, never loaded blindly.
 Writes go to a temporary file renamed into place (`vidseg.export.files`), so a crash or a full disk mid-build
 leaves no artifact that looks valid; a cache folder that cannot be created is a one-line ConfigError.
+
+The cache is bounded: every change of code, weights or library makes new artifacts (an AOTInductor package is
+~190 MB at 512x1024) and nothing else would ever remove the old ones. After each build, the least recently used
+artifacts (a hit counts as a use) are removed until the cache is within VIDSEG_CACHE_MAX_GB (default 20; 0: no
+limit), each removal said in one line; the artifact just built is always kept.
 """
 
 from __future__ import annotations
@@ -29,12 +34,13 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from vidseg.errors import ExportError
+from vidseg.errors import ConfigError, ExportError
 from vidseg.export.files import atomic_path, atomic_write, ensure_dir
 
 __all__ = [
     "ArtifactCache",
     "ArtifactKey",
+    "cache_limit_bytes",
     "default_cache_dir",
     "file_sha256",
     "stage_fingerprint",
@@ -43,6 +49,8 @@ __all__ = [
 
 SIDECAR_FORMAT = 1
 CACHE_REMEDY = "set EngineConfig(cache_dir=...) or XDG_CACHE_HOME to a folder you can write to"
+CACHE_LIMIT_ENV = "VIDSEG_CACHE_MAX_GB"
+DEFAULT_CACHE_LIMIT_GB = 20.0
 _KEY_SCALARS = (str, int, float, bool, type(None))
 
 
@@ -50,6 +58,17 @@ def default_cache_dir() -> Path:
     """$XDG_CACHE_HOME/vidseg, else ~/.cache/vidseg (read when called, never at import)."""
     base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
     return Path(base) / "vidseg"
+
+
+def cache_limit_bytes() -> int | None:
+    """The artifact cache's size limit from VIDSEG_CACHE_MAX_GB (default 20 GB; 0 or less: no limit)."""
+    raw = os.environ.get(CACHE_LIMIT_ENV, "").strip()
+    try:
+        gb = float(raw) if raw else DEFAULT_CACHE_LIMIT_GB
+    except ValueError:
+        raise ConfigError(f"{CACHE_LIMIT_ENV}={raw!r} is not a number; give the cache's limit in GB "
+                          "(e.g. 20), or 0 for no limit") from None
+    return int(gb * 2**30) if gb > 0 else None
 
 
 @dataclass(frozen=True)
@@ -76,11 +95,14 @@ class ArtifactKey:
 
 
 class ArtifactCache:
-    """A directory of verified artifacts. `log` receives one line per cache event (hit, miss, rebuild)."""
+    """A directory of verified artifacts. `log` receives one line per cache event (hit, miss, rebuild, removal).
+    max_bytes: the size limit (default: `cache_limit_bytes()`, read when the cache is made; None: no limit)."""
 
-    def __init__(self, root: str | os.PathLike | None = None, *, log: Callable[[str], None] | None = None) -> None:
+    def __init__(self, root: str | os.PathLike | None = None, *, log: Callable[[str], None] | None = None,
+                 max_bytes: int | None | str = "env") -> None:
         self.root = Path(root) if root is not None else default_cache_dir()
         self.log = log if log is not None else _stderr
+        self.max_bytes = cache_limit_bytes() if max_bytes == "env" else max_bytes
 
     def path_for(self, key: ArtifactKey, suffix: str) -> Path:
         safe_label = "".join(c if c.isalnum() or c in "-_." else "_" for c in key.label)
@@ -93,6 +115,7 @@ class ArtifactCache:
             return None
         problem = self._verify(path, key)
         if problem is None:
+            _mark_used(path)
             return path
         self.log(f"cache: discarding {path.name}: {problem}; it will be rebuilt")
         self._remove(path)
@@ -126,7 +149,33 @@ class ArtifactCache:
         except BaseException:
             _sidecar(path).unlink(missing_ok=True)
             raise
+        self._evict(keep=path)
         return path, result
+
+    def _evict(self, keep: Path) -> None:
+        """Remove the least recently used artifacts (by their sidecar's time) until the cache is within
+        max_bytes; never `keep`. Files without a sidecar (decisions of `--engine auto`, TensorRT timing caches)
+        are not artifacts and stay."""
+        if self.max_bytes is None:
+            return
+        entries = []
+        for side in self.root.glob("*/*.json"):
+            artifact = side.with_name(side.name[: -len(".json")])
+            try:
+                used, size = side.stat().st_mtime, artifact.stat().st_size + side.stat().st_size
+            except OSError:  # not an artifact's sidecar, or removed meanwhile by another process
+                continue
+            entries.append((used, size, artifact))
+        total = sum(size for _, size, _ in entries)
+        for _, size, artifact in sorted(entries):
+            if total <= self.max_bytes:
+                break
+            if artifact == keep:
+                continue
+            self._remove(artifact)
+            total -= size
+            self.log(f"cache: removed {artifact.name} ({size / 2**20:.0f} MB, the least recently used): the cache "
+                     f"is over its {self.max_bytes / 2**30:g} GB limit ({CACHE_LIMIT_ENV})")
 
     # -- internals -------------------------------------------------------------------------------------------
 
@@ -169,6 +218,14 @@ class ArtifactCache:
 
 def _sidecar(path: Path) -> Path:
     return path.with_name(path.name + ".json")
+
+
+def _mark_used(path: Path) -> None:
+    """Record a use of an artifact (its sidecar's time), which the size limit's eviction goes by."""
+    try:
+        os.utime(_sidecar(path))
+    except OSError:  # a read-only cache is still usable; it just cannot order its artifacts by use
+        pass
 
 
 def _stderr(line: str) -> None:
