@@ -160,6 +160,8 @@ def test_the_least_recently_used_artifacts_go_when_the_cache_is_over_its_limit(t
     b, _ = cache.get_or_build(_key(graph="b"), ".engine", build)
     for i, path in enumerate((a, b)):  # a older than b
         os.utime(path.with_name(path.name + ".json"), (1000 + i, 1000 + i))
+    assert cache.lookup(_key(graph="a"), ".engine", use=False) == a  # asking is not using: a stays the oldest
+    assert a.with_name(a.name + ".json").stat().st_mtime == 1000
     assert cache.get_or_build(_key(graph="a"), ".engine", build)[1] is None  # a hit: a is now the most recent
     c, _ = cache.get_or_build(_key(graph="c"), ".engine", build)
     assert a.exists() and c.exists() and not b.exists() and not b.with_name(b.name + ".json").exists()

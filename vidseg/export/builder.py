@@ -156,7 +156,7 @@ class ArtifactBuilder:
             return False
         suffix = {"onnx": ".onnx", "aoti": ".pt2"}[self.request.format]
         names = list(stages) if names is None else list(names)
-        return all(self.store.lookup(self._key(n, stages[n], self.request.format), suffix) is not None
+        return all(self.store.lookup(self._key(n, stages[n], self.request.format), suffix, use=False) is not None
                    for n in names)
 
     def _key(self, name: str, stage: Stage, kind: str):

@@ -108,14 +108,16 @@ class ArtifactCache:
         safe_label = "".join(c if c.isalnum() or c in "-_." else "_" for c in key.label)
         return self.root / key.kind / f"{safe_label}-{key.digest[:16]}{suffix}"
 
-    def lookup(self, key: ArtifactKey, suffix: str) -> Path | None:
-        """The artifact's path if it is present and verifies; otherwise None (an invalid one is deleted)."""
+    def lookup(self, key: ArtifactKey, suffix: str, *, use: bool = True) -> Path | None:
+        """The artifact's path if it is present and verifies; otherwise None (an invalid one is deleted).
+        use=False: only asking whether it is there (its time of last use, which eviction goes by, is kept)."""
         path = self.path_for(key, suffix)
         if not path.exists():
             return None
         problem = self._verify(path, key)
         if problem is None:
-            _mark_used(path)
+            if use:
+                _mark_used(path)
             return path
         self.log(f"cache: discarding {path.name}: {problem}; it will be rebuilt")
         self._remove(path)
