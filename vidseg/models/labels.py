@@ -54,7 +54,6 @@ def upsample_logits(logits: Tensor, factor: int) -> Tensor:
     return F.interpolate(logits, size=size, mode="bilinear", align_corners=False)
 
 
-@functools.lru_cache(maxsize=64)
 def resize_matrix(n_in: int, n_out: int, align_corners: bool) -> Tensor:
     """float64 [n_out, n_in]: F.interpolate's bilinear resize along one axis (PyTorch's source coordinates:
     dst * (n_in - 1) / (n_out - 1) with align_corners, else (dst + 1/2) * n_in / n_out - 1/2 clamped at 0; the
@@ -78,7 +77,8 @@ def resize_matrix(n_in: int, n_out: int, align_corners: bool) -> Tensor:
 def _axis_taps(n_in: int, n_out: int, align_corners: bool, upsample: int) -> tuple[Tensor, Tensor]:
     """(index [T, n_out] int64, weight [T, n_out] float32): the non-zero taps of one axis's operator, the seed's
     x`upsample` (align_corners=False) first where upsample > 1, then the resize to n_out (none if it is the
-    identity). Rows with fewer than T taps are padded with weight 0."""
+    identity). Rows with fewer than T taps are padded with weight 0. Cached per frame size: only these small
+    tap tables are kept, not the dense matrices they come from."""
     m = resize_matrix(n_in, n_out, align_corners)
     if upsample != 1:
         up = resize_matrix(n_in, n_in * upsample, False)
