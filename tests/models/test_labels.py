@@ -156,8 +156,8 @@ def test_upsample_composes_the_seeds_x8_with_its_resize_to_the_frame(shape, size
 
 
 def test_frames_of_other_sizes_in_turn_each_get_their_own_labels():
-    """Cached taps and band buffers: frames of other sizes in turn, under inference mode and outside it, each get
-    their plain composition."""
+    """Tap tables cached per frame size: frames of other sizes in turn, under inference mode and outside it, each
+    get their plain composition."""
     g = torch.Generator().manual_seed(7)
     frames = [((1, 19, 13, 17), (100, 131)), ((1, 19, 68, 120), (540, 960)), ((1, 19, 13, 17), (100, 131))]
     for i, (shape, size) in enumerate(frames * 2):

@@ -96,13 +96,14 @@ class ArtifactKey:
 
 class ArtifactCache:
     """A directory of verified artifacts. `log` receives one line per cache event (hit, miss, rebuild, removal).
-    max_bytes: the size limit (default: `cache_limit_bytes()`, read when the cache is made; None: no limit)."""
+    max_bytes: the size limit (None: `cache_limit_bytes()`, read when the cache is made; 0 or less: no limit)."""
 
     def __init__(self, root: str | os.PathLike | None = None, *, log: Callable[[str], None] | None = None,
-                 max_bytes: int | None | str = "env") -> None:
+                 max_bytes: int | None = None) -> None:
         self.root = Path(root) if root is not None else default_cache_dir()
         self.log = log if log is not None else _stderr
-        self.max_bytes = cache_limit_bytes() if max_bytes == "env" else max_bytes
+        limit = cache_limit_bytes() if max_bytes is None else max_bytes
+        self.max_bytes = limit if limit is not None and limit > 0 else None  # None: no limit
 
     def path_for(self, key: ArtifactKey, suffix: str) -> Path:
         safe_label = "".join(c if c.isalnum() or c in "-_." else "_" for c in key.label)
@@ -164,10 +165,11 @@ class ArtifactCache:
         for side in self.root.glob("*/*.json"):
             artifact = side.with_name(side.name[: -len(".json")])
             try:
-                used, size = side.stat().st_mtime, artifact.stat().st_size + side.stat().st_size
+                side_stat = side.stat()
+                size = artifact.stat().st_size + side_stat.st_size
             except OSError:  # not an artifact's sidecar, or removed meanwhile by another process
                 continue
-            entries.append((used, size, artifact))
+            entries.append((side_stat.st_mtime, size, artifact))
         total = sum(size for _, size, _ in entries)
         for _, size, artifact in sorted(entries):
             if total <= self.max_bytes:
