@@ -79,3 +79,17 @@ def test_random_weights_are_the_same_in_every_run_so_artifacts_are_reused():
     assert "random weights" in notes[0]
     assert stage_fingerprint(first.stages()["key"]) == stage_fingerprint(second.stages()["key"])
     assert torch.initial_seed() == 2  # the caller's generator is left as it was
+
+
+def test_a_model_whose_weights_do_not_load_is_timed_with_random_weights(monkeypatch):
+    import vidseg.engine.engine as engine_module
+    from vidseg.bench.harness import build_bench_model
+    from vidseg.errors import CheckpointError
+
+    def broken(config):
+        raise CheckpointError("demo.pt: missing keys")
+
+    monkeypatch.setattr(engine_module, "load_model", broken)
+    model, notes = build_bench_model(BenchCase("psp18-camvid"))  # its builder takes no `pretrained`
+    assert model.spec.name == "psp18-camvid" and not model.training
+    assert "random weights" in notes[0] and "missing keys" in notes[0]

@@ -41,7 +41,7 @@ from vidseg.engine.engine import Engine
 from vidseg.engine.methods import make_method, method_class
 from vidseg.errors import CheckpointError, ConfigError
 from vidseg.models.profile import count_macs
-from vidseg.models.registry import build, build_architecture
+from vidseg.models.registry import build_architecture
 from vidseg.synthetic import SceneConfig, write_clip
 from vidseg.video.decode import open_video
 
@@ -125,7 +125,7 @@ def build_bench_model(case: BenchCase) -> tuple[object, list[str]]:
         except CheckpointError as err:
             if case.weights:
                 raise
-            model = build(case.model, pretrained=False).eval()
+            model = build_architecture(case.model)  # random weights; only builders that ship weights take pretrained
             return model, [f"{case.model}: random weights (timing only; accuracy not measured): {err}"]
 
 

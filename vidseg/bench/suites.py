@@ -133,13 +133,10 @@ def custom_cases(models: Sequence[str], methods: Sequence[str], backends: Sequen
 def _methods_of(model: str) -> tuple[str, ...]:
     import torch
 
-    from vidseg.models.registry import build
+    from vidseg.models.registry import build_architecture
 
     with torch.device("meta"):
-        try:
-            return build(model).methods
-        except Exception:  # noqa: BLE001 - e.g. the demo without weights; its spec is the same
-            return build(model, pretrained=False).methods
+        return build_architecture(model).methods
 
 
 # --- the suites ------------------------------------------------------------------------------------------------
