@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import subprocess
 import sys
 import textwrap
@@ -40,7 +41,9 @@ def test_aoti_package_runs_in_the_runner_and_without_vidseg(tiny_stages, tmp_pat
     path = artifact["nonkey"].path
     assert artifact["nonkey"].details is None and lines == [f"cache: using {path}"]
 
-    # The package needs no vidseg code: a fresh interpreter loads and runs it with torch alone.
+    # A portable package needs no vidseg code: a fresh interpreter loads and runs it with torch alone.
+    request = dataclasses.replace(request, portable=True)
+    path = ArtifactBuilder(request, ArtifactCache(tmp_path)).build(tiny_stages, ["nonkey"])["nonkey"].path
     torch.save((image, feats, motion), tmp_path / "inputs.pt")
     script = textwrap.dedent(f"""
         import sys, torch
@@ -88,7 +91,29 @@ def test_cpu_packages_are_keyed_by_their_convolution_algorithm_and_creff_lowerin
     cpu = ArtifactBuilder(BuildRequest("aoti", (H, W), model_name="demo"), cache)._key("refine", tiny_stages["refine"],
                                                                                          "aoti")
     assert cpu.fields["conv"] == "winograd-f4x4-c128-realize_reads_threshold=1"  # the Inductor options too
-    assert cpu.fields["creff"] == "channels-last"  # packages built from the NCHW composition are not reused
+    assert cpu.fields["creff"] == "cpu-kernels"  # packages built from the composition are not reused
+    portable = ArtifactBuilder(BuildRequest("aoti", (H, W), model_name="demo", portable=True), cache)
+    assert portable._key("refine", tiny_stages["refine"], "aoti").fields["creff"] == "channels-last"
     onnx = ArtifactBuilder(BuildRequest("onnx", (H, W), model_name="demo"), cache)._key("refine",
                                                                                          tiny_stages["refine"], "onnx")
     assert onnx.fields["creff"] == "channels-last"
+
+
+def test_cpu_packages_call_the_cpu_kernels_with_channels_last_inputs(tiny_stages):
+    """What a default CPU package is compiled from: the graph keeps vidseg::warp and vidseg::creff, each fed
+    channels-last tensors (the layout its CPU kernel reads fast), while a portable one decomposes them."""
+    from vidseg.export.program import export_stage, remaining_custom_ops
+    from vidseg.kernels.layout import memory_format_of
+
+    stage = tiny_stages["nonkey"].eval()
+    kept = export_stage(stage, H, W, kernel_ops=True)
+    calls = [n for n in kept.graph.nodes if n.op == "call_function" and getattr(n.target, "namespace", "") == "vidseg"]
+    assert sorted(str(n.target) for n in calls) == ["vidseg.creff.default", "vidseg.warp.default"]
+    for node in calls:
+        features = node.args[:1] if "warp" in str(node.target) else node.args[:4]
+        assert all(memory_format_of(a.meta["val"]) == torch.channels_last for a in features), node
+    assert remaining_custom_ops(export_stage(stage, H, W)) == []
+    args = stage.example_inputs(H, W)
+    with torch.no_grad():
+        for got, want in zip(kept.module()(*args), stage(*args), strict=True):
+            torch.testing.assert_close(got, want, atol=1e-5, rtol=1e-5)

@@ -62,6 +62,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--lr-scale", type=float, help="arseg LR scale (default: the AR checkpoint's, else the model's)")
     p.add_argument("--batch", type=int, default=1, help="max batch; > 1 gives a dynamic batch 1..N")
     p.add_argument("--device", default="auto", help="aoti/trt device: cpu, cuda, cuda:N, auto")
+    p.add_argument("--portable", action="store_true",
+                   help="aoti on a CPU: packages that run with torch alone, without vidseg installed (by default they "
+                        "call vidseg's faster CPU kernels for the warp and CReFF)")
     p.add_argument("--out", type=Path, help="output folder (default: a new vidseg-out/exportN; an existing folder's "
                    "manifest.json is replaced)")
     p.add_argument("--list-formats", action="store_true", help="print the export formats and exit")
@@ -94,6 +97,7 @@ def main(argv: list[str] | None = None) -> int:
         device=str(device or "cpu"),
         model_name=args.model,
         calibration=Calibration(args.calib, frames=args.calib_frames) if args.calib else None,
+        portable=args.portable,
     )
     config = EngineConfig(model=args.model, weights=args.weights, random_weights=args.random_weights,
                           method=args.method, lr_scale=args.lr_scale)

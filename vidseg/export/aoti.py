@@ -1,11 +1,15 @@
 """Stage -> AOTInductor package (`.pt2`): torch.export, then `torch._inductor.aoti_compile_and_package`.
 
 The package holds the compiled kernels and the weights; `torch._inductor.aoti_load_package` runs it with no
-model code. vidseg's custom ops are decomposed to their reference composition before compilation
-(`vidseg.export.program.export_stage`): a package that kept `vidseg::warp` / `vidseg::creff` calls would need
-`vidseg.kernels.ops` imported (the op registrations) in every process that loads it, which defeats the point of
-a self-contained artifact. Inductor fuses the composition into its own kernels instead (CReFF's sums run over
-contiguous channels, which Inductor vectorises).
+model code. vidseg's custom ops (`vidseg::warp`, `vidseg::creff`) go in one of two ways (`op_lowering`):
+- CUDA packages, and CPU packages built `portable`: decomposed to their reference composition
+  (`vidseg.export.program.export_stage`), which Inductor fuses into its own kernels. The package then runs with
+  torch alone.
+- CPU packages by default: kept as calls to vidseg's CPU kernels (fed channels-last), which AOTInductor makes
+  through the dispatcher. Why: Inductor's code for the composition ran them ~3x slower (arseg-bise18's non-key
+  package at 512x1024, one thread: warp 21 -> 3 ms, CReFF with its convolutions 70 -> 35 ms; the stage ~12 %
+  faster). Such a package needs `vidseg.kernels.ops` imported (the op registrations) in the process that loads it,
+  as `load_aoti` does.
 
 Precision: fp32 on any device; fp16/bf16 on CUDA (the stage is exported with its weights and float inputs in
 that dtype; uint8 frames stay uint8). A package is compiled for one device type and fixed frame size, and a
@@ -30,7 +34,7 @@ import torch
 from torch import Tensor
 
 from vidseg.errors import ConfigError, ExportError
-from vidseg.export.program import export_stage
+from vidseg.export.program import CREFF_LOWERING, export_stage
 from vidseg.export.validate import (
     LOGIT_TOLERANCE,
     REDUCED_TOLERANCE,
@@ -40,7 +44,8 @@ from vidseg.export.validate import (
 )
 from vidseg.models.base import Stage
 
-__all__ = ["AOTI_DTYPES", "AotiExport", "check_precision", "compile_aoti", "device_label", "load_aoti", "validate_aoti"]
+__all__ = ["AOTI_DTYPES", "AotiExport", "check_precision", "compile_aoti", "device_label", "load_aoti", "op_lowering",
+           "validate_aoti"]
 
 AOTI_DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
 # With its layer rule and Inductor options, part of the packages' cache key: a change rebuilds them.
@@ -55,6 +60,15 @@ def conv_algorithm(device: torch.device, dtype: torch.dtype) -> str:
 
     options = "".join(f"-{name}={value}" for name, value in sorted(INDUCTOR_OPTIONS.items()))
     return f"{CPU_CONV_ALGORITHM}-c{MIN_CHANNELS}{options}"
+
+
+# How a package computes vidseg's ops when it keeps them (part of the packages' cache key, like CREFF_LOWERING).
+CPU_KERNEL_LOWERING = "cpu-kernels"
+
+
+def op_lowering(device: torch.device, portable: bool = False) -> str:
+    """How a package on `device` computes vidseg's ops: vidseg's CPU kernels, unless portable or not a CPU."""
+    return CREFF_LOWERING if portable or device.type != "cpu" else CPU_KERNEL_LOWERING
 
 
 @dataclass(frozen=True)
@@ -90,10 +104,13 @@ def compile_aoti(
     dynamic_batch: bool = False,
     device: torch.device | str = "cpu",
     precision: str = "fp32",
+    portable: bool = False,
     validate: bool = True,
     log: Callable[[str], None] = lambda line: None,
 ) -> AotiExport:
-    """Export and compile `stage` into an AOTInductor package at `path`; validate it against the stage."""
+    """Export and compile `stage` into an AOTInductor package at `path`; validate it against the stage.
+
+    portable: a CPU package that runs with torch alone (vidseg's ops decomposed; see the module docstring)."""
     device = torch.device(device)
     dtype = check_precision(precision, device)
     name = stage_name or type(stage).__name__
@@ -108,7 +125,7 @@ def compile_aoti(
             options = INDUCTOR_OPTIONS
     start = time.perf_counter()
     program = export_stage(compiled, height, width, batch=batch, dynamic_batch=dynamic_batch, device=device,
-                           dtype=dtype)
+                           dtype=dtype, kernel_ops=op_lowering(device, portable) == CPU_KERNEL_LOWERING)
     log(f"aoti: compiling stage {name!r} for {device} ({precision}); this takes a while")
     try:
         # A copy: aoti_compile_and_package adds its own entries to the dict it is given, and INDUCTOR_OPTIONS is

@@ -78,6 +78,7 @@ class BuildRequest:
     model_name: str = "model"
     calibration: Calibration | None = None
     workspace_bytes: int | None = None
+    portable: bool = False  # aoti on a CPU: packages that run with torch alone (slower; `vidseg.export.aoti`)
 
     def __post_init__(self) -> None:
         fmt = get_format(self.format)
@@ -172,12 +173,12 @@ class ArtifactBuilder:
                              batch=r.batch, dynamic_batch=r.dynamic_batch, precision="fp32",
                              dynamic_size=r.dynamic_size, opset=DEFAULT_OPSET, onnx=version("onnx"),
                              onnxscript=version("onnxscript"), creff=CREFF_LOWERING)
-        from vidseg.export.aoti import AOTI_DTYPES, conv_algorithm, device_label
+        from vidseg.export.aoti import AOTI_DTYPES, conv_algorithm, device_label, op_lowering
 
         conv = conv_algorithm(r.torch_device, AOTI_DTYPES.get(r.precision, torch.float32))
         return stage_key("aoti", stage, stage_name=name, model_name=r.model_name, height=height, width=width,
                          batch=r.batch, dynamic_batch=r.dynamic_batch, precision=r.precision,
-                         device=device_label(r.torch_device), creff=CREFF_LOWERING,
+                         device=device_label(r.torch_device), creff=op_lowering(r.torch_device, r.portable),
                          **({} if conv == "direct" else {"conv": conv}))
 
     # -- per format ------------------------------------------------------------------------------------------
@@ -309,7 +310,8 @@ class ArtifactBuilder:
 
         def build(tmp: Path):
             return compile_aoti(stage, tmp, height, width, stage_name=name, batch=r.batch,
-                                dynamic_batch=r.dynamic_batch, device=device, precision=r.precision, log=self.log)
+                                dynamic_batch=r.dynamic_batch, device=device, precision=r.precision,
+                                portable=r.portable, log=self.log)
 
         path, report = self.store.get_or_build(key, ".pt2", build)
         io = StageIO.of_stage(name, stage, height, width, r.batch, dynamic_batch=r.dynamic_batch)

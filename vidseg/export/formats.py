@@ -42,7 +42,8 @@ FORMATS: dict[str, ExportFormat] = {
             False, ("fp32", "fp16", "bf16", "int8"), "int8 calibrates on a video (--calib)",
         ),
         ExportFormat(
-            "aoti", ".pt2", "torch (same version); a C++ compiler to build", "the device type it was built for",
+            "aoti", ".pt2", "torch (same version); on a CPU also vidseg, unless --portable; a C++ compiler to build",
+            "the device type it was built for",
             False, ("fp32", "fp16", "bf16"), "fp16/bf16 on CUDA only",
         ),
     )

@@ -76,6 +76,8 @@ def build_manifest(folder: str | Path, model, *, model_name: str, weights: str |
         "batch": request.batch,
         "dynamic_size": request.dynamic_size,
         "device": request.device,
+        # AOTInductor CPU packages call vidseg's kernels unless built --portable (`vidseg.export.aoti`)
+        "needs_vidseg": request.format == "aoti" and request.torch_device.type == "cpu" and not request.portable,
         "spec": spec_json,
         "motion": {"warp_convention": getattr(model, "warp_convention", "exact")},
         "stages": stages,

@@ -6,10 +6,15 @@ kept them would need vidseg's Python code, and its kernels, wherever it is loade
 `vidseg.kernels.reference` instead: GridSample plus pointwise math, and Pad/Slice/Mul/ReduceSum/Softmax, which
 every runtime has. The artifact is then self-contained; the price is that the fused Triton kernels do not run
 inside it (TensorRT and Inductor fuse the composition themselves).
+
+`kernel_ops=True` keeps the ops instead, as calls to vidseg's own kernels, fed channels-last on a CPU
+(`vidseg.kernels.ops.channels_last_for_cpu_kernels`): AOTInductor CPU packages, where Inductor's code for the
+composition ran the warp and CReFF ~3x slower than the CPU kernels (`vidseg.export.aoti`).
 """
 
 from __future__ import annotations
 
+import contextlib
 import warnings
 from collections.abc import Sequence
 
@@ -17,8 +22,7 @@ import torch
 from torch import Tensor
 
 from vidseg.errors import ExportError
-from vidseg.kernels import ops as _ops  # noqa: F401  (registers the vidseg:: custom ops decomposed below)
-from vidseg.kernels import reference
+from vidseg.kernels import ops, reference  # ops: registers the vidseg:: custom ops decomposed below
 from vidseg.models.base import Stage
 
 __all__ = ["REFERENCE_DECOMPOSITIONS", "CREFF_LOWERING", "BATCH_DIM_NAME", "example_inputs", "export_stage",
@@ -67,8 +71,10 @@ def export_stage(
     max_batch: int = 64,
     device: torch.device | str = "cpu",
     dtype: torch.dtype = torch.float32,
+    kernel_ops: bool = False,
 ) -> torch.export.ExportedProgram:
-    """torch.export `stage` for frames of height x width, vidseg ops decomposed; batch static or dynamic.
+    """torch.export `stage` for frames of height x width, vidseg ops decomposed (or, kernel_ops, kept as calls to
+    vidseg's kernels); batch static or dynamic.
 
     A dynamic batch is traced with an example batch of at least 2 (torch.export specialises a size of 1).
     dynamic_size: the spatial dimensions of every 4-D input are dynamic; a stage whose code fixes one (a
@@ -83,11 +89,12 @@ def export_stage(
     if dynamic_batch or dynamic_size:
         batch_dim = torch.export.Dim(BATCH_DIM_NAME, min=1, max=max_batch)
         dynamic_shapes = tuple(_dynamic_dims(t, batch_dim if dynamic_batch else None, dynamic_size) for t in args)
+    layout = ops.channels_last_for_cpu_kernels() if kernel_ops else contextlib.nullcontext()
     try:
-        with torch.no_grad(), warnings.catch_warnings():
+        with torch.no_grad(), warnings.catch_warnings(), layout:
             warnings.filterwarnings("ignore", message=".*LeafSpec", category=FutureWarning)  # torch-internal
             program = torch.export.export(stage, args, dynamic_shapes=dynamic_shapes, strict=False)
-            return program.run_decompositions(REFERENCE_DECOMPOSITIONS)
+            return program.run_decompositions({} if kernel_ops else REFERENCE_DECOMPOSITIONS)
     except Exception as err:  # torch.export raises many types; all mean "this stage does not export"
         if dynamic_size:
             raise ExportError(

@@ -20,7 +20,10 @@ wrappers here convert).
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import functools
+from collections.abc import Iterator
 from types import ModuleType
 
 import torch
@@ -30,7 +33,9 @@ from torch.utils import _python_dispatch
 from vidseg.kernels import cpu, cpu_warp, reference
 from vidseg.kernels.layout import in_format_of, memory_format_of
 
-__all__ = ["warp", "creff", "implementation"]
+__all__ = ["warp", "creff", "implementation", "channels_last_for_cpu_kernels"]
+
+_CPU_KERNEL_LAYOUT = contextvars.ContextVar("vidseg_cpu_kernel_layout", default=False)
 
 
 @torch.library.custom_op("vidseg::warp", mutates_args=())
@@ -123,6 +128,25 @@ def _direct_kernel(op: str, *tensors: Tensor):
     return _DIRECT[op].get(device)
 
 
+@contextlib.contextmanager
+def channels_last_for_cpu_kernels() -> Iterator[None]:
+    """While a graph that keeps the custom ops (an AOTInductor CPU package, `vidseg.export.aoti`) is traced, hand
+    the ops channels-last CPU tensors. Why: the compiled graph otherwise feeds them Inductor's NCHW, which the warp
+    serves with grid_sample and CReFF with strided reads: 19 and 90 ms instead of 3 and 27 in arseg-bise18's
+    non-key package at 512x1024 (one thread)."""
+    token = _CPU_KERNEL_LAYOUT.set(True)
+    try:
+        yield
+    finally:
+        _CPU_KERNEL_LAYOUT.reset(token)
+
+
+def _kernel_layout(*tensors: Tensor) -> tuple[Tensor, ...]:
+    if not _CPU_KERNEL_LAYOUT.get() or tensors[0].device.type != "cpu":
+        return tensors
+    return tuple(t.contiguous(memory_format=torch.channels_last) for t in tensors)
+
+
 def warp(x: Tensor, motion: Tensor, convention: str = "exact") -> Tensor:
     """Backward bilinear warp (semantics: `vidseg.kernels.reference.warp`); keeps x's memory format."""
     if _use_reference(x, motion):
@@ -130,6 +154,7 @@ def warp(x: Tensor, motion: Tensor, convention: str = "exact") -> Tensor:
     kernel = _direct_kernel("warp", x, motion)
     if kernel is not None:
         return kernel(x, motion, convention)
+    (x,) = _kernel_layout(x)
     return torch.ops.vidseg.warp(x, motion, convention)
 
 
@@ -143,4 +168,5 @@ def creff(q: Tensor, k: Tensor, v: Tensor, residual: Tensor, window: int = 7) ->
     kernel = _direct_kernel("creff", q, k, v, residual)
     if kernel is not None:
         return kernel(q, k, v, residual, window)
+    q, k, v, residual = _kernel_layout(q, k, v, residual)
     return torch.ops.vidseg.creff(q, k, v, residual, window)

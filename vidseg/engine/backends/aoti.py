@@ -1,8 +1,9 @@
 """The `aoti` backend: each stage as an AOTInductor package (`.pt2`) compiled ahead of time.
 
-Packages come from the artifact builder (`vidseg.export.builder`: torch.export with vidseg's custom ops
-decomposed to the reference, then AOTInductor, validated against the eager stage and cached), or from an export
-folder (`vidseg.export.load_export`); `torch._inductor.aoti_load_package` runs them with no model code.
+Packages come from the artifact builder (`vidseg.export.builder`: torch.export, then AOTInductor, validated
+against the eager stage and cached), or from an export folder (`vidseg.export.load_export`);
+`torch._inductor.aoti_load_package` runs them with no model code (on a CPU they call vidseg's kernels for the warp
+and CReFF, `vidseg.export.aoti`).
 Compilation takes tens of seconds per stage on a small CPU, once per (stage code+weights, frame size, batch,
 precision, device, torch version).
 
