@@ -21,7 +21,6 @@ wrappers here convert).
 from __future__ import annotations
 
 import contextlib
-import contextvars
 import functools
 from collections.abc import Iterator
 from types import ModuleType
@@ -35,7 +34,10 @@ from vidseg.kernels.layout import in_format_of, memory_format_of
 
 __all__ = ["warp", "creff", "implementation", "channels_last_for_cpu_kernels"]
 
-_CPU_KERNEL_LAYOUT = contextvars.ContextVar("vidseg_cpu_kernel_layout", default=False)
+# Set while an AOTInductor CPU package is traced (`channels_last_for_cpu_kernels`). A plain module flag, not a
+# ContextVar: torch.compile must read it inside traced code (it guards on module globals; ContextVar.get breaks
+# its graph). Exports run one at a time in a process.
+_cpu_kernel_layout = False
 
 
 @torch.library.custom_op("vidseg::warp", mutates_args=())
@@ -134,15 +136,16 @@ def channels_last_for_cpu_kernels() -> Iterator[None]:
     the ops channels-last CPU tensors. Why: the compiled graph otherwise feeds them Inductor's NCHW, which the warp
     serves with grid_sample and CReFF with strided reads: 19 and 90 ms instead of 3 and 27 in arseg-bise18's
     non-key package at 512x1024 (one thread)."""
-    token = _CPU_KERNEL_LAYOUT.set(True)
+    global _cpu_kernel_layout
+    before, _cpu_kernel_layout = _cpu_kernel_layout, True
     try:
         yield
     finally:
-        _CPU_KERNEL_LAYOUT.reset(token)
+        _cpu_kernel_layout = before
 
 
 def _kernel_layout(*tensors: Tensor) -> tuple[Tensor, ...]:
-    if not _CPU_KERNEL_LAYOUT.get() or tensors[0].device.type != "cpu":
+    if not _cpu_kernel_layout or tensors[0].device.type != "cpu":
         return tensors
     return tuple(t.contiguous(memory_format=torch.channels_last) for t in tensors)
 
