@@ -197,3 +197,22 @@ def test_files_without_a_sidecar_are_not_artifacts_and_stay(tmp_path):
     cache = ArtifactCache(tmp_path, log=lambda line: None, max_bytes=1)
     cache.get_or_build(_key(), ".engine", FakeBuilder())
     assert timing.exists() and decision.exists()
+
+
+def test_a_process_reads_an_artifact_for_its_checksum_once_until_the_file_changes(cache, monkeypatch):
+    import os
+
+    import vidseg.export.cache as cache_module
+
+    path, _ = cache.get_or_build(_key(), ".engine", FakeBuilder())
+    reads = []
+    real = cache_module.file_sha256
+    monkeypatch.setattr(cache_module, "file_sha256", lambda p, *a: reads.append(p) or real(p, *a))
+    assert cache.lookup(_key(), ".engine", use=False) == path  # `auto` asking whether it is built ...
+    assert cache.lookup(_key(), ".engine") == path  # ... then the runner loading it
+    assert len(reads) == 1
+    forged = path.with_name("forged")
+    forged.write_bytes(b"X" + path.read_bytes()[1:])  # same size, another file (inode) renamed over it
+    os.replace(forged, path)
+    assert cache.lookup(_key(), ".engine") is None and len(reads) == 2
+    assert any("checksum mismatch" in line for line in cache.lines)

@@ -198,7 +198,7 @@ class ArtifactCache:
         size = path.stat().st_size
         if meta.get("size") != size:
             return f"size {size} differs from the recorded {meta.get('size')} (truncated or replaced)"
-        if meta.get("sha256") != file_sha256(path):
+        if meta.get("sha256") != _checked_sha256(path):
             return "checksum mismatch (corrupt)"
         return None
 
@@ -234,6 +234,20 @@ def _mark_used(path: Path) -> None:
 
 def _stderr(line: str) -> None:
     print(line, file=sys.stderr)
+
+
+# sha256 of artifact files this process has already read, by (path, inode, size, mtime): `--engine auto` asks
+# whether a package is built, then loads it, and a process may build several engines; hashing a 190 MB package
+# takes ~0.5 s each time. A file replaced or rewritten since has another inode or mtime and is read again.
+_HASHED: dict[tuple[str, int, int, int], str] = {}
+
+
+def _checked_sha256(path: Path) -> str:
+    st = path.stat()
+    key = (str(path), st.st_ino, st.st_size, st.st_mtime_ns)
+    if key not in _HASHED:
+        _HASHED[key] = file_sha256(path)
+    return _HASHED[key]
 
 
 def file_sha256(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
