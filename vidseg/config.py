@@ -50,6 +50,9 @@ class EngineConfig:
         (its first keyframe method).
     keyframes: "interval" (every `keyframe_interval` frames), "gop" (every codec I-frame), "adaptive"
         (motion/residual energy since the key passes `adaptive_threshold`, at most `keyframe_interval` apart).
+    drift_limit: a non-keyframe whose labels depart from the keyframe's (carried along the motion) on this share
+        of the map or more runs again as a keyframe (files), or makes the next frame one (live runs,
+        process_frame) (arseg; `vidseg.engine.schedule.DriftGuard`); None: off.
     lr_scale: downscale factor of the non-keyframe LR branch (AR-Seg); None: the scale an AR-Seg checkpoint's
         file name carries (`PSPNet_resnet18_0.3_99_.pth` -> 0.3), else the model's own (0.5).
     motion_chain: how codec motion is chained back to the keyframe (arseg): "exact" (sub-pixel, on the codec's
@@ -69,6 +72,7 @@ class EngineConfig:
     keyframes: str = "interval"
     keyframe_interval: int = 12
     adaptive_threshold: float = 2.0
+    drift_limit: float | None = 0.15
     lr_scale: float | None = None
     motion_chain: str = "exact"
     device: str = "auto"
@@ -91,6 +95,9 @@ class EngineConfig:
         if self.keyframe_interval < 1:
             raise ConfigError(f"keyframe_interval (--keyframe-interval) must be >= 1 (1: every frame is a "
                               f"keyframe), got {self.keyframe_interval}")
+        if self.drift_limit is not None and not 0.0 < self.drift_limit <= 1.0:
+            raise ConfigError(f"drift_limit (--drift-limit) must be in (0, 1] (a share of the label grid) or off, "
+                              f"got {self.drift_limit}")
         if self.lr_scale is not None and not 0.0 < self.lr_scale <= 1.0:
             raise ConfigError(f"lr_scale (--lr-scale) must be in (0, 1] (AR-Seg uses 0.3-0.9; 0.5 by "
                               f"default), got {self.lr_scale}")

@@ -18,7 +18,7 @@ from vidseg.models.registry import list_models  # noqa: E402
 def test_run_writes_every_output_and_prints_the_summary(clip, tiny, tmp_path, capsys):
     out = tmp_path / "out"
     code = cli.main([str(clip), "--model", "tiny", "--method", "arseg", "--keyframes", "gop", "--device", "cpu",
-                     "--save", "overlay,labels,npz", "--out", str(out), "--no-progress"])
+                     "--drift-limit", "off", "--save", "overlay,labels,npz", "--out", str(out), "--no-progress"])
     assert code == 0
     printed = capsys.readouterr().out
     for word in ("frames/s", "latency key", "latency non-key", "stage nonkey", "dropped", "fallbacks"):
@@ -213,7 +213,8 @@ def test_json_summary_holds_the_run(clip, tiny, tmp_path, capsys):
 
     path = tmp_path / "report" / "run.json"
     assert cli.main([str(clip), "--model", "tiny", "--method", "arseg", "--keyframe-interval", "5", "--device",
-                     "cpu", "--out", str(tmp_path / "out"), "--json", str(path), "--no-progress"]) == 0
+                     "cpu", "--drift-limit", "off", "--out", str(tmp_path / "out"), "--json", str(path),
+                     "--no-progress"]) == 0
     record = json.loads(path.read_text())
     assert record["frames"] == 10 and record["keyframes"] == 2 and record["method"] == "arseg"
     assert record["stages"]["key"]["calls"] == 2 and record["stages"]["nonkey"]["calls"] == 8
@@ -428,3 +429,19 @@ def test_a_full_disk_is_one_line_and_leaves_nothing_half_written(tiny, tiny_disk
         from PIL import Image
 
         assert Image.open(png).size == (96, 64)
+
+
+def test_drift_limit_makes_keys_where_the_non_key_output_departs_and_the_summary_says_so(clip, tiny, tmp_path,
+                                                                                       capsys):
+    import json
+
+    path = tmp_path / "run.json"
+    base = [str(clip), "--model", "tiny", "--method", "arseg", "--keyframe-interval", "5", "--device", "cpu",
+            "--save", "none", "--no-progress", "--json", str(path)]
+    assert cli.main([*base, "--drift-limit", "0.01"]) == 0  # the tiny model's non-key labels drift more than 1 %
+    record = json.loads(path.read_text())
+    assert record["keyframes"] > 2 and any("--drift-limit" in note for note in record["fallbacks"])
+    assert "drift" in capsys.readouterr().out  # the policy line says it
+    with pytest.raises(SystemExit):
+        cli.main([*base, "--drift-limit", "1.5"])
+    assert "a share in (0, 1]" in capsys.readouterr().err

@@ -68,7 +68,9 @@ class NonKeyStage(Stage):
         x = F.interpolate(x, size=size, mode="bilinear", align_corners=True)
         lr = F.interpolate(self.enc(x), size=key_features.shape[-2:], mode="bilinear", align_corners=True)
         warped = reference.warp(key_features, motion, "exact")
-        fused = lr + self.fuse(warped)
+        # Mostly the warped key feature, as a trained non-key path: its labels follow the key's (low drift, so
+        # the engine's drift guard keeps the interval), and the LR branch still changes them.
+        fused = warped + 0.1 * self.fuse(lr)
         return self.head(fused), fused
 
     def input_shapes(self, height: int, width: int, batch: int = 1):

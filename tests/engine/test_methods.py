@@ -68,7 +68,9 @@ def plain_loop(model: TinyModel, frames, method: str, *, interval: int = INTERVA
 
 
 def engine_labels(model, source, method, **config):
-    config = {"method": method, "keyframe_interval": INTERVAL, "device": "cpu", "channels_last": False, **config}
+    # drift_limit None: the plain loops key at the interval (the tiny model's random non-key output drifts)
+    config = {"method": method, "keyframe_interval": INTERVAL, "device": "cpu", "channels_last": False,
+              "drift_limit": None, **config}
     engine = Engine(EngineConfig(**config), model=model)
     results = list(engine.run(source))
     return results, engine.summary
@@ -243,3 +245,58 @@ def test_arseg_resizes_codec_motion_as_training_does(convention, mode):
 
     method = ARSeg(("key", "nonkey"), lr_scale=0.5, motion_convention=convention)
     assert method.dense_mode == dense_mode_for(convention) == mode
+
+
+def test_arseg_drift_compares_the_non_key_labels_with_the_key_labels_carried_by_the_same_motion():
+    method = ARSeg.for_model(TinyModel(), EngineConfig(method="arseg"))
+    state = method.new_state()
+    assert method.drift(state, {"motion": torch.zeros(1, 2, 16, 24)}, torch.randn(1, 5, 16, 24)) is None  # no key
+    key = torch.randn(1, 5, 16, 24, generator=torch.Generator().manual_seed(3))
+    state.tensors["key_logits"] = key
+    motion = torch.zeros(1, 2, 16, 24)
+    motion[:, 0] = 1.0  # each pixel comes from one pixel to its right in the key: the content moved left
+    moved = torch.cat([key[..., 1:], key[..., -1:]], dim=-1)
+    assert float(method.drift(state, {"motion": motion}, moved)) < 1 / 24 + 1e-6  # at most the border column
+    assert float(method.drift(state, {"motion": torch.zeros_like(motion)}, moved)) > 0.5  # the motion matters
+    assert float(method.drift(state, {"motion": motion}, moved.roll(1, dims=1))) > 0.9  # other classes everywhere
+    assert method.drift(state, {}, moved) is None  # motion from the flow stage: not measured
+
+
+def test_a_drifted_non_keyframe_runs_again_as_a_keyframe_in_runs_without_a_deadline(h264_clip, monkeypatch):
+    model = TinyModel()
+    monkeypatch.setattr(ARSeg, "drift", lambda self, state, inputs, logits: torch.tensor(0.5))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        guarded, summary = engine_labels(model, h264_clip, "arseg", keyframe_interval=12, drift_limit=0.15)
+        plain, _ = engine_labels(model, h264_clip, "arseg", keyframe_interval=12)
+        per_frame, _ = engine_labels(model, h264_clip, "per-frame")
+    assert [r.index for r in plain if r.is_key] == [0, 6, 12]  # the GOP-6 clip's I-frames
+    assert all(r.is_key for r in guarded)  # every non-keyframe drifted by 50 %: each ran again as a key
+    assert guarded[1].reason == "drift (50% off the key, re-run)" and guarded[6].reason == "I-frame (motion restarts)"
+    for result, reference in zip(guarded, per_frame, strict=True):  # the key network's labels, frame by frame
+        np.testing.assert_array_equal(result.labels, reference.labels)
+    assert {"nonkey", "drift", "key"} <= set(guarded[1].timings)  # both runs are counted
+    assert sum("ran again as a keyframe" in note for note in summary.fallbacks) == 1
+    assert not any("drift" in r.timings for r in plain)
+
+
+def test_a_drifted_non_keyframe_makes_the_next_frame_a_keyframe_in_a_robot_loop(monkeypatch):
+    """process_frame (a caller with a deadline) never runs a frame twice: the frame after the drift is a key."""
+    monkeypatch.setattr(ARSeg, "drift", lambda self, state, inputs, logits: torch.tensor(0.5))
+    engine = Engine(EngineConfig(method="arseg", keyframe_interval=12, device="cpu", drift_limit=0.15),
+                    model=TinyModel())
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # no motion given: zero motion, said once
+        results = [engine.process_frame(image) for image in make_frames(6)]
+    assert [r.is_key for r in results] == [True, False, True, False, True, False]
+    assert results[2].reason == "drift (50% off the key)"
+    assert "key" not in results[1].timings and "drift" in results[1].timings
+
+
+def test_untrained_weights_run_without_the_drift_guard():
+    from vidseg.engine.schedule import DriftGuard
+
+    trained = Engine(EngineConfig(method="arseg", device="cpu"), model=TinyModel())
+    untrained = Engine(EngineConfig(method="arseg", device="cpu", random_weights=True), model=TinyModel())
+    assert isinstance(trained.policy, DriftGuard) and "drift" in trained.policy.describe()
+    assert not untrained.policy.uses_drift  # its labels are noise, so is their drift: timing runs keep the interval

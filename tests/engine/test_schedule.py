@@ -9,6 +9,7 @@ import pytest
 from vidseg.config import EngineConfig
 from vidseg.engine.schedule import (
     AdaptivePolicy,
+    DriftGuard,
     FrameMeta,
     GopPolicy,
     IntervalPolicy,
@@ -163,3 +164,54 @@ def test_make_policy_from_config():
     assert adaptive == AdaptivePolicy(threshold=1.5, residual_threshold=6.0, max_interval=10)
     with pytest.raises(ConfigError):
         IntervalPolicy(0)
+
+
+def test_drift_guard_keys_the_frame_after_a_drifted_one_and_counts_on_from_it():
+    # FrameMeta.drift is the previous processed frame's: frame 3 follows one that drifted 25 %, frame 6 one at
+    # exactly the limit, frame 8 one at 30 %; after a key (frame 7) there is no drift to read
+    drifts = [None, 0.05, 0.1, 0.25, 0.0, 0.19, 0.2, None, 0.3]
+    metas = [FrameMeta(i, "P", drift=d) for i, d in enumerate(drifts)]
+    decisions = mark_keyframes(DriftGuard(IntervalPolicy(12), 0.2), metas)
+    assert keys(decisions) == [0, 3, 6, 8]
+    assert decisions[3].reason == "drift (25% off the key)" and "--drift-limit" in decisions[3].notice
+    assert [d.key_distance for d in decisions] == [0, 1, 2, 0, 1, 2, 0, 1, 0]
+    assert keys(mark_keyframes(IntervalPolicy(12), metas)) == [0]
+
+
+def test_drift_guard_leaves_the_inner_policys_keys_and_state_alone():
+    metas = [FrameMeta(i, "I" if i % 6 == 0 else "P", intra_share=None if i % 6 == 0 else 0.0,
+                     motion_energy=None if i % 6 == 0 else 0.1, drift=0.9 if i == 6 else None) for i in range(13)]
+    guarded = DriftGuard(MotionRestarts(IntervalPolicy(5)), 0.2)
+    assert guarded.uses_motion and not guarded.uses_residual and guarded.uses_drift
+    decisions = mark_keyframes(guarded, metas)
+    assert keys(decisions) == keys(mark_keyframes(MotionRestarts(IntervalPolicy(5)), metas)) == [0, 5, 6, 11, 12]
+    assert decisions[6].reason == "I-frame (motion restarts)"  # already a key: the inner policy's reason stays
+    _, state = guarded.decide(guarded.initial_state(), metas[0])
+    _, state = guarded.decide(state, FrameMeta(1, "P", intra_share=0.0, drift=0.5))
+    assert state.key_index == 1 and state.motion_seen  # a drift key keeps what the inner policy learnt
+    for bad in (0.0, 1.5):
+        with pytest.raises(ConfigError, match="drift_limit"):
+            DriftGuard(IntervalPolicy(5), bad)
+
+
+def test_make_policy_guards_drift_only_for_methods_that_measure_it():
+    config = EngineConfig(keyframe_interval=7)
+    assert config.drift_limit == 0.15
+    assert make_policy(config, motion_guided=True, drift_guided=True) == DriftGuard(MotionRestarts(IntervalPolicy(7)))
+    assert make_policy(config, motion_guided=True) == MotionRestarts(IntervalPolicy(7))
+    assert make_policy(config.replace(drift_limit=None), drift_guided=True) == IntervalPolicy(7)
+    with pytest.raises(ConfigError, match="drift_limit"):
+        EngineConfig(drift_limit=0.0)
+
+
+def test_drift_guard_re_keys_a_frame_in_place_only_past_the_limit():
+    guard = DriftGuard(MotionRestarts(IntervalPolicy(12)), 0.15)
+    _, state = guard.decide(guard.initial_state(), FrameMeta(0, "I"))
+    _, state = guard.decide(state, FrameMeta(1, "P", intra_share=0.0))
+    assert guard.key_now(state, 1, 0.1) is None
+    decision, after = guard.key_now(state, 1, 0.4)
+    assert decision.is_key and decision.key_distance == 0 and decision.reason == "drift (40% off the key, re-run)"
+    assert after.key_index == 1 and after.motion_seen
+    following, _ = guard.decide(after, FrameMeta(2, "P", intra_share=0.0))
+    assert not following.is_key and following.key_distance == 1  # the interval counts on from the re-keyed frame
+    assert IntervalPolicy(12).key_now(state, 1, 0.9) is None  # only the guard re-keys

@@ -76,7 +76,7 @@ def test_meter_counts_non_keyframes_only():
 
 
 def test_agreement_is_exactly_one_when_the_non_key_path_is_the_key_path(clip):
-    config = EngineConfig(method="arseg", keyframe_interval=5, device="cpu", channels_last=False)
+    config = EngineConfig(method="arseg", keyframe_interval=5, device="cpu", channels_last=False, drift_limit=None)
     meter, info = measure_agreement(config, [str(clip)], model=KeyOnlyModel())
     # GOP 6 under interval 5: keys at 0, 5, 6, 11, 12 (the I-frames restart the motion chain).
     assert meter.keyframes == 5 and len(meter.frames) == 9
@@ -85,7 +85,7 @@ def test_agreement_is_exactly_one_when_the_non_key_path_is_the_key_path(clip):
 
 
 def test_agreement_is_below_one_for_a_real_non_key_path(clip):
-    config = EngineConfig(method="arseg", keyframe_interval=5, device="cpu", channels_last=False)
+    config = EngineConfig(method="arseg", keyframe_interval=5, device="cpu", channels_last=False, drift_limit=None)
     meter, _ = measure_agreement(config, [str(clip), str(clip)], model=TinyModel(), max_frames=8)
     assert len(meter.frames) == 2 * 5  # frames 1-4 and 7 of each run; 0, 5 and 6 are keys
     assert 0.0 < meter.min() <= meter.mean() < 1.0
@@ -115,7 +115,7 @@ def test_cli_consistency_prints_and_writes_json(tmp_path, capsys):
     write_clip(tmp_path / "street.mp4", SceneConfig(height=64, width=128, seed=1), 6, gop=6, ground_truth=False)
     out = tmp_path / "agree.json"
     code = cli.main(["--dataset", "consistency", "--data", str(tmp_path), "--model", "demo", "--device", "cpu",
-                     "--keyframe-interval", "3", "--json", str(out), "--no-progress"])
+                     "--keyframe-interval", "3", "--drift-limit", "off", "--json", str(out), "--no-progress"])
     assert code == 0
     printed = capsys.readouterr().out
     assert "agreement mean" in printed and "agreement d=2" in printed

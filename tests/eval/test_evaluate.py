@@ -91,7 +91,8 @@ def cityscapes(tmp_path_factory) -> Path:
 
 def cityscapes_reference(root: Path, model, method: str, d_max: int) -> dict[int, list]:
     """Plain loop: for each annotated frame and d, run gt-d..gt (first = key), keep the last labels."""
-    engine = Engine(EngineConfig(method=method, device="cpu", keyframe_interval=d_max + 1), model=model)
+    engine = Engine(EngineConfig(method=method, device="cpu", keyframe_interval=d_max + 1, drift_limit=None),
+                    model=model)
     per_d: dict[int, list] = {d: [] for d in range(d_max + 1)}
     for n, (city, seq, gt) in enumerate(CS_NAMES):
         label_ids = np.array(Image.open(root / "gtFine" / "val" / city / f"{city}_{seq}_{gt:06d}_gtFine_labelIds.png"))

@@ -79,7 +79,8 @@ class BenchCase:
         return EngineConfig(model=self.model, weights=self.weights, random_weights=self.weights is None,
                             method=self.method, backend=self.backend,
                             precision=self.precision, keyframes="interval",
-                            keyframe_interval=self.keyframe_interval, lr_scale=self.lr_scale, device=device)
+                            keyframe_interval=self.keyframe_interval, lr_scale=self.lr_scale, device=device,
+                            drift_limit=None)  # the method at its nominal interval (drift keys depend on the weights)
 
 
 @dataclass(frozen=True)

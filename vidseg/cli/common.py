@@ -41,3 +41,21 @@ def size_arg(text: str) -> tuple[int, int]:
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected HxW like 256x512, got {text!r}") from None
     return h, w
+
+
+DRIFT_LIMIT_HELP = ("a non-keyframe whose labels depart from the keyframe's (carried along the motion) on at least "
+                    "this share of the map runs again as a keyframe (files; live: the next frame is one) (arseg; "
+                    "default 0.15; off: never)")
+
+
+def drift_limit_arg(text: str) -> dict[str, float | None]:
+    """argparse type of --drift-limit: a share in (0, 1], or "off"; as EngineConfig keyword arguments."""
+    if text.strip().lower() in ("off", "none"):
+        return {"drift_limit": None}
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a share in (0, 1] like 0.2, or off; got {text!r}") from None
+    if not 0.0 < value <= 1.0:
+        raise argparse.ArgumentTypeError(f"expected a share in (0, 1] like 0.2, or off; got {text!r}")
+    return {"drift_limit": value}

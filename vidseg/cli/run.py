@@ -29,7 +29,7 @@ import sys
 import warnings
 from pathlib import Path
 
-from vidseg.cli.common import cli_entry
+from vidseg.cli.common import DRIFT_LIMIT_HELP, cli_entry, drift_limit_arg
 from vidseg.cli.outputs import SAVE_KINDS, check_file_target, output_dir, parse_save, stream_output
 from vidseg.cli.sources import add_source_arguments, check_input, open_input, output_stem
 from vidseg.config import BACKENDS, METHODS, PRECISIONS, EngineConfig
@@ -66,6 +66,7 @@ def build_parser() -> argparse.ArgumentParser:
     keys.add_argument("--keyframe-interval", type=int, metavar="L", help="a keyframe every L frames (default 12)")
     keys.add_argument("--keyframes", choices=("gop", "adaptive"),
                       help="gop: every codec I-frame; adaptive: when motion since the key passes a threshold")
+    p.add_argument("--drift-limit", type=drift_limit_arg, default={}, metavar="SHARE|off", help=DRIFT_LIMIT_HELP)
     p.add_argument("--lr-scale", type=float, default=None,
                    help="downscale of the AR-Seg non-key branch (default: the scale in the AR checkpoint's name, "
                         "else 0.5)")
@@ -188,6 +189,7 @@ def _config(args: argparse.Namespace) -> EngineConfig:
         device=args.device,
         live=bool(args.live),
         **keyframes,
+        **args.drift_limit,
     )
 
 

@@ -40,7 +40,7 @@ from vidseg.engine.backends.base import Runner
 from vidseg.engine.loading import load_model
 from vidseg.engine.methods import Method, MethodState, method_for
 from vidseg.engine.pipeline import Arrival, DeviceIO, Download, Prefetcher, Writer, frame_time
-from vidseg.engine.plans import StageTiming, execute_plans, wall_timer
+from vidseg.engine.plans import Plan, StageTiming, execute_plans, wall_timer
 from vidseg.engine.results import FrameResult, LatencyStats, RunStats, RunSummary
 from vidseg.engine.schedule import IntervalPolicy, KeyDecision, KeyframePolicy, PolicyState, frame_meta, make_policy
 from vidseg.engine.schedule import thumbnail as key_thumbnail
@@ -68,6 +68,7 @@ class _Stream:
     key_thumb: np.ndarray | None = None
     size: tuple[int, int] | None = None  # (H, W) of the frames the state belongs to
     segment: int = 0  # the source's `Frame.segment` the state belongs to
+    drift: Tensor | None = None  # the last non-keyframe's drift (`Method.drift`), read at the next decision
 
 
 @dataclass
@@ -104,7 +105,10 @@ class Engine:
             self.stages = {name: stages[name] for name in self.method.stages}
         else:
             self.stages = {}
-        self.policy: KeyframePolicy = (make_policy(self.config, motion_guided=self.method.uses_motion)
+        # No drift guard for untrained weights (timing runs): their labels are noise, and so would their drift be.
+        drift_guided = self.method.measures_drift and not self.config.random_weights
+        self.policy: KeyframePolicy = (make_policy(self.config, motion_guided=self.method.uses_motion,
+                                                   drift_guided=drift_guided)
                                        if self.method.uses_keyframes else IntervalPolicy(1))
         self.device = resolve_device(self.config.device)
         if self.device.type == "cpu":
@@ -289,7 +293,7 @@ class Engine:
                             del active[i]
                     if not arrivals:
                         break
-                    inflight.extend(self._submit(streams, arrivals, live=is_live))
+                    inflight.extend(self._submit(streams, arrivals, live=is_live, rerun=not is_live))
                     while inflight and (len(inflight) > self._runner.max_in_flight or inflight[0].download.ready()):
                         pending = inflight.popleft()
                         yield self._finish(pending, writers[pending.stream], stats)
@@ -344,12 +348,13 @@ class Engine:
         return replace(result, stream=stream)
 
     # the per-frame steps -----------------------------------------------------------------------------------
-    def _submit(self, streams: Sequence[_Stream], arrivals: Mapping[int, Arrival], *, live: bool = False
-                ) -> list[_Pending]:
+    def _submit(self, streams: Sequence[_Stream], arrivals: Mapping[int, Arrival], *, live: bool = False,
+                rerun: bool = False) -> list[_Pending]:
         """Decide, plan and issue the work for one frame of each arriving stream (asynchronous on CUDA).
 
         arrivals: stream index -> its frame. Identical stage calls of several streams run batched. live: latency
-        counts from each frame's arrival, else from now.
+        counts from each frame's arrival, else from now. rerun: a non-keyframe that drifted past the limit runs
+        again as a keyframe (`_rerun_drifted`; runs without a deadline), else the next frame is one.
         """
         ids = sorted(arrivals)
         for i in ids:
@@ -367,20 +372,62 @@ class Engine:
                 decisions.append(decision)
                 plans.append(plan)
                 inputs.append(frame_inputs)
-            try:
-                logits, timings = execute_plans(plans, inputs, [streams[i].method.tensors for i in ids], runner.run,
-                                                timer=self.io.timer(),
-                                                motion_convention=self.method.motion_convention)
-            except Exception:
-                for i, decision, plan in zip(ids, decisions, plans, strict=True):
-                    log.error("stream %d frame %s (%s) failed running %s", i, arrivals[i].frame.index,
-                              decision.reason, plan.describe())
-                raise
+            logits, timings = self._execute(runner, ids, streams, arrivals, decisions, plans, inputs)
+            if self.policy.uses_drift:
+                for j, i in enumerate(ids):
+                    self._measure_drift(streams[i], decisions[j], inputs[j], logits[j], timings[j])
+                if rerun:
+                    self._rerun_drifted(runner, ids, streams, arrivals, decisions, plans, inputs, logits, timings)
             return [
                 _Pending(arrivals[i].frame, decisions[j], *self._labels(logits[j], arrivals[i].frame, timings[j]),
                          self._latency_origin(arrivals[i], started, live), i, plans[j].motion)
                 for j, i in enumerate(ids)
             ]
+
+    def _execute(self, runner: Runner, ids: Sequence[int], streams: Sequence[_Stream],
+                 arrivals: Mapping[int, Arrival], decisions: Sequence[KeyDecision], plans: Sequence[Plan],
+                 inputs: Sequence[dict[str, Tensor]]) -> tuple[list[Tensor], list[list[StageTiming]]]:
+        """Run the streams' plans (batched where they match); a failure is logged with each frame's plan."""
+        try:
+            return execute_plans(plans, inputs, [streams[i].method.tensors for i in ids], runner.run,
+                                 timer=self.io.timer(), motion_convention=self.method.motion_convention)
+        except Exception:
+            for i, decision, plan in zip(ids, decisions, plans, strict=True):
+                log.error("stream %d frame %s (%s) failed running %s", i, arrivals[i].frame.index,
+                          decision.reason, plan.describe())
+            raise
+
+    def _rerun_drifted(self, runner: Runner, ids: Sequence[int], streams: Sequence[_Stream],
+                       arrivals: Mapping[int, Arrival], decisions: list[KeyDecision], plans: list[Plan],
+                       inputs: list[dict[str, Tensor]], logits: list[Tensor], timings: list[list[StageTiming]]
+                       ) -> None:
+        """A non-keyframe whose own drift reached the limit runs again as a keyframe, and its result is replaced
+        (both runs' stage times stay in its timings). For runs without a deadline (files, offline): the frame
+        itself then agrees with the key network; live runs and process_frame key the next frame instead, which
+        costs no latency spike. Reading the drift waits for the frame's stages (on CUDA too)."""
+        redo = []
+        for j, i in enumerate(ids):
+            stream, arrival = streams[i], arrivals[i]
+            keyed = None if stream.drift is None else self.policy.key_now(stream.policy, arrival.frame.index,
+                                                                           float(stream.drift))
+            if keyed is None:
+                continue
+            (decisions[j], stream.policy), stream.drift = keyed, None
+            if decisions[j].notice is not None:
+                self._note(decisions[j].notice)
+            if self.policy.uses_residual:
+                stream.key_thumb = key_thumbnail(arrival.frame.image)
+            plans[j], inputs[j] = self.method.prepare(stream.method, arrival.frame, (*arrival.skipped, arrival.frame),
+                                                      decisions[j], inputs[j]["image"])
+            redo.append(j)
+        if not redo:
+            return
+        again, again_timings = self._execute(runner, [ids[j] for j in redo], streams, arrivals,
+                                             [decisions[j] for j in redo], [plans[j] for j in redo],
+                                             [inputs[j] for j in redo])
+        for j, result, spent in zip(redo, again, again_timings, strict=True):
+            logits[j] = result
+            timings[j].extend(spent)
 
     def _fit(self, image: Tensor) -> Tensor:
         """The frame at the size the runner was built for, when it takes one size only (a fixed-size export):
@@ -401,9 +448,22 @@ class Engine:
         arrived = arrival.frame.arrived if arrival.frame.arrived is not None else arrival.arrived
         return max(arrived, self._built_at)
 
+    def _measure_drift(self, stream: _Stream, decision: KeyDecision, inputs: dict[str, Tensor], logits: Tensor,
+                       timings: list[StageTiming]) -> None:
+        """The method's drift of a non-keyframe, for the next decision (`DriftGuard`); timed as stage "drift"."""
+        stream.drift = None
+        if decision.is_key:
+            return
+        stop = (self.io.timer() or wall_timer)()
+        stream.drift = self.method.drift(stream.method, inputs, logits)
+        timings.append(StageTiming("drift", stop()))
+
     def _decide(self, stream: _Stream, frame: Frame, skipped: Sequence[Frame]) -> KeyDecision:
-        """The keyframe policy's decision for a frame (its thumbnail kept on keys when the policy compares)."""
-        meta = frame_meta(frame, skipped, stream.key_thumb if self.policy.uses_residual else None)
+        """The keyframe policy's decision for a frame (its thumbnail kept on keys when the policy compares; the
+        previous frame's drift read here: on CUDA this waits for that frame's stages)."""
+        drift = None if stream.drift is None else float(stream.drift)
+        stream.drift = None
+        meta = frame_meta(frame, skipped, stream.key_thumb if self.policy.uses_residual else None, drift)
         decision, stream.policy = self.policy.decide(stream.policy, meta)
         if decision.notice is not None:
             self._note(decision.notice)
@@ -425,6 +485,7 @@ class Engine:
     def _restart(self, stream: _Stream) -> None:
         fresh = self._new_stream()
         stream.method, stream.policy, stream.key_thumb = fresh.method, fresh.policy, fresh.key_thumb
+        stream.drift = None
 
     def _check_frame_size(self, stream: _Stream, frame: Frame) -> None:
         """Every frame must span one cell of the feature grid, and a pixel in the low-resolution branch. A

@@ -16,7 +16,9 @@ the same keyframe rhythm.
 Methods that warp the keyframe's features along the codec motion chain (`Method.uses_motion`: arseg) get their
 policy wrapped in `MotionRestarts`: a frame where the chain back to the key ends (an I-frame inside the interval,
 a P-frame that is mostly intra-coded, i.e. a scene cut the encoder did not mark, or a chain broken by a dropped
-I-frame) becomes a keyframe, as the non-key path would otherwise warp with zero motion from there on.
+I-frame) becomes a keyframe, as the non-key path would otherwise warp with zero motion from there on. Methods
+that measure their non-keyframes' drift from the keyframe (`Method.measures_drift`: arseg) get `DriftGuard` on
+top: a frame after one that drifted too far (`EngineConfig.drift_limit`) becomes a keyframe.
 
 Energy units (adaptive policy):
     motion_energy   mean |codec motion| of the frame against its reference, in percent of the frame width
@@ -49,6 +51,7 @@ __all__ = [
     "GopPolicy",
     "AdaptivePolicy",
     "MotionRestarts",
+    "DriftGuard",
     "SCENE_CUT_INTRA",
     "make_policy",
     "mark_keyframes",
@@ -70,6 +73,9 @@ class FrameMeta:
     intra_share: share (0..1) of the frame's motion cells that the codec coded without any motion vector
         (intra blocks), the largest over the hops since the last processed frame; None when the frame carries
         no motion field (I-frames, codecs that export none, camera frames).
+    drift: share (0..1) of the previous processed frame's label grid where the method's non-key output departed
+        from the keyframe's labels carried along the motion (`Method.drift`); None after a keyframe or when the
+        method measures none.
     """
 
     index: int
@@ -78,6 +84,7 @@ class FrameMeta:
     residual_energy: float | None = None
     chain_broken: bool = False
     intra_share: float | None = None
+    drift: float | None = None
 
 
 @dataclass(frozen=True)
@@ -107,6 +114,7 @@ class KeyframePolicy(ABC):
     name: ClassVar[str] = "?"
     uses_motion: ClassVar[bool] = False  # reads codec motion energy (the decoder must export vectors)
     uses_residual: ClassVar[bool] = False  # reads the residual proxy when a frame carries no motion
+    uses_drift: ClassVar[bool] = False  # reads the method's drift of the previous frame (`DriftGuard`)
 
     def initial_state(self) -> PolicyState:
         return PolicyState()
@@ -123,6 +131,11 @@ class KeyframePolicy(ABC):
         if reason is not None:
             return KeyDecision(True, 0, reason), PolicyState(meta.index, 0.0)
         return KeyDecision(False, distance, "non-key"), self._advance(state, meta)
+
+    def key_now(self, state: PolicyState, index: int, drift: float) -> tuple[KeyDecision, PolicyState] | None:
+        """Frame `index` ran as a non-keyframe and drifted by `drift`: the decision to run it again as a key, with
+        the state after it, or None (only `DriftGuard` re-keys)."""
+        return None
 
     @abstractmethod
     def _key_reason(self, state: PolicyState, meta: FrameMeta, distance: int) -> str | None:
@@ -231,8 +244,22 @@ class AdaptivePolicy(KeyframePolicy):
 SCENE_CUT_INTRA = 0.8  # intra share at which a predicted frame counts as a scene cut (see MotionRestarts)
 
 
+class _Wrapping(KeyframePolicy):
+    """A policy that adds keys to another one (`inner`, a dataclass field of the subclass): the residual proxy
+    and the initial state are the inner policy's."""
+
+    inner: KeyframePolicy
+
+    @property
+    def uses_residual(self) -> bool:  # type: ignore[override]
+        return self.inner.uses_residual
+
+    def initial_state(self) -> PolicyState:
+        return self.inner.initial_state()
+
+
 @dataclass(frozen=True)
-class MotionRestarts(KeyframePolicy):
+class MotionRestarts(_Wrapping):
     """Another policy's keys, plus a key wherever the codec motion chain back to the key ends.
 
     For methods that warp the keyframe's features along the codec motion (arseg): an I-frame carries no
@@ -259,13 +286,6 @@ class MotionRestarts(KeyframePolicy):
             raise ConfigError("MotionRestarts wraps a plain policy, not another MotionRestarts")
         if self.scene_cut is not None and not 0.0 < self.scene_cut <= 1.0:
             raise ConfigError(f"scene_cut must be in (0, 1] (a share of intra cells) or None, got {self.scene_cut}")
-
-    @property
-    def uses_residual(self) -> bool:  # type: ignore[override]
-        return self.inner.uses_residual
-
-    def initial_state(self) -> PolicyState:
-        return self.inner.initial_state()
 
     def decide(self, state: PolicyState, meta: FrameMeta) -> tuple[KeyDecision, PolicyState]:
         seen = state.motion_seen or meta.intra_share is not None or meta.motion_energy is not None
@@ -297,11 +317,66 @@ class MotionRestarts(KeyframePolicy):
         return f"{self.inner.describe()}, restarting at I-frames{cut}"
 
 
-def make_policy(config: EngineConfig, *, motion_guided: bool = False) -> KeyframePolicy:
+@dataclass(frozen=True)
+class DriftGuard(_Wrapping):
+    """Another policy's keys, plus a key right after a non-keyframe whose output drifted from the keyframe's.
+
+    A keyframe method's cheap path can go wrong where nothing in the codec says so: the LR branch misreads a
+    region (on real road footage, sky labelled road a few frames after each key), or the scene changes faster
+    than the warped key feature can follow. The method measures each non-keyframe's `drift`, the share of its
+    label grid that departs from the keyframe's labels carried along the same motion (`Method.drift`); when it
+    reaches `limit`, a key is due. The engine then either runs that frame again as a key (`key_now`: runs
+    without a deadline, where a frame may cost both paths) or makes the next frame a key (`decide` reads the
+    previous frame's drift: live runs and process_frame, where latency is bounded). The rhythm of keys is
+    unchanged where the cheap path holds.
+    """
+
+    inner: KeyframePolicy = IntervalPolicy()
+    limit: float = 0.15
+    name: ClassVar[str] = "drift-guard"
+    uses_drift: ClassVar[bool] = True
+
+    def __post_init__(self) -> None:
+        if not 0.0 < self.limit <= 1.0:
+            raise ConfigError(f"drift_limit (--drift-limit) must be in (0, 1] (a share of the label grid) or off, "
+                              f"got {self.limit}")
+
+    @property
+    def uses_motion(self) -> bool:  # type: ignore[override]
+        return self.inner.uses_motion
+
+    def decide(self, state: PolicyState, meta: FrameMeta) -> tuple[KeyDecision, PolicyState]:
+        decision, after = self.inner.decide(state, meta)
+        if decision.is_key or meta.drift is None or meta.drift < self.limit:
+            return decision, after
+        notice = (f"keyframes: a non-keyframe whose labels departed from the keyframe's "
+                  f"on at least {self.limit:.0%} of the map made the next frame a keyframe (--drift-limit)")
+        return (KeyDecision(True, 0, f"drift ({meta.drift:.0%} off the key)", notice),
+                dataclasses.replace(after, key_index=meta.index, energy=0.0))
+
+    def key_now(self, state: PolicyState, index: int, drift: float) -> tuple[KeyDecision, PolicyState] | None:
+        if drift < self.limit:
+            return None
+        notice = (f"keyframes: a non-keyframe whose labels departed from the keyframe's on at least "
+                  f"{self.limit:.0%} of the map ran again as a keyframe (--drift-limit)")
+        return (KeyDecision(True, 0, f"drift ({drift:.0%} off the key, re-run)", notice),
+                dataclasses.replace(state, key_index=index, energy=0.0))
+
+    def _key_reason(self, state: PolicyState, meta: FrameMeta, distance: int) -> str | None:
+        return None  # decide() above asks the inner policy first
+
+    def describe(self) -> str:
+        return f"{self.inner.describe()}, and after a drift of >= {self.limit:.0%}"
+
+
+def make_policy(config: EngineConfig, *, motion_guided: bool = False, drift_guided: bool = False
+                ) -> KeyframePolicy:
     """The policy an EngineConfig asks for. The per-frame method needs no keys but gets the interval policy.
 
     motion_guided: the method warps the keyframe's features along the codec motion (`Method.uses_motion`), so
-    frames where that motion restarts become keys too (`MotionRestarts`)."""
+    frames where that motion restarts become keys too (`MotionRestarts`). drift_guided: the method measures its
+    non-keyframes' drift (`Method.measures_drift`), so a frame after too large a drift (`config.drift_limit`) is
+    a key too (`DriftGuard`)."""
     if config.keyframes == "interval":
         policy: KeyframePolicy = IntervalPolicy(config.keyframe_interval)
     elif config.keyframes == "gop":
@@ -312,14 +387,18 @@ def make_policy(config: EngineConfig, *, motion_guided: bool = False) -> Keyfram
             residual_threshold=4.0 * config.adaptive_threshold,
             max_interval=config.keyframe_interval,
         )
-    return MotionRestarts(policy) if motion_guided else policy
+    if motion_guided:
+        policy = MotionRestarts(policy)
+    return DriftGuard(policy, config.drift_limit) if drift_guided and config.drift_limit is not None else policy
 
 
-def frame_meta(frame: Frame, skipped: Sequence[Frame] = (), key_thumb: np.ndarray | None = None) -> FrameMeta:
+def frame_meta(frame: Frame, skipped: Sequence[Frame] = (), key_thumb: np.ndarray | None = None,
+               drift: float | None = None) -> FrameMeta:
     """What a policy sees of a frame: its picture type, the codec motion energy of every hop since the last
     processed frame (the frames a live run dropped, then this one; None when a hop has no motion), the residual
     against the keyframe's `thumbnail` when given and there is no motion, whether a dropped I-frame broke the
-    motion chain, and the largest share of intra-coded cells (no vector at all) over the hops."""
+    motion chain, the largest share of intra-coded cells (no vector at all) over the hops, and the previous
+    processed frame's drift (given by the engine)."""
     hops = (*skipped, frame)
     energies = [None if h.motion is None else h.motion.energy() for h in hops]
     motion_energy = sum(energies) if all(e is not None for e in energies) else None  # type: ignore[arg-type]
@@ -334,6 +413,7 @@ def frame_meta(frame: Frame, skipped: Sequence[Frame] = (), key_thumb: np.ndarra
         residual_energy=residual,
         chain_broken=any(s.motion is None and s.pict_type.upper() == "I" for s in skipped),
         intra_share=max(intra) if intra else None,
+        drift=drift,
     )
 
 

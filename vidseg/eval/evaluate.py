@@ -198,7 +198,7 @@ def _cityscapes(config, model_of, Engine, root, split, max_distance, limit, tc, 
     reader = CityscapesSequence(root, split, max_distance=d_max)
     model = model_of()
     classes = _check_classes(model, CITYSCAPES_CLASSES, "cityscapes")
-    engine = Engine(config.replace(keyframes="interval", keyframe_interval=d_max + 1), model=model)
+    engine = Engine(config.replace(keyframes="interval", keyframe_interval=d_max + 1, drift_limit=None), model=model)
     encode = engine.method.uses_motion  # codec motion: re-encode the clip so the decoder exports it
     per_frame = not engine.method.uses_keyframes
     kd = KeyDistanceMIoU(len(classes), d_max)
@@ -286,7 +286,7 @@ def _camvid(config, model_of, Engine, root, split, max_distance, limit, tc, abse
     reader = CamVidARSeg(root, split, distances=range(d_max + 1), gop=gop)
     model = model_of()
     classes = _check_classes(model, CAMVID_CLASSES, "camvid")
-    engine = Engine(config.replace(keyframes="interval", keyframe_interval=d_max + 1), model=model)
+    engine = Engine(config.replace(keyframes="interval", keyframe_interval=d_max + 1, drift_limit=None), model=model)
     arseg = engine.method.uses_motion
     per_frame = not engine.method.uses_keyframes
     kd = KeyDistanceMIoU(len(classes), d_max)

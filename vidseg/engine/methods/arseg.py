@@ -21,6 +21,7 @@ from typing import Any
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from torch import Tensor
 
 from vidseg.config import EngineConfig
@@ -28,6 +29,7 @@ from vidseg.engine.methods.base import Method, MethodState, Note
 from vidseg.engine.plans import Plan, call
 from vidseg.engine.schedule import KeyDecision
 from vidseg.errors import ConfigError, VidsegWarning
+from vidseg.kernels import ops
 from vidseg.video.frame import Frame
 from vidseg.video.motion import CHAIN_MODES, RESIZE_CONVENTIONS, MotionChain, dense_mode_for
 
@@ -59,6 +61,7 @@ class ARSeg(Method):
     optional = ("flow",)
     uses_motion = True
     has_lr_branch = True
+    measures_drift = True
     default_interval = 12  # AR-Seg's L = 12
 
     def __init__(self, stages: Sequence[str], *, lr_scale: float = 0.5, motion_convention: str = "exact",
@@ -94,7 +97,7 @@ class ARSeg(Method):
 
     # plans -------------------------------------------------------------------------------------------------
     def key_plan(self) -> Plan:
-        keep = [("key_features", "out.features")]
+        keep = [("key_features", "out.features"), ("key_logits", "out.logits")]
         if self.uses_flow:
             keep.append(("key_image", "frame.image"))
         return Plan((call("key", image="frame.image"),), keep=tuple(keep), is_key=True)
@@ -115,6 +118,22 @@ class ARSeg(Method):
         else:
             calls = (call("nonkey", image="frame.image", key_features="state.key_features", motion="frame.motion"),)
         return Plan(calls, keep=(), motion=motion)
+
+    def drift(self, state: ARSegState, inputs: dict[str, Tensor], logits: Tensor) -> Tensor | None:
+        """The share of the motion grid where the non-key labels differ from the keyframe's labels warped by the
+        same motion the non-key stage warped the key feature with (codec or zero motion; flow-stage motion is not
+        measured). Where the two differ, the LR branch and CReFF overrode what the key saw: new content, or the
+        cheap path going wrong; either way, a key is due. ~1 ms at 512x1024 on a CPU."""
+        key_logits, motion = state.tensors.get("key_logits"), inputs.get("motion")
+        if key_logits is None or motion is None:
+            return None
+        grid = tuple(motion.shape[-2:])  # the key feature grid
+        key_logits, logits = (t if tuple(t.shape[-2:]) == grid else
+                              F.interpolate(t.float(), size=grid, mode="bilinear", align_corners=False)
+                              for t in (key_logits, logits))
+        convention = "arseg" if self.motion_convention == "arseg" else "exact"  # as the stage warps the feature
+        carried = ops.warp(key_logits.float(), motion.to(key_logits.device, torch.float32), convention)
+        return (logits.argmax(1) != carried.argmax(1)).float().mean()
 
     # frames ------------------------------------------------------------------------------------------------
     def prepare(self, state: ARSegState, frame: Frame, hops: Sequence[Frame], decision: KeyDecision,

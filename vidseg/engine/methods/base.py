@@ -51,6 +51,7 @@ class Method(ABC):
     uses_keyframes: ClassVar[bool] = True  # False: every frame is a keyframe, no keyframe policy applies
     uses_motion: ClassVar[bool] = False  # wants codec motion vectors from the decoder
     has_lr_branch: ClassVar[bool] = False  # non-keyframes run a low-resolution branch (`lr_scale`)
+    measures_drift: ClassVar[bool] = False  # `drift` measures its non-keyframes (the policy's `DriftGuard`)
     default_interval: ClassVar[int] = 12  # the keyframe interval its seed evaluates (benchmarks' default)
     motion_convention: str = "exact"  # how motion is resized to a stage's grid (`resize_motion`)
 
@@ -98,6 +99,12 @@ class Method(ABC):
     @abstractmethod
     def nonkey_plan(self, motion: str = "codec") -> Plan:
         """What a non-keyframe runs (motion: where the motion back to the key comes from, for methods using it)."""
+
+    def drift(self, state: MethodState, inputs: dict[str, Tensor], logits: Tensor) -> Tensor | None:
+        """How far a non-keyframe's output (its logits; inputs: what `prepare` gave) departed from the keyframe:
+        a 0-dim tensor in [0, 1], left on the device (the engine reads it at the next decision); None when not
+        measured. Methods that set `measures_drift` implement it."""
+        return None
 
     def prepare(self, state: MethodState, frame: Frame, hops: Sequence[Frame], decision: KeyDecision,
                 image: Tensor) -> tuple[Plan, dict[str, Tensor]]:
