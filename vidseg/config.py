@@ -50,9 +50,10 @@ class EngineConfig:
         (its first keyframe method).
     keyframes: "interval" (every `keyframe_interval` frames), "gop" (every codec I-frame), "adaptive"
         (motion/residual energy since the key passes `adaptive_threshold`, at most `keyframe_interval` apart).
-    drift_limit: a non-keyframe whose labels depart from the keyframe's (carried along the motion) on this share
-        of the map or more runs again as a keyframe (files), or makes the next frame one (live runs,
-        process_frame) (arseg; `vidseg.engine.schedule.DriftGuard`); None: off.
+    drift_limit: a non-keyframe whose drift from the keyframe (the share of the map where its labels depart from
+        the key's carried along the motion) grew by this much since the interval's first non-keyframe runs again
+        as a keyframe (files), or makes the next frame one (live runs, process_frame) (arseg;
+        `vidseg.engine.schedule.DriftGuard`); None: off.
     lr_scale: downscale factor of the non-keyframe LR branch (AR-Seg); None: the scale an AR-Seg checkpoint's
         file name carries (`PSPNet_resnet18_0.3_99_.pth` -> 0.3), else the model's own (0.5).
     motion_chain: how codec motion is chained back to the keyframe (arseg): "exact" (sub-pixel, on the codec's
@@ -72,7 +73,7 @@ class EngineConfig:
     keyframes: str = "interval"
     keyframe_interval: int = 12
     adaptive_threshold: float = 2.0
-    drift_limit: float | None = 0.15
+    drift_limit: float | None = 0.05
     lr_scale: float | None = None
     motion_chain: str = "exact"
     device: str = "auto"

@@ -166,29 +166,33 @@ def test_make_policy_from_config():
         IntervalPolicy(0)
 
 
-def test_drift_guard_keys_the_frame_after_a_drifted_one_and_counts_on_from_it():
-    # FrameMeta.drift is the previous processed frame's: frame 3 follows one that drifted 25 %, frame 6 one at
-    # exactly the limit, frame 8 one at 30 %; after a key (frame 7) there is no drift to read
-    drifts = [None, 0.05, 0.1, 0.25, 0.0, 0.19, 0.2, None, 0.3]
+def test_drift_guard_keys_the_frame_after_the_drift_grew_and_counts_on_from_it():
+    # FrameMeta.drift is the previous processed frame's (None after a key). The interval's first non-keyframe sets
+    # the baseline (the cheap path's standing disagreement with the key); a key is due when the drift grew by the
+    # limit: frame 4 follows 20 % -> 31 %; frames 6-7 sit at a high but steady 50-55 %; frame 8 follows 65 %.
+    drifts = [None, None, 0.20, 0.25, 0.31, None, 0.5, 0.55, 0.65]
     metas = [FrameMeta(i, "P", drift=d) for i, d in enumerate(drifts)]
-    decisions = mark_keyframes(DriftGuard(IntervalPolicy(12), 0.2), metas)
-    assert keys(decisions) == [0, 3, 6, 8]
-    assert decisions[3].reason == "drift (25% off the key)" and "--drift-limit" in decisions[3].notice
-    assert [d.key_distance for d in decisions] == [0, 1, 2, 0, 1, 2, 0, 1, 0]
+    decisions = mark_keyframes(DriftGuard(IntervalPolicy(12), 0.1), metas)
+    assert keys(decisions) == [0, 4, 8]
+    assert decisions[4].reason == "drift (20% -> 31% off the key)" and "--drift-limit" in decisions[4].notice
+    assert [d.key_distance for d in decisions] == [0, 1, 2, 3, 0, 1, 2, 3, 0]
     assert keys(mark_keyframes(IntervalPolicy(12), metas)) == [0]
 
 
 def test_drift_guard_leaves_the_inner_policys_keys_and_state_alone():
     metas = [FrameMeta(i, "I" if i % 6 == 0 else "P", intra_share=None if i % 6 == 0 else 0.0,
                      motion_energy=None if i % 6 == 0 else 0.1, drift=0.9 if i == 6 else None) for i in range(13)]
-    guarded = DriftGuard(MotionRestarts(IntervalPolicy(5)), 0.2)
+    guarded = DriftGuard(MotionRestarts(IntervalPolicy(5)), 0.1)
     assert guarded.uses_motion and not guarded.uses_residual and guarded.uses_drift
     decisions = mark_keyframes(guarded, metas)
     assert keys(decisions) == keys(mark_keyframes(MotionRestarts(IntervalPolicy(5)), metas)) == [0, 5, 6, 11, 12]
     assert decisions[6].reason == "I-frame (motion restarts)"  # already a key: the inner policy's reason stays
-    _, state = guarded.decide(guarded.initial_state(), metas[0])
-    _, state = guarded.decide(state, FrameMeta(1, "P", intra_share=0.0, drift=0.5))
-    assert state.key_index == 1 and state.motion_seen  # a drift key keeps what the inner policy learnt
+    state = guarded.initial_state()
+    for meta in (FrameMeta(0, "I"), FrameMeta(1, "P", intra_share=0.0), FrameMeta(2, "P", intra_share=0.0, drift=0.3),
+                 FrameMeta(3, "P", intra_share=0.0, drift=0.5)):
+        decision, state = guarded.decide(state, meta)
+    assert decision.is_key and state.key_index == 3 and state.motion_seen  # it keeps what the inner policy learnt
+    assert state.drift_base is None  # the next interval measures its own baseline
     for bad in (0.0, 1.5):
         with pytest.raises(ConfigError, match="drift_limit"):
             DriftGuard(IntervalPolicy(5), bad)
@@ -196,7 +200,7 @@ def test_drift_guard_leaves_the_inner_policys_keys_and_state_alone():
 
 def test_make_policy_guards_drift_only_for_methods_that_measure_it():
     config = EngineConfig(keyframe_interval=7)
-    assert config.drift_limit == 0.15
+    assert config.drift_limit == 0.05
     assert make_policy(config, motion_guided=True, drift_guided=True) == DriftGuard(MotionRestarts(IntervalPolicy(7)))
     assert make_policy(config, motion_guided=True) == MotionRestarts(IntervalPolicy(7))
     assert make_policy(config.replace(drift_limit=None), drift_guided=True) == IntervalPolicy(7)
@@ -204,14 +208,18 @@ def test_make_policy_guards_drift_only_for_methods_that_measure_it():
         EngineConfig(drift_limit=0.0)
 
 
-def test_drift_guard_re_keys_a_frame_in_place_only_past_the_limit():
-    guard = DriftGuard(MotionRestarts(IntervalPolicy(12)), 0.15)
+def test_drift_guard_re_keys_a_frame_in_place_only_when_its_drift_grew_past_the_limit():
+    guard = DriftGuard(MotionRestarts(IntervalPolicy(12)), 0.1)
     _, state = guard.decide(guard.initial_state(), FrameMeta(0, "I"))
     _, state = guard.decide(state, FrameMeta(1, "P", intra_share=0.0))
-    assert guard.key_now(state, 1, 0.1) is None
-    decision, after = guard.key_now(state, 1, 0.4)
-    assert decision.is_key and decision.key_distance == 0 and decision.reason == "drift (40% off the key, re-run)"
-    assert after.key_index == 1 and after.motion_seen
-    following, _ = guard.decide(after, FrameMeta(2, "P", intra_share=0.0))
+    decision, state = guard.after_drift(state, 1, 0.3)  # the first non-keyframe: the baseline, however high
+    assert decision is None and state.drift_base == 0.3
+    _, state = guard.decide(state, FrameMeta(2, "P", intra_share=0.0, drift=0.3))
+    assert guard.after_drift(state, 2, 0.35)[0] is None
+    decision, after = guard.after_drift(state, 2, 0.45)
+    assert decision.is_key and decision.key_distance == 0
+    assert decision.reason == "drift (30% -> 45% off the key, re-run)"
+    assert after.key_index == 2 and after.motion_seen and after.drift_base is None
+    following, _ = guard.decide(after, FrameMeta(3, "P", intra_share=0.0))
     assert not following.is_key and following.key_distance == 1  # the interval counts on from the re-keyed frame
-    assert IntervalPolicy(12).key_now(state, 1, 0.9) is None  # only the guard re-keys
+    assert IntervalPolicy(12).after_drift(state, 2, 0.9) == (None, state)  # only the guard reads drift

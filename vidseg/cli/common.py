@@ -43,9 +43,9 @@ def size_arg(text: str) -> tuple[int, int]:
     return h, w
 
 
-DRIFT_LIMIT_HELP = ("a non-keyframe whose labels depart from the keyframe's (carried along the motion) on at least "
-                    "this share of the map runs again as a keyframe (files; live: the next frame is one) (arseg; "
-                    "default 0.15; off: never)")
+DRIFT_LIMIT_HELP = ("arseg: a non-keyframe whose labels' departure from the keyframe's (carried along the motion) "
+                    "grew by this share of the map since the interval's first non-keyframe runs again as a keyframe "
+                    "(files; live: the next frame is one) (default 0.05; off: never)")
 
 
 def drift_limit_arg(text: str) -> dict[str, float | None]:

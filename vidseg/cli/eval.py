@@ -65,7 +65,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--precision", choices=PRECISIONS, default="fp32")
     p.add_argument("--keyframe-interval", type=int, metavar="L", help="see 'keyframes' below")
     p.add_argument("--drift-limit", type=drift_limit_arg, metavar="SHARE|off",
-                   help=DRIFT_LIMIT_HELP.replace("default 0.15", "default: 0.15 for consistency, as vidseg-run; "
+                   help=DRIFT_LIMIT_HELP.replace("default 0.05", "default: 0.05 for consistency, as vidseg-run; "
                                                  "off for the labelled datasets, whose mIoU is per nominal key "
                                                  "distance"))
     p.add_argument("--lr-scale", type=float, default=None,

@@ -401,18 +401,19 @@ class Engine:
                        arrivals: Mapping[int, Arrival], decisions: list[KeyDecision], plans: list[Plan],
                        inputs: list[dict[str, Tensor]], logits: list[Tensor], timings: list[list[StageTiming]]
                        ) -> None:
-        """A non-keyframe whose own drift reached the limit runs again as a keyframe, and its result is replaced
-        (both runs' stage times stay in its timings). For runs without a deadline (files, offline): the frame
-        itself then agrees with the key network; live runs and process_frame key the next frame instead, which
-        costs no latency spike. Reading the drift waits for the frame's stages (on CUDA too)."""
+        """A non-keyframe whose drift grew past the limit (`DriftGuard.after_drift`) runs again as a keyframe, and
+        its result is replaced (both runs' stage times stay in its timings). For runs without a deadline (files):
+        the frame itself then agrees with the key network; live runs and process_frame key the next frame
+        instead, which costs no latency spike. Reading the drift waits for the frame's stages (on CUDA too)."""
         redo = []
         for j, i in enumerate(ids):
             stream, arrival = streams[i], arrivals[i]
-            keyed = None if stream.drift is None else self.policy.key_now(stream.policy, arrival.frame.index,
-                                                                           float(stream.drift))
-            if keyed is None:
+            if stream.drift is None:
                 continue
-            (decisions[j], stream.policy), stream.drift = keyed, None
+            decision, stream.policy = self.policy.after_drift(stream.policy, arrival.frame.index, float(stream.drift))
+            if decision is None:
+                continue
+            decisions[j], stream.drift = decision, None
             if decisions[j].notice is not None:
                 self._note(decisions[j].notice)
             if self.policy.uses_residual:
