@@ -310,3 +310,41 @@ def test_untrained_weights_run_without_the_drift_guard():
     untrained = Engine(EngineConfig(method="arseg", device="cpu", random_weights=True), model=TinyModel())
     assert isinstance(trained.policy, DriftGuard) and "drift" in trained.policy.describe()
     assert not untrained.policy.uses_drift  # its labels are noise, so is their drift: timing runs keep the interval
+
+
+def test_re_runs_of_drifted_frames_in_several_streams_equal_separate_runs(h264_clip, tmp_path, monkeypatch):
+    """run_many batches the streams' stage calls; a re-run concerns only the streams whose frame drifted."""
+    import shutil
+
+    other = tmp_path / "other.mp4"
+    shutil.copy(h264_clip, other)
+
+    def drift_of_one_stream(self, state, inputs, logits):  # only the first stream's frames drift
+        first = getattr(state, "_drift_key", None) is not state.tensors["key_logits"]
+        state._drift_key = state.tensors["key_logits"]
+        return torch.tensor(0.2 if first or getattr(state, "_quiet", False) else 0.5)
+
+    monkeypatch.setattr(ARSeg, "drift", drift_of_one_stream)
+    config = EngineConfig(method="arseg", keyframe_interval=12, device="cpu", channels_last=False, drift_limit=0.1)
+    engine = Engine(config, model=TinyModel())
+    original_new_state = engine.method.new_state
+    states = []
+
+    def tracked_state():
+        state = original_new_state()
+        state._quiet = len(states) == 1  # the second stream's drift stays at its baseline
+        states.append(state)
+        return state
+
+    monkeypatch.setattr(engine.method, "new_state", tracked_state)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        results = list(engine.run_many([str(h264_clip), str(other)]))
+    keys = {s: [r.index for r in results if r.stream == s and r.is_key] for s in (0, 1)}
+    assert keys == {0: [0, 2, 4, 6, 8, 10, 12], 1: [0, 6, 12]}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        alone, _ = engine_labels(TinyModel(), h264_clip, "arseg", keyframe_interval=12, drift_limit=0.1)
+    for got, want in zip([r for r in results if r.stream == 0], alone, strict=True):
+        assert got.is_key == want.is_key
+        np.testing.assert_allclose(got.labels, want.labels, atol=0)  # batched or not, the same labels
