@@ -23,7 +23,7 @@ import time
 import warnings
 from collections import deque
 from collections.abc import Callable, Hashable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from itertools import islice
 from typing import Any
 
@@ -38,12 +38,12 @@ from vidseg.engine.backends import build_runner
 from vidseg.engine.backends.auto import frame_mix
 from vidseg.engine.backends.base import Runner
 from vidseg.engine.loading import load_model
-from vidseg.engine.methods import Method, MethodState, method_for
+from vidseg.engine.methods import Method, method_for
 from vidseg.engine.pipeline import Arrival, DeviceIO, Download, Prefetcher, Writer, frame_time
 from vidseg.engine.plans import Plan, StageTiming, execute_plans, wall_timer
 from vidseg.engine.results import FrameResult, LatencyStats, RunStats, RunSummary
-from vidseg.engine.schedule import IntervalPolicy, KeyDecision, KeyframePolicy, PolicyState, frame_meta, make_policy
-from vidseg.engine.schedule import thumbnail as key_thumbnail
+from vidseg.engine.schedule import IntervalPolicy, KeyDecision, KeyframePolicy, make_policy
+from vidseg.engine.streams import StreamKeeper, StreamState
 from vidseg.errors import ConfigError, ShapeError, VidsegWarning
 from vidseg.heap import retain_large_buffers
 from vidseg.models.base import VideoSegModel, logits_to_labels, upsample_logits
@@ -57,18 +57,6 @@ log = logging.getLogger("vidseg.engine")
 log.addHandler(logging.NullHandler())  # library logging: silent unless the application configures logging
 
 SourceFrame = Frame  # the name the engine's frame type had before sources and decoders shared one
-
-
-@dataclass
-class _Stream:
-    """Per-stream state: the policy's, the method's, the key's thumbnail (residual proxy) and the frame size."""
-
-    method: MethodState
-    policy: PolicyState = field(default_factory=PolicyState)
-    key_thumb: np.ndarray | None = None
-    size: tuple[int, int] | None = None  # (H, W) of the frames the state belongs to
-    segment: int = 0  # the source's `Frame.segment` the state belongs to
-    drift: Tensor | None = None  # the last non-keyframe's drift (`Method.drift`), read at the next decision
 
 
 @dataclass
@@ -110,6 +98,7 @@ class Engine:
         self.policy: KeyframePolicy = (make_policy(self.config, motion_guided=self.method.uses_motion,
                                                    drift_guided=drift_guided)
                                        if self.method.uses_keyframes else IntervalPolicy(1))
+        self.streams = StreamKeeper(self.method, self.policy, self.spec, self._note)
         self.device = resolve_device(self.config.device)
         if self.device.type == "cpu":
             retain_large_buffers()  # activations reused frame after frame, not page-faulted in again (vidseg.heap)
@@ -119,7 +108,7 @@ class Engine:
         self.engine_choice = ""  # what --engine auto measured and chose (empty when a backend was named)
         self._build_s = 0.0  # seconds building the runner, this run
         self._built_at = 0.0  # perf_counter when the runner was last built (latency never counts the build)
-        self._live: dict[Hashable, tuple[_Stream, int]] = {}  # process_frame's streams: state, next index
+        self._live: dict[Hashable, tuple[StreamState, int]] = {}  # process_frame's streams: state, next index
 
     # runner ------------------------------------------------------------------------------------------------
     @property
@@ -264,7 +253,7 @@ class Engine:
         stats = RunStats()
         self._fallbacks, self._notified, self._build_s = [], set(), 0.0
         writers = [Writer(s) if s else None for s in sink_lists]
-        streams = [self._new_stream() for _ in sources]
+        streams = [self.streams.new() for _ in sources]
         prefetchers: list[Prefetcher] = []
         opened_sources: list[Any] = []
         is_live = bool(live)
@@ -333,12 +322,9 @@ class Engine:
         """Runs in the decode thread: check the frame's image and start its copy to the device."""
         return self.io.upload(check_image(frame.image))
 
-    def _new_stream(self) -> _Stream:
-        return _Stream(self.method.new_state())
-
     def _live_index(self, stream: Hashable, index: int | None) -> int:
         """The frame index of a process_frame stream (counted from 0 unless given); the next one is index + 1."""
-        state, next_index = self._live.get(stream) or (self._new_stream(), 0)
+        state, next_index = self._live.get(stream) or (self.streams.new(), 0)
         index = next_index if index is None else int(index)
         self._live[stream] = (state, index + 1)
         return index
@@ -348,7 +334,7 @@ class Engine:
         return replace(result, stream=stream)
 
     # the per-frame steps -----------------------------------------------------------------------------------
-    def _submit(self, streams: Sequence[_Stream], arrivals: Mapping[int, Arrival], *, live: bool = False,
+    def _submit(self, streams: Sequence[StreamState], arrivals: Mapping[int, Arrival], *, live: bool = False,
                 rerun: bool = False) -> list[_Pending]:
         """Decide, plan and issue the work for one frame of each arriving stream (asynchronous on CUDA).
 
@@ -358,14 +344,14 @@ class Engine:
         """
         ids = sorted(arrivals)
         for i in ids:
-            self._check_stream(streams[i], arrivals[i].frame)
+            self.streams.check(streams[i], arrivals[i].frame)
         runner = self._ensure_runner(arrivals[ids[0]].frame.size)
         started = time.perf_counter()  # after the one-off runner build, which the summary reports as start-up
         with self.io.compute():
             decisions, plans, inputs = [], [], []
             for i in ids:
                 arrival, stream = arrivals[i], streams[i]
-                decision = self._decide(stream, arrival.frame, arrival.skipped)
+                decision = self.streams.decide(stream, arrival.frame, arrival.skipped)
                 plan, frame_inputs = self.method.prepare(stream.method, arrival.frame,
                                                          (*arrival.skipped, arrival.frame), decision,
                                                          self._fit(self.io.accept(arrival.prepared)))
@@ -374,8 +360,11 @@ class Engine:
                 inputs.append(frame_inputs)
             logits, timings = self._execute(runner, ids, streams, arrivals, decisions, plans, inputs)
             if self.policy.uses_drift:
+                timer = self.io.timer() or wall_timer
                 for j, i in enumerate(ids):
-                    self._measure_drift(streams[i], decisions[j], inputs[j], logits[j], timings[j])
+                    spent = self.streams.measure_drift(streams[i], decisions[j], inputs[j], logits[j], timer)
+                    if spent is not None:
+                        timings[j].append(spent)
                 if rerun:
                     self._rerun_drifted(runner, ids, streams, arrivals, decisions, plans, inputs, logits, timings)
             return [
@@ -384,7 +373,7 @@ class Engine:
                 for j, i in enumerate(ids)
             ]
 
-    def _execute(self, runner: Runner, ids: Sequence[int], streams: Sequence[_Stream],
+    def _execute(self, runner: Runner, ids: Sequence[int], streams: Sequence[StreamState],
                  arrivals: Mapping[int, Arrival], decisions: Sequence[KeyDecision], plans: Sequence[Plan],
                  inputs: Sequence[dict[str, Tensor]]) -> tuple[list[Tensor], list[list[StageTiming]]]:
         """Run the streams' plans (batched where they match); a failure is logged with each frame's plan."""
@@ -397,7 +386,7 @@ class Engine:
                           decision.reason, plan.describe())
             raise
 
-    def _rerun_drifted(self, runner: Runner, ids: Sequence[int], streams: Sequence[_Stream],
+    def _rerun_drifted(self, runner: Runner, ids: Sequence[int], streams: Sequence[StreamState],
                        arrivals: Mapping[int, Arrival], decisions: list[KeyDecision], plans: list[Plan],
                        inputs: list[dict[str, Tensor]], logits: list[Tensor], timings: list[list[StageTiming]]
                        ) -> None:
@@ -408,18 +397,12 @@ class Engine:
         redo = []
         for j, i in enumerate(ids):
             stream, arrival = streams[i], arrivals[i]
-            if stream.drift is None:
-                continue
-            decision, stream.policy = self.policy.after_drift(stream.policy, arrival.frame.index, float(stream.drift))
+            decision = self.streams.rekey(stream, arrival.frame)
             if decision is None:
                 continue
-            decisions[j], stream.drift = decision, None
-            if decisions[j].notice is not None:
-                self._note(decisions[j].notice)
-            if self.policy.uses_residual:
-                stream.key_thumb = key_thumbnail(arrival.frame.image)
+            decisions[j] = decision
             plans[j], inputs[j] = self.method.prepare(stream.method, arrival.frame, (*arrival.skipped, arrival.frame),
-                                                      decisions[j], inputs[j]["image"])
+                                                      decision, inputs[j]["image"])
             redo.append(j)
         if not redo:
             return
@@ -448,69 +431,6 @@ class Engine:
             return started
         arrived = arrival.frame.arrived if arrival.frame.arrived is not None else arrival.arrived
         return max(arrived, self._built_at)
-
-    def _measure_drift(self, stream: _Stream, decision: KeyDecision, inputs: dict[str, Tensor], logits: Tensor,
-                       timings: list[StageTiming]) -> None:
-        """The method's drift of a non-keyframe, for the next decision (`DriftGuard`); timed as stage "drift"."""
-        stream.drift = None
-        if decision.is_key:
-            return
-        stop = (self.io.timer() or wall_timer)()
-        stream.drift = self.method.drift(stream.method, inputs, logits)
-        timings.append(StageTiming("drift", stop()))
-
-    def _decide(self, stream: _Stream, frame: Frame, skipped: Sequence[Frame]) -> KeyDecision:
-        """The keyframe policy's decision for a frame (its thumbnail kept on keys when the policy compares; the
-        previous frame's drift read here: on CUDA this waits for that frame's stages)."""
-        drift = None if stream.drift is None else float(stream.drift)
-        stream.drift = None
-        meta = frame_meta(frame, skipped, stream.key_thumb if self.policy.uses_residual else None, drift)
-        decision, stream.policy = self.policy.decide(stream.policy, meta)
-        if decision.notice is not None:
-            self._note(decision.notice)
-        if decision.is_key and self.policy.uses_residual:
-            stream.key_thumb = key_thumbnail(frame.image)
-        return decision
-
-    def _check_stream(self, stream: _Stream, frame: Frame) -> None:
-        """A stream's state (key features, motion chain) belongs to one segment of the source and one frame size:
-        when the source restarted (`Frame.segment`: a reconnect, a new snippet of an image sequence) the stream
-        starts over with a keyframe, said once per run; so it does when the size changes (`_check_frame_size`)."""
-        if frame.segment != stream.segment:
-            self._note("the source restarted (a reconnect, or a new snippet of an image sequence): the stream "
-                       "starts over there with a keyframe")
-            self._restart(stream)
-            stream.segment = frame.segment
-        self._check_frame_size(stream, frame)
-
-    def _restart(self, stream: _Stream) -> None:
-        fresh = self._new_stream()
-        stream.method, stream.policy, stream.key_thumb = fresh.method, fresh.policy, fresh.key_thumb
-        stream.drift = None
-
-    def _check_frame_size(self, stream: _Stream, frame: Frame) -> None:
-        """Every frame must span one cell of the feature grid, and a pixel in the low-resolution branch. A
-        stream's state (key features, motion chain) belongs to one frame size: when the size changes mid-stream
-        (adaptive-bitrate streams, joined clips), the stream starts over with a keyframe at the new size, said
-        once per change. (Backends built for fixed shapes, ONNX and TensorRT, then refuse the new size.)"""
-        size = frame.size
-        if size == stream.size:
-            return
-        smallest = max(1, int(self.spec.feature_stride))
-        scale = self.method.lr_scale
-        while scale and int(smallest * scale) < 1:
-            smallest += 1
-        if min(size) < smallest:
-            raise ShapeError(
-                f"frame {frame.index} is {size[0]}x{size[1]}: too small for {self.spec.name!r}, which needs at "
-                f"least {smallest}x{smallest} pixels (feature stride {self.spec.feature_stride}"
-                + (f", low-resolution scale {scale}" if scale else "") + "); upscale the frames"
-            )
-        if stream.size is not None:
-            self._note(f"frame size changed at frame {frame.index} ({stream.size[0]}x{stream.size[1]} -> "
-                       f"{size[0]}x{size[1]}): a new keyframe starts there")
-            self._restart(stream)
-        stream.size = size
 
     def _labels(self, logits: Tensor, frame: Frame, timings: list[StageTiming]
                 ) -> tuple[Download, list[StageTiming]]:
